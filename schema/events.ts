@@ -1,0 +1,175 @@
+import { z } from 'zod';
+import { limits } from './limits.ts';
+
+const id = z.string().min(1).max(limits.idLength);
+const name = z.string().min(1).max(limits.nameLength);
+const text = z.string().max(limits.textLength);
+const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const finite = z.number().finite();
+const durationMs = z.number().finite().nonnegative();
+
+/** A string-keyed map with at most `limits.mapEntries` entries. */
+function boundedMap<T extends z.ZodType>(value: T) {
+  return z
+    .record(z.string().min(1).max(limits.nameLength), value)
+    .refine((map) => Object.keys(map).length <= limits.mapEntries, {
+      message: `Too big: expected at most ${limits.mapEntries} entries`,
+    });
+}
+
+/** Any JSON value. Its size is bounded by the per-event byte cap. */
+export const jsonValue = z.json();
+export type JsonValue = z.infer<typeof jsonValue>;
+
+/** Failure categories (DESIGN §6); producers may use their own names too. */
+export const defaultFailureCategories = [
+  'network',
+  'timeout',
+  'extraction',
+  'analysis',
+  'output',
+  'auth',
+  'not_applicable',
+  'unknown',
+] as const;
+
+export const failureError = z.strictObject({
+  message: text,
+  category: name.optional(),
+  code: name.optional(),
+  retryable: z.boolean().optional(),
+  stack: z.array(z.string().max(limits.stackFrameLength)).max(limits.stackFrames).optional(),
+  stage: name.optional(),
+  file: z.string().max(limits.textLength).optional(),
+});
+/** The error carried by `item.failed`. */
+export type FailureError = z.infer<typeof failureError>;
+
+const logLevel = z.enum(['debug', 'info', 'warn', 'error']);
+
+/** The data schema of every catalogued event type, version 1. */
+export const eventDataSchemas = {
+  'job.started': z.strictObject({
+    name,
+    kind: name,
+    project: name,
+    dataset: name.optional(),
+    total: count.optional(),
+    unit: name.optional(),
+    stages: z
+      .array(z.strictObject({ name, weight: z.number().finite().positive().max(1e6).optional() }))
+      .max(limits.stages)
+      .optional(),
+    config: jsonValue.optional(),
+    labels: boundedMap(z.string().max(limits.nameLength)).optional(),
+    parentJobId: id.optional(),
+  }),
+  'job.scope_changed': z.strictObject({ total: count }),
+  'items.planned': z.strictObject({
+    items: z
+      .array(z.strictObject({ id, type: name.optional(), group: name.optional() }))
+      .min(1)
+      .max(limits.itemsPerEvent),
+  }),
+  'stage.started': z.strictObject({ stage: name, total: count.optional() }),
+  'item.started': z.strictObject({
+    itemId: id,
+    attempt: z.number().int().positive().max(1_000_000).optional(),
+    worker: name.optional(),
+    leaseMs: z.number().int().positive().max(7 * 24 * 3600 * 1000).optional(),
+  }),
+  'item.completed': z.strictObject({
+    itemId: id,
+    type: name.optional(),
+    durationMs: durationMs.optional(),
+    output: jsonValue.optional(),
+    metrics: boundedMap(finite).optional(),
+  }),
+  'item.failed': z.strictObject({
+    itemId: id,
+    type: name.optional(),
+    durationMs: durationMs.optional(),
+    error: failureError,
+  }),
+  'item.skipped': z.strictObject({ itemId: id, type: name.optional(), reason: text.optional() }),
+  'items.released': z.strictObject({
+    itemIds: z.array(id).min(1).max(limits.itemsPerEvent),
+    reason: text,
+  }),
+  'progress.reported': z.strictObject({
+    processed: count.optional(),
+    total: count.optional(),
+    percent: z.number().min(0).max(100).optional(),
+    message: text.optional(),
+    counts: boundedMap(z.number().int().min(-1e12).max(1e12)).optional(),
+    current: z.string().max(limits.textLength).optional(),
+  }),
+  'checkpoint.saved': z.strictObject({ cursor: jsonValue, note: text.optional() }),
+  'log.written': z.strictObject({ level: logLevel, message: text, context: jsonValue.optional() }),
+  'job.paused': z.strictObject({ reason: text.optional() }),
+  'job.resumed': z.strictObject({ reason: text.optional() }),
+  'job.completed': z.strictObject({ result: jsonValue.optional() }),
+  'job.failed': z.strictObject({ error: failureError }),
+  'job.cancelled': z.strictObject({ reason: text.optional() }),
+} as const;
+
+type Schemas = typeof eventDataSchemas;
+
+/** Every catalogued event type. */
+export type EventType = keyof Schemas;
+/** The data of a catalogued event type. */
+export type EventData<T extends EventType> = z.infer<Schemas[T]>;
+/** A producer's own event type, kept in the timeline and ignored by reducers. */
+export type CustomEventType = `x.${string}`;
+
+/** Catalogued event types, in catalogue order. */
+export const eventTypes = Object.keys(eventDataSchemas) as EventType[];
+
+/** The current `schemaVersion` of each catalogued type; an older one is upcast on read. */
+export const currentSchemaVersions: Record<EventType, number> = Object.fromEntries(
+  eventTypes.map((type) => [type, 1]),
+) as Record<EventType, number>;
+
+/** Matches `x.<name>` custom event types. */
+export const customEventType = /^x\.[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}$/;
+
+/** True when `type` names a catalogued event type. */
+export function isEventType(type: string): type is EventType {
+  return Object.hasOwn(eventDataSchemas, type);
+}
+
+/** True when `type` is a producer's `x.<name>` custom type. */
+export function isCustomEventType(type: string): type is CustomEventType {
+  return customEventType.test(type);
+}
+
+/** Who and why: correlation and causation ids, the actor and the source of an event. */
+export const eventMetadata = z.strictObject({
+  correlationId: id.optional(),
+  causationId: id.optional(),
+  actor: name.optional(),
+  source: name.optional(),
+});
+export type EventMetadata = z.infer<typeof eventMetadata>;
+
+/** A catalogued event as a producer hands it to `append`: type and data. */
+export type KnownEventInput = {
+  [T in EventType]: { type: T; data: EventData<T> } & EventInputEnvelope;
+}[EventType];
+
+/** A custom `x.*` event as a producer hands it to `append`. */
+export type CustomEventInput = { type: CustomEventType; data: JsonValue } & EventInputEnvelope;
+
+/** Optional envelope fields a producer may set; the ledger fills in the rest. */
+export interface EventInputEnvelope {
+  /** The idempotency key; generated when absent. Reuse it on retry. */
+  eventId?: string;
+  /** The producer's clock; defaults to the time of the append call. */
+  occurredAt?: Date | string;
+  metadata?: EventMetadata;
+  /** Defaults to the current version of the type. */
+  schemaVersion?: number;
+}
+
+/** Anything `append` accepts. */
+export type EventInput = KnownEventInput | CustomEventInput;

@@ -1,0 +1,27 @@
+/** Size bounds for everything the ledger accepts. Every string, array and map has one. */
+export const limits = {
+  /** Job ids, item ids, stream ids, event ids. */
+  idLength: 200,
+  /** Names: job name, kind, project, stage, type, worker, category, code. */
+  nameLength: 200,
+  /** Free text: messages, reasons, notes. */
+  textLength: 4_000,
+  /** One stack frame line. */
+  stackFrameLength: 500,
+  /** Stack frames kept on a failure. */
+  stackFrames: 5,
+  /** Items in one `items.planned` or `items.released` event. */
+  itemsPerEvent: 10_000,
+  /** Stages declared by `job.started`. */
+  stages: 100,
+  /** Entries in a map (labels, metrics, counts). */
+  mapEntries: 100,
+  /** Serialized JSON of one event's data plus metadata, in bytes. */
+  eventBytes: 64 * 1024,
+  /** Events in one append call. */
+  eventsPerAppend: 10_000,
+  /** Streams in one `appendMany` call. */
+  streamsPerAppend: 1_000,
+  /** Rows in one read page. */
+  readPage: 10_000,
+} as const;
