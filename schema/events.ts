@@ -76,7 +76,12 @@ export const eventDataSchemas = {
     itemId: id,
     attempt: z.number().int().positive().max(1_000_000).optional(),
     worker: name.optional(),
-    leaseMs: z.number().int().positive().max(7 * 24 * 3600 * 1000).optional(),
+    leaseMs: z
+      .number()
+      .int()
+      .positive()
+      .max(7 * 24 * 3600 * 1000)
+      .optional(),
   }),
   'item.completed': z.strictObject({
     itemId: id,

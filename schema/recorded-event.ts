@@ -1,10 +1,4 @@
-import type {
-  CustomEventType,
-  EventData,
-  EventMetadata,
-  EventType,
-  JsonValue,
-} from './events.ts';
+import type { CustomEventType, EventData, EventMetadata, EventType, JsonValue } from './events.ts';
 
 /** Envelope fields the log stores with every event (DESIGN §2). */
 export interface RecordedEnvelope {

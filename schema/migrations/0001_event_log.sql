@@ -109,12 +109,18 @@ BEGIN
             OR (v_expected = -3 AND v_current > 0)
             OR v_expected = v_current) THEN
       SELECT count(*) INTO v_count FROM unnest(p_event_streams) AS e(si) WHERE e.si = v_index;
-      SELECT count(*) INTO v_existing
+      SELECT count(*), count(*) FILTER (WHERE ev.stream_id = v_stream)
+        INTO v_existing, v_new
         FROM events ev
         JOIN unnest(p_event_streams, p_event_ids) AS e(si, id) ON ev.event_id = e.id
-       WHERE e.si = v_index AND ev.stream_id = v_stream;
-      IF v_existing = v_count AND v_count > 0 THEN
+       WHERE e.si = v_index;
+      IF v_new = v_count AND v_count > 0 THEN
         v_retry[v_index] := true;
+      ELSIF v_existing > 0 THEN
+        RAISE EXCEPTION 'batch partly repeats events appended before, on stream %', v_stream
+          USING ERRCODE = 'HW002',
+                DETAIL = json_build_object(
+                  'streamId', v_stream, 'repeated', v_existing, 'events', v_count)::text;
       ELSE
         RAISE EXCEPTION 'expected version mismatch on stream %', v_stream
           USING ERRCODE = 'HW001',

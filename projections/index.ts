@@ -1,0 +1,48 @@
+export { combineProjections } from './combine.ts';
+export type { CombinedState } from './combine.ts';
+export {
+  classifyFailure,
+  defaultClassificationRules,
+  describeError,
+} from './failure-classification.ts';
+export type { Classification, ClassificationRule, FailureFacts } from './failure-classification.ts';
+export { emptyHistogram, mean, quantile, recordValue } from './histogram.ts';
+export type { Histogram } from './histogram.ts';
+export { estimateEta, jobEta } from './job-eta.ts';
+export type { EtaEstimate, JobEtaState } from './job-eta.ts';
+export {
+  exportFailures,
+  failureGroups,
+  groupItemLimit,
+  jobFailures,
+  normaliseMessage,
+  retryCandidates,
+} from './job-failures.ts';
+export type {
+  FailureGroup,
+  FailureReport,
+  JobFailuresState,
+  RetryCandidate,
+} from './job-failures.ts';
+export {
+  allItems,
+  inFlightItems,
+  isItemDone,
+  itemRecord,
+  jobItems,
+  pendingItems,
+  stuckItems,
+} from './job-items.ts';
+export type { ItemEntry, ItemRecord, ItemStatus, JobItemsState } from './job-items.ts';
+export { jobProgress } from './job-progress.ts';
+export type { ItemCounts, JobProgressState, JobStatus, StageRun } from './job-progress.ts';
+export { formatSummary, jobSummary, summarize } from './job-summary.ts';
+export type { JobSummaryState, SummaryFigures } from './job-summary.ts';
+export { describeEvent, timelineEntry } from './job-timeline.ts';
+export type { TimelineEntry } from './job-timeline.ts';
+export { fold } from './projection.ts';
+export type { Projection } from './projection.ts';
+export { projectOverview, projects } from './project-overview.ts';
+export type { JobOverview, ProjectOverviewState, ProjectSummary } from './project-overview.ts';
+export { stageFigures, stageMetrics } from './stage-metrics.ts';
+export type { StageAggregate, StageFigures, StageMetricsState } from './stage-metrics.ts';

@@ -1,0 +1,159 @@
+import { isCustomEvent } from '../schema/recorded-event.ts';
+import { jobProgress } from './job-progress.ts';
+import type { JobProgressState } from './job-progress.ts';
+import type { Projection } from './projection.ts';
+
+/** Rate windows close after this much event time. */
+const windowMs = 1_000;
+/** Weight of the past in the moving average (tqdm's smoothing of 0.3 is 1 - 0.7). */
+const beta = 0.7;
+
+/** Running figures behind one job's ETA. */
+export interface JobEtaState {
+  progress: JobProgressState;
+  windowStart: number | null;
+  windowWork: number;
+  lastAt: number | null;
+  /** Exponential moving average of the rate (items/s), before bias correction. */
+  ema: number;
+  emaSteps: number;
+  /** Welford sums over window rates and over item durations, for the range. */
+  rates: { n: number; mean: number; m2: number };
+  durations: { n: number; mean: number; m2: number };
+}
+
+function welford(stats: { n: number; mean: number; m2: number }, value: number) {
+  const n = stats.n + 1;
+  const delta = value - stats.mean;
+  const mean = stats.mean + delta / n;
+  return { n, mean, m2: stats.m2 + delta * (value - mean) };
+}
+
+/** One job's rate and ETA inputs; read it with `estimateEta(state, now)`. */
+export const jobEta: Projection<JobEtaState> = {
+  name: 'job-eta',
+  version: 1,
+  initial: () => ({
+    progress: jobProgress.initial(),
+    windowStart: null,
+    windowWork: 0,
+    lastAt: null,
+    ema: 0,
+    emaSteps: 0,
+    rates: { n: 0, mean: 0, m2: 0 },
+    durations: { n: 0, mean: 0, m2: 0 },
+  }),
+  evolve(state, event) {
+    if (event.version <= state.progress.version) return state;
+    const progress = jobProgress.evolve(state.progress, event);
+    const next: JobEtaState = { ...state, progress };
+    if (isCustomEvent(event)) return next;
+    const at = Math.max(event.occurredAt.getTime(), state.lastAt ?? -Infinity);
+    if (event.type === 'job.started' || event.type === 'job.resumed') {
+      // Time spent stopped is no measure of the rate.
+      return { ...next, windowStart: at, windowWork: 0, lastAt: at };
+    }
+    if (
+      (event.type === 'item.completed' || event.type === 'item.failed') &&
+      event.data.durationMs !== undefined
+    ) {
+      next.durations = welford(state.durations, event.data.durationMs);
+    }
+    const work = progress.processed - state.progress.processed;
+    if (work <= 0) return next;
+    const windowStart = state.windowStart ?? at;
+    const windowWork = state.windowWork + work;
+    next.lastAt = at;
+    if (at - windowStart < windowMs) return { ...next, windowStart, windowWork };
+    const rate = windowWork / ((at - windowStart) / 1_000);
+    return {
+      ...next,
+      windowStart: at,
+      windowWork: 0,
+      ema: beta * state.ema + (1 - beta) * rate,
+      emaSteps: state.emaSteps + 1,
+      rates: welford(state.rates, rate),
+    };
+  },
+};
+
+/** An ETA as of `now`: a point and a range, or only a rate when the total is unknown. */
+export interface EtaEstimate {
+  processed: number;
+  total: number | null;
+  remaining: number | null;
+  /** Items per second, smoothed; null before there is any measure. */
+  ratePerSecond: number | null;
+  /** Milliseconds to go; null when the total or the rate is unknown. */
+  etaMs: number | null;
+  range: { lowMs: number; highMs: number } | null;
+  /** Expected finish (epoch ms). */
+  finishAt: number | null;
+}
+
+function coefficientOfVariation(stats: { n: number; mean: number; m2: number }): number | null {
+  if (stats.n < 2 || stats.mean <= 0) return null;
+  return Math.sqrt(stats.m2 / (stats.n - 1)) / stats.mean;
+}
+
+/**
+ * Estimates the time left as of `now` (epoch ms). Never negative; low ≤ point ≤ high.
+ *
+ * @example
+ * const { etaMs, range } = estimateEta(await ledger.project(jobId, jobEta), Date.now());
+ */
+export function estimateEta(state: JobEtaState, now: number): EtaEstimate {
+  const { processed, total, status } = state.progress;
+  const remaining = total === null ? null : Math.max(0, total - processed);
+  let rate: number | null = null;
+  if (state.emaSteps > 0) rate = state.ema / (1 - beta ** state.emaSteps);
+  else if (
+    state.windowStart !== null &&
+    state.lastAt !== null &&
+    state.lastAt > state.windowStart &&
+    state.windowWork > 0
+  ) {
+    rate = state.windowWork / ((state.lastAt - state.windowStart) / 1_000);
+  }
+  const finished =
+    status === 'completed' || status === 'failed' || status === 'cancelled' || remaining === 0;
+  if (finished) {
+    return {
+      processed,
+      total,
+      remaining,
+      ratePerSecond: rate,
+      etaMs: 0,
+      range: { lowMs: 0, highMs: 0 },
+      finishAt: state.lastAt,
+    };
+  }
+  if (remaining === null || rate === null || rate <= 0 || state.lastAt === null) {
+    return {
+      processed,
+      total,
+      remaining,
+      ratePerSecond: rate,
+      etaMs: null,
+      range: null,
+      finishAt: null,
+    };
+  }
+  const fromLast = (remaining / rate) * 1_000;
+  const since = Math.max(0, now - state.lastAt);
+  // Spread: how much the window rates wobble, plus item durations averaged over what is left.
+  const rateSpread = coefficientOfVariation(state.rates) ?? 0.5;
+  const durationSpread =
+    (coefficientOfVariation(state.durations) ?? 0) / Math.sqrt(Math.max(1, remaining));
+  const relative = Math.min(0.9, Math.max(0.05, rateSpread / 2 + durationSpread));
+  const clamp = (value: number) => Math.max(0, value - since);
+  return {
+    processed,
+    total,
+    remaining,
+    ratePerSecond: rate,
+    etaMs: clamp(fromLast),
+    range: { lowMs: clamp(fromLast * (1 - relative)), highMs: clamp(fromLast * (1 + relative)) },
+    finishAt: state.lastAt + fromLast,
+  };
+}

@@ -1,0 +1,208 @@
+import type { FailureError } from '../schema/events.ts';
+import { isCustomEvent } from '../schema/recorded-event.ts';
+import { emptyItemTable, getItem, itemEntries, setItems } from './item-table.ts';
+import type { ItemTable } from './item-table.ts';
+import type { Projection } from './projection.ts';
+
+/** Failures that share a category and a normalised message. */
+export interface FailureGroup {
+  /** `category: normalised message`. */
+  key: string;
+  category: string;
+  message: string;
+  /** One original message of the group. */
+  sample: string;
+  /** Failure events in the group (an item failing twice counts twice). */
+  count: number;
+  /** The first item ids of the group, at most `groupItemLimit`. */
+  itemIds: string[];
+  firstSeen: number;
+  lastSeen: number;
+}
+
+/** The latest outcome of an item that has failed at least once. */
+interface FailedItem {
+  failing: boolean;
+  retryable: boolean;
+  category: string;
+  message: string;
+}
+
+/** One job's failures. */
+export interface JobFailuresState {
+  version: number;
+  groups: Record<string, FailureGroup>;
+  byCategory: Record<string, number>;
+  items: ItemTable<FailedItem>;
+}
+
+/** Item ids kept per group. */
+export const groupItemLimit = 100;
+
+/**
+ * Replaces the parts of a message that vary between otherwise equal failures (ids,
+ * numbers, URLs, paths, quoted values) with placeholders, so they group together.
+ *
+ * @example
+ * normaliseMessage('GET https://x.org/a/12 failed after 3000 ms'); // 'GET <url> failed after <n> ms'
+ */
+export function normaliseMessage(message: string): string {
+  return message
+    .slice(0, 500)
+    .replace(/\b[a-z][a-z0-9+.-]*:\/\/\S+/gi, '<url>')
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, '<uuid>')
+    .replace(/"[^"]*"|'[^']*'|`[^`]*`/g, '<str>')
+    .replace(/(?:[A-Za-z]:)?(?:[\\/][\w.-]+){2,}[\\/]?/g, '<path>')
+    .replace(/\b(?:0x[0-9a-f]+|(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,})\b/gi, '<hex>')
+    .replace(/\d+(?:\.\d+)?/g, '<n>')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+function recordFailure(
+  state: JobFailuresState,
+  itemId: string | null,
+  error: FailureError,
+  at: number,
+) {
+  const category = error.category ?? 'unknown';
+  const message = normaliseMessage(error.message);
+  const key = `${category}: ${message}`;
+  const group = state.groups[key];
+  const itemIds = group?.itemIds ?? [];
+  const next: FailureGroup = group
+    ? {
+        ...group,
+        count: group.count + 1,
+        itemIds:
+          itemId !== null && itemIds.length < groupItemLimit && !itemIds.includes(itemId)
+            ? [...itemIds, itemId]
+            : itemIds,
+        lastSeen: Math.max(group.lastSeen, at),
+      }
+    : {
+        key,
+        category,
+        message,
+        sample: error.message,
+        count: 1,
+        itemIds: itemId === null ? [] : [itemId],
+        firstSeen: at,
+        lastSeen: at,
+      };
+  return {
+    groups: { ...state.groups, [key]: next },
+    byCategory: { ...state.byCategory, [category]: (state.byCategory[category] ?? 0) + 1 },
+  };
+}
+
+/** Failures grouped by category and normalised message, and the items worth retrying. */
+export const jobFailures: Projection<JobFailuresState> = {
+  name: 'job-failures',
+  version: 1,
+  initial: () => ({ version: 0, groups: {}, byCategory: {}, items: emptyItemTable() }),
+  evolve(state, event) {
+    if (event.version <= state.version) return state;
+    const base = { ...state, version: event.version };
+    if (isCustomEvent(event)) return base;
+    switch (event.type) {
+      case 'item.failed': {
+        const { itemId, error } = event.data;
+        const category = error.category ?? 'unknown';
+        const failed: FailedItem = {
+          failing: true,
+          retryable:
+            category !== 'not_applicable' &&
+            (error.retryable ?? (category === 'network' || category === 'timeout')),
+          category,
+          message: error.message,
+        };
+        return {
+          ...base,
+          ...recordFailure(base, itemId, error, event.occurredAt.getTime()),
+          items: setItems(base.items, new Map([[itemId, failed]])),
+        };
+      }
+      case 'item.completed':
+      case 'item.skipped': {
+        // An item that later succeeds (or is skipped) is no retry candidate.
+        const known = getItem(base.items, event.data.itemId);
+        if (!known || !known.failing) return base;
+        return {
+          ...base,
+          items: setItems(base.items, new Map([[event.data.itemId, { ...known, failing: false }]])),
+        };
+      }
+      case 'job.failed':
+        return {
+          ...base,
+          ...recordFailure(base, null, event.data.error, event.occurredAt.getTime()),
+        };
+      case 'job.started':
+      case 'job.scope_changed':
+      case 'items.planned':
+      case 'stage.started':
+      case 'item.started':
+      case 'items.released':
+      case 'progress.reported':
+      case 'checkpoint.saved':
+      case 'log.written':
+      case 'job.paused':
+      case 'job.resumed':
+      case 'job.completed':
+      case 'job.cancelled':
+        return base;
+    }
+  },
+};
+
+/** Groups, largest first. */
+export function failureGroups(state: JobFailuresState): FailureGroup[] {
+  return Object.values(state.groups).sort(
+    (a, b) => b.count - a.count || a.key.localeCompare(b.key),
+  );
+}
+
+/** A retry candidate: an item whose latest outcome is a retryable failure. */
+export interface RetryCandidate {
+  itemId: string;
+  category: string;
+  message: string;
+}
+
+/** Items whose latest outcome is a retryable failure, by item id. */
+export function retryCandidates(state: JobFailuresState): RetryCandidate[] {
+  const candidates: RetryCandidate[] = [];
+  for (const [itemId, item] of itemEntries(state.items)) {
+    if (item.failing && item.retryable)
+      candidates.push({ itemId, category: item.category, message: item.message });
+  }
+  return candidates.sort((a, b) => a.itemId.localeCompare(b.itemId));
+}
+
+/** The failure report of one job, as written by `headway failures --export`. */
+export interface FailureReport {
+  jobId: string;
+  generatedAt: string;
+  totalFailures: number;
+  byCategory: Record<string, number>;
+  groups: FailureGroup[];
+  retryCandidates: RetryCandidate[];
+}
+
+/** Builds the failure report; `generatedAt` is passed in, as projections read no clock. */
+export function exportFailures(
+  state: JobFailuresState,
+  jobId: string,
+  generatedAt: string,
+): FailureReport {
+  const groups = failureGroups(state);
+  return {
+    jobId,
+    generatedAt,
+    totalFailures: groups.reduce((sum, group) => sum + group.count, 0),
+    byCategory: state.byCategory,
+    groups,
+    retryCandidates: retryCandidates(state),
+  };
+}

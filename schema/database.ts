@@ -1,0 +1,30 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/** Row of the `events` table. Drivers return int8 as bigint (PGlite) or string (pg). */
+export interface EventsTable {
+  position: ColumnType<bigint | string, never, never>;
+  transaction_id: ColumnType<string, never, never>;
+  stream_id: string;
+  version: ColumnType<bigint | string | number, number, never>;
+  event_id: string;
+  type: string;
+  schema_version: number;
+  data: unknown;
+  metadata: unknown;
+  occurred_at: ColumnType<Date, Date | string, never>;
+  recorded_at: ColumnType<Date, never, never>;
+}
+
+/** Row of the `streams` table: one per job, holding its head version. */
+export interface StreamsTable {
+  stream_id: string;
+  version: ColumnType<bigint | string | number, number, number>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+/** The ledger's tables as Kysely sees them. */
+export interface Database {
+  events: EventsTable;
+  streams: StreamsTable;
+}

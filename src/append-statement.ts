@@ -1,0 +1,195 @@
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import type { Database } from '../schema/database.ts';
+import { limits } from '../schema/limits.ts';
+import {
+  ConcurrencyError,
+  IdempotencyConflictError,
+  InvalidInputError,
+  type ExpectedVersion,
+} from './errors.ts';
+import { prepareEvents, toValidationIssues } from './prepare-events.ts';
+import type { PreparedEvent } from './prepare-events.ts';
+
+/** Where one appended event landed. */
+export interface AppendedEvent {
+  eventId: string;
+  position: bigint;
+  version: number;
+}
+
+/** The outcome of appending to one stream. */
+export interface AppendResult {
+  streamId: string;
+  /** Pass this as `expectedVersion` to append next without a conflict. */
+  nextExpectedVersion: number;
+  /** One entry per input event, in input order. */
+  events: AppendedEvent[];
+}
+
+/** One stream's part of an `appendMany` call. */
+export interface StreamAppend {
+  streamId: string;
+  events: readonly unknown[];
+  expectedVersion?: ExpectedVersion;
+}
+
+export const streamIdSchema = z.string().min(1).max(limits.idLength);
+const expectedVersionSchema = z.union([
+  z.literal(['any', 'no_stream', 'stream_exists']),
+  z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+]);
+
+const expectedCode = { any: -1, no_stream: -2, stream_exists: -3 } as const;
+
+interface PreparedStream {
+  streamId: string;
+  expectedVersion: ExpectedVersion;
+  events: PreparedEvent[];
+}
+
+/** Validates every stream's part; throws before anything reaches the database. */
+export function prepareStreams(batches: readonly StreamAppend[], now: Date): PreparedStream[] {
+  if (batches.length === 0 || batches.length > limits.streamsPerAppend) {
+    throw new InvalidInputError([
+      {
+        path: 'streams',
+        message: `expected 1 to ${limits.streamsPerAppend} streams, received ${batches.length}`,
+      },
+    ]);
+  }
+  const seenStreams = new Set<string>();
+  const seenEvents = new Set<string>();
+  return batches.map((batch, index) => {
+    const path = batches.length === 1 ? '' : `streams[${index}].`;
+    const streamId = streamIdSchema.safeParse(batch.streamId);
+    if (!streamId.success) {
+      throw new InvalidInputError(toValidationIssues(streamId.error, `${path}streamId`));
+    }
+    const expected = expectedVersionSchema.safeParse(batch.expectedVersion ?? 'any');
+    if (!expected.success) {
+      throw new InvalidInputError([
+        {
+          path: `${path}expectedVersion`,
+          message: `expected 'any', 'no_stream', 'stream_exists' or a version number >= 0, received ${JSON.stringify(batch.expectedVersion)}`,
+        },
+      ]);
+    }
+    if (seenStreams.has(streamId.data)) {
+      throw new InvalidInputError([
+        { path: `${path}streamId`, message: `stream '${streamId.data}' appears twice in one call` },
+      ]);
+    }
+    seenStreams.add(streamId.data);
+    const events = prepareEvents(batch.events, `${path}events`, now);
+    for (const [eventIndex, event] of events.entries()) {
+      if (seenEvents.has(event.eventId)) {
+        throw new InvalidInputError([
+          {
+            path: `${path}events[${eventIndex}].eventId`,
+            message: `duplicate event id ${event.eventId} in one call`,
+          },
+        ]);
+      }
+      seenEvents.add(event.eventId);
+    }
+    return { streamId: streamId.data, expectedVersion: expected.data, events };
+  });
+}
+
+interface AppendRow {
+  out_stream_id: string;
+  out_event_id: string;
+  out_position: bigint | string;
+  out_version: bigint | string | number;
+}
+
+/** Runs `headway_append` for already prepared streams: one statement, one round trip. */
+export async function executeAppend(
+  db: Kysely<Database>,
+  streams: readonly PreparedStream[],
+): Promise<AppendResult[]> {
+  const streamIds: string[] = [];
+  const expected: number[] = [];
+  const eventStreams: number[] = [];
+  const eventIds: string[] = [];
+  const types: string[] = [];
+  const schemaVersions: number[] = [];
+  const data: string[] = [];
+  const metadata: string[] = [];
+  const occurredAt: string[] = [];
+  streams.forEach((stream, index) => {
+    streamIds.push(stream.streamId);
+    expected.push(
+      typeof stream.expectedVersion === 'number'
+        ? stream.expectedVersion
+        : expectedCode[stream.expectedVersion],
+    );
+    for (const event of stream.events) {
+      eventStreams.push(index + 1);
+      eventIds.push(event.eventId);
+      types.push(event.type);
+      schemaVersions.push(event.schemaVersion);
+      data.push(event.data);
+      metadata.push(event.metadata);
+      occurredAt.push(event.occurredAt.toISOString());
+    }
+  });
+
+  let rows: AppendRow[];
+  try {
+    const result = await sql<AppendRow>`
+      select out_stream_id, out_event_id, out_position, out_version
+        from headway_append(${streamIds}::text[], ${expected}::bigint[],
+                            ${eventStreams}::int[], ${eventIds}::uuid[], ${types}::text[],
+                            ${schemaVersions}::int[], ${data}::jsonb[], ${metadata}::jsonb[],
+                            ${occurredAt}::timestamptz[])`.execute(db);
+    rows = result.rows;
+  } catch (error) {
+    throw translateAppendError(error, streams);
+  }
+
+  const byEventId = new Map(rows.map((row) => [row.out_event_id, row]));
+  return streams.map((stream) => {
+    let head = 0;
+    const events = stream.events.map((event) => {
+      const row = byEventId.get(event.eventId);
+      if (!row) throw new Error(`append returned no row for event ${event.eventId}`);
+      const version = Number(row.out_version);
+      head = Math.max(head, version);
+      return { eventId: event.eventId, position: BigInt(row.out_position), version };
+    });
+    return { streamId: stream.streamId, nextExpectedVersion: head, events };
+  });
+}
+
+/** Maps the SQLSTATEs raised by `headway_append` to typed errors. */
+function translateAppendError(error: unknown, streams: readonly PreparedStream[]): unknown {
+  const code = (error as { code?: unknown }).code;
+  if (code !== 'HW001' && code !== 'HW002') return error;
+  const detail = JSON.parse(detailText(error)) as {
+    streamId?: string | null;
+    actual?: number;
+    repeated?: number;
+    events?: number;
+  };
+  if (code === 'HW001') {
+    const stream = streams.find((candidate) => candidate.streamId === detail.streamId);
+    return new ConcurrencyError(
+      detail.streamId ?? '?',
+      stream?.expectedVersion ?? 'any',
+      Number(detail.actual ?? 0),
+    );
+  }
+  return new IdempotencyConflictError(
+    detail.streamId ?? null,
+    Number(detail.repeated ?? 0),
+    Number(detail.events ?? 0),
+  );
+}
+
+function detailText(error: unknown): string {
+  const detail = (error as { detail?: unknown }).detail;
+  return typeof detail === 'string' ? detail : '{}';
+}

@@ -1,0 +1,26 @@
+import { InvalidArgumentError } from 'commander';
+
+/** Parses a whole number >= 1 for an option, with a clear error otherwise. */
+export function parsePositiveInt(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isSafeInteger(parsed) || parsed < 1) {
+    throw new InvalidArgumentError(`expected a whole number >= 1, received '${value}'`);
+  }
+  return parsed;
+}
+
+/** Parses a date or date-time for an option, with a clear error otherwise. */
+export function parseTimestamp(value: string): string {
+  const parsed = new Date(value);
+  if (Number.isNaN(parsed.getTime())) {
+    throw new InvalidArgumentError(
+      `expected a date such as 2026-11-22 or 2026-11-22T10:00:00Z, received '${value}'`,
+    );
+  }
+  return parsed.toISOString();
+}
+
+/** Collects a repeatable option into a list. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,26 @@
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Command } from 'commander';
+import { importNdjson } from '../../ndjson.ts';
+import { printJson, printLines, withLedger } from '../context.ts';
+import { formatCount } from '../format.ts';
+
+/** `headway import <file>`: NDJSON from an export; importing twice writes once. */
+export function registerImport(program: Command): void {
+  program
+    .command('import')
+    .description('append the events of an NDJSON export (- for stdin); idempotent by event id')
+    .argument('<file>', 'NDJSON file, or - for stdin')
+    .option('--json', 'print JSON')
+    .action(async (file: string, options: { json?: boolean }, command: Command) => {
+      const input = file === '-' ? process.stdin : createReadStream(file);
+      const lines = createInterface({ input, crlfDelay: Infinity });
+      await withLedger(command, async (ledger) => {
+        const result = await importNdjson(ledger, lines);
+        if (options.json) return printJson(result);
+        printLines([
+          `Imported ${formatCount(result.events)} events of ${formatCount(result.streams)} jobs into ${ledger.location.description}.`,
+        ]);
+      });
+    });
+}

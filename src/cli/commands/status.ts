@@ -1,0 +1,60 @@
+import type { Command } from 'commander';
+import { combineProjections } from '../../../projections/combine.ts';
+import { estimateEta, jobEta } from '../../../projections/job-eta.ts';
+import { jobProgress } from '../../../projections/job-progress.ts';
+import { formatSummary, jobSummary } from '../../../projections/job-summary.ts';
+import { NotFoundError } from '../../errors.ts';
+import { printJson, printLines, withLedger } from '../context.ts';
+import { formatCount, formatDuration, progressBar } from '../format.ts';
+
+const statusProjection = combineProjections({
+  progress: jobProgress,
+  summary: jobSummary,
+  eta: jobEta,
+});
+
+/** `headway status <job>`: where a job stands, its stages, counts and ETA. */
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description("a job's progress, stages, counts and ETA")
+    .argument('<job>', 'job id')
+    .option('--json', 'print JSON')
+    .action(async (jobId: string, options: { json?: boolean }, command: Command) => {
+      await withLedger(command, async (ledger) => {
+        const { progress, summary, eta } = await ledger.project(jobId, statusProjection);
+        if (progress.status === 'pending' && progress.version === 0)
+          throw new NotFoundError(`Job '${jobId}'`);
+        const estimate = estimateEta(eta, Date.now());
+        if (options.json) return printJson({ progress, summary, eta: estimate });
+        const lines = [
+          `${progress.name ?? jobId} (${progress.kind ?? '?'}, project ${progress.project ?? '?'}): ${progress.status}`,
+          `  ${progressBar(progress.percent)} ${progress.percent.toFixed(1)}%  ${formatCount(progress.processed)} of ${progress.total === null ? '?' : formatCount(progress.total)}`,
+          `  completed ${formatCount(progress.counts.completed)}, failed ${formatCount(progress.counts.failed)}, skipped ${formatCount(progress.counts.skipped)}, in flight ${formatCount(progress.counts.inFlight)}, pending ${formatCount(progress.counts.pending)}`,
+        ];
+        if (progress.stages.length > 0) {
+          lines.push('  stages:');
+          for (const stage of progress.stages) {
+            lines.push(
+              `    ${stage.name.padEnd(16)} ${stage.endedAt === null ? 'running' : formatDuration(stage.durationMs)}`,
+            );
+          }
+        }
+        if (progress.status === 'running' || progress.status === 'paused') {
+          const rate =
+            estimate.ratePerSecond === null
+              ? 'no rate yet'
+              : `${estimate.ratePerSecond.toFixed(1)} items/s`;
+          const range = estimate.range
+            ? ` (${formatDuration(estimate.range.lowMs)} – ${formatDuration(estimate.range.highMs)})`
+            : '';
+          lines.push(`  ETA ${formatDuration(estimate.etaMs)}${range} at ${rate}`);
+        }
+        if (progress.message) lines.push(`  message: ${progress.message}`);
+        if (progress.lastCheckpoint)
+          lines.push(`  last checkpoint: ${JSON.stringify(progress.lastCheckpoint.cursor)}`);
+        lines.push(`  ${formatSummary(summary)}`);
+        printLines(lines);
+      });
+    });
+}

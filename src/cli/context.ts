@@ -1,0 +1,52 @@
+import type { Command } from 'commander';
+import type { Ledger } from '../ledger.ts';
+import { openLedger } from '../open-ledger.ts';
+
+/** The options every command inherits from `headway`. */
+export interface GlobalOptions {
+  databaseUrl?: string;
+  dataDir: string;
+}
+
+/** The PostgreSQL URL chosen by flag or environment, if any. */
+export function resolveDatabaseUrl(options: { databaseUrl?: string }): string | undefined {
+  return (
+    options.databaseUrl ??
+    (process.env.HEADWAY_DATABASE_URL || undefined) ??
+    (process.env.DATABASE_URL || undefined)
+  );
+}
+
+/** Opens the ledger the global options name, runs `action`, and always closes it. */
+export async function withLedger<T>(
+  command: Command,
+  action: (ledger: Ledger) => Promise<T>,
+): Promise<T> {
+  const options = command.optsWithGlobals<GlobalOptions>();
+  const databaseUrl = resolveDatabaseUrl(options);
+  const ledger = await openLedger(databaseUrl ? { databaseUrl } : { dataDir: options.dataDir });
+  try {
+    return await action(ledger);
+  } finally {
+    await ledger.close();
+  }
+}
+
+/** Writes a value as JSON (bigints and dates as strings), one document per call. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${toJson(value, 2)}\n`);
+}
+
+/** JSON with bigints as strings, so positions survive the trip. */
+export function toJson(value: unknown, indent?: number): string {
+  return JSON.stringify(
+    value,
+    (_key, item: unknown) => (typeof item === 'bigint' ? item.toString() : item),
+    indent,
+  );
+}
+
+/** Writes human lines. */
+export function printLines(lines: readonly string[]): void {
+  process.stdout.write(`${lines.join('\n')}\n`);
+}

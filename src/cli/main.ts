@@ -1,0 +1,54 @@
+import { Command, CommanderError, Option } from 'commander';
+import { HeadwayError } from '../errors.ts';
+import { registerDemo } from './commands/demo.ts';
+import { registerExport } from './commands/export.ts';
+import { registerFailures } from './commands/failures.ts';
+import { registerImport } from './commands/import.ts';
+import { registerJobs } from './commands/jobs.ts';
+import { registerMigrate } from './commands/migrate.ts';
+import { registerStatus } from './commands/status.ts';
+import { registerTimeline } from './commands/timeline.ts';
+
+/** Builds the `headway` program; each command lives in `commands/`. */
+export function buildProgram(): Command {
+  const program = new Command('headway')
+    .description('An event-sourced progress ledger for long-running jobs.')
+    .addOption(
+      new Option(
+        '--database-url <url>',
+        'PostgreSQL URL (default: $HEADWAY_DATABASE_URL, $DATABASE_URL, else the embedded store)',
+      ),
+    )
+    .addOption(new Option('--data-dir <dir>', 'folder of the embedded store').default('.headway'))
+    .showHelpAfterError()
+    .exitOverride();
+  registerDemo(program);
+  registerJobs(program);
+  registerStatus(program);
+  registerTimeline(program);
+  registerFailures(program);
+  registerExport(program);
+  registerImport(program);
+  registerMigrate(program);
+  return program;
+}
+
+/** Runs the CLI and returns the exit code: 0, or 1 on bad input or a failed command. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv]);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander has printed the problem already; help and version exit cleanly.
+      return error.exitCode === 0 ? 0 : 1;
+    }
+    if (error instanceof HeadwayError) {
+      process.stderr.write(`headway: ${error.message} (${error.code})\n`);
+      return 1;
+    }
+    process.stderr.write(`headway: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}

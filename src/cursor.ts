@@ -1,0 +1,40 @@
+import { InvalidInputError } from './errors.ts';
+
+/**
+ * Where a gap-safe reader of the whole log stands: the last (transaction, position) pair
+ * it has seen. Written as `"<transactionId>:<position>"`; `"0:0"` is the start.
+ */
+export interface Cursor {
+  transactionId: bigint;
+  position: bigint;
+}
+
+/** The cursor before the first event. */
+export const startCursor: Cursor = Object.freeze({ transactionId: 0n, position: 0n });
+
+/** Formats a cursor as `"<transactionId>:<position>"`. */
+export function formatCursor(cursor: Cursor): string {
+  return `${cursor.transactionId}:${cursor.position}`;
+}
+
+/** Parses `"<transactionId>:<position>"`, or passes a `Cursor` through. */
+export function parseCursor(value: string | Cursor): Cursor {
+  if (typeof value !== 'string') return value;
+  const match = /^(\d{1,20}):(\d{1,20})$/.exec(value.trim());
+  if (!match) {
+    throw new InvalidInputError([
+      {
+        path: 'after',
+        message: `expected a cursor "<transactionId>:<position>" such as "812:1044", received ${JSON.stringify(value)}`,
+      },
+    ]);
+  }
+  return { transactionId: BigInt(match[1]!), position: BigInt(match[2]!) };
+}
+
+/** Orders cursors as the log does: by transaction, then position. */
+export function compareCursors(a: Cursor, b: Cursor): number {
+  if (a.transactionId !== b.transactionId) return a.transactionId < b.transactionId ? -1 : 1;
+  if (a.position !== b.position) return a.position < b.position ? -1 : 1;
+  return 0;
+}

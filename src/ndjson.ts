@@ -1,0 +1,144 @@
+import { z } from 'zod';
+import type { EventInput } from '../schema/events.ts';
+import { eventMetadata } from '../schema/events.ts';
+import { limits } from '../schema/limits.ts';
+import type { RecordedEvent } from '../schema/recorded-event.ts';
+import { HeadwayError, InvalidEventError } from './errors.ts';
+import type { Ledger } from './ledger.ts';
+import { toValidationIssues } from './prepare-events.ts';
+
+/** One line of an NDJSON export: the whole envelope, positions as strings. */
+export interface ExportLine {
+  streamId: string;
+  version: number;
+  eventId: string;
+  type: string;
+  schemaVersion: number;
+  data: unknown;
+  metadata: unknown;
+  occurredAt: string;
+  recordedAt: string;
+  position: string;
+}
+
+/** The export form of a recorded event. */
+export function toExportLine(event: RecordedEvent): ExportLine {
+  return {
+    streamId: event.streamId,
+    version: event.version,
+    eventId: event.eventId,
+    type: event.type,
+    schemaVersion: event.schemaVersion,
+    data: event.data,
+    metadata: event.metadata,
+    occurredAt: event.occurredAt.toISOString(),
+    recordedAt: event.recordedAt.toISOString(),
+    position: event.position.toString(),
+  };
+}
+
+const importLine = z.object({
+  streamId: z.string().min(1).max(limits.idLength),
+  version: z.number().int().positive(),
+  eventId: z.uuid(),
+  type: z.string().min(1).max(limits.nameLength),
+  schemaVersion: z.number().int().positive(),
+  data: z.unknown(),
+  metadata: eventMetadata.optional(),
+  occurredAt: z.iso.datetime({ offset: true }),
+});
+
+/** What an import did. */
+export interface ImportResult {
+  /** Lines read. */
+  events: number;
+  streams: number;
+}
+
+/** Longest line an import accepts, in characters. */
+export const maxImportLineLength = 1024 * 1024;
+const streamChunk = 1_000;
+const bufferedEvents = 20_000;
+
+/**
+ * Imports NDJSON export lines, idempotent by event id: importing the same file twice
+ * writes it once. Each stream keeps its versions (a stream that already holds other
+ * events is a `ConcurrencyError`); positions and recording times are the target's own.
+ */
+export async function importNdjson(
+  ledger: Ledger,
+  lines: AsyncIterable<string> | Iterable<string>,
+): Promise<ImportResult> {
+  const buffers = new Map<string, { firstVersion: number; events: EventInput[] }>();
+  const lastVersion = new Map<string, number>();
+  let buffered = 0;
+  let count = 0;
+  let lineNumber = 0;
+
+  const flush = async () => {
+    const streams = [...buffers.entries()];
+    if (streams.length === 0) return;
+    buffers.clear();
+    buffered = 0;
+    for (let start = 0; start < streams.length; start += limits.streamsPerAppend) {
+      await ledger.appendMany(
+        streams.slice(start, start + limits.streamsPerAppend).map(([streamId, buffer]) => ({
+          streamId,
+          events: buffer.events,
+          expectedVersion: buffer.firstVersion - 1,
+        })),
+      );
+    }
+  };
+
+  for await (const raw of lines) {
+    lineNumber += 1;
+    const text = raw.trim();
+    if (text === '') continue;
+    const path = `line ${lineNumber}`;
+    if (text.length > maxImportLineLength) {
+      throw new InvalidEventError([
+        {
+          path,
+          message: `expected at most ${maxImportLineLength} characters, received ${text.length}`,
+        },
+      ]);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      throw new InvalidEventError([{ path, message: `expected JSON, received ${String(error)}` }]);
+    }
+    const parsed = importLine.safeParse(json);
+    if (!parsed.success) throw new InvalidEventError(toValidationIssues(parsed.error, path));
+    const line = parsed.data;
+    const expected = (lastVersion.get(line.streamId) ?? 0) + 1;
+    if (line.version !== expected) {
+      throw new HeadwayError(
+        'invalid_input',
+        `${path}: expected version ${expected} of stream '${line.streamId}', received ${line.version}; an export lists each stream's events in order`,
+      );
+    }
+    lastVersion.set(line.streamId, line.version);
+
+    let buffer = buffers.get(line.streamId);
+    if (!buffer) {
+      buffer = { firstVersion: line.version, events: [] };
+      buffers.set(line.streamId, buffer);
+    }
+    buffer.events.push({
+      type: line.type,
+      data: line.data,
+      eventId: line.eventId,
+      occurredAt: line.occurredAt,
+      schemaVersion: line.schemaVersion,
+      ...(line.metadata ? { metadata: line.metadata } : {}),
+    } as EventInput);
+    buffered += 1;
+    count += 1;
+    if (buffer.events.length >= streamChunk || buffered >= bufferedEvents) await flush();
+  }
+  await flush();
+  return { events: count, streams: lastVersion.size };
+}

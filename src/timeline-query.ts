@@ -1,0 +1,80 @@
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import type { Database } from '../schema/database.ts';
+import { limits } from '../schema/limits.ts';
+import type { RecordedEvent } from '../schema/recorded-event.ts';
+import type { UpcasterIndex } from '../schema/upcast.ts';
+import { InvalidInputError } from './errors.ts';
+import { toValidationIssues } from './prepare-events.ts';
+import { toRecordedEvent } from './recorded-row.ts';
+
+const timestamp = z
+  .union([z.date(), z.iso.datetime({ offset: true })])
+  .transform((value) => new Date(value));
+
+/** Filters and paging of `timeline`. */
+export const timelineQuerySchema = z.strictObject({
+  /** One job, or all jobs when absent. */
+  jobId: z.string().min(1).max(limits.idLength).optional(),
+  types: z.array(z.string().min(1).max(limits.nameLength)).max(100).optional(),
+  /** Events that occurred at or after this time. */
+  since: timestamp.optional(),
+  /** Events that occurred before this time. */
+  until: timestamp.optional(),
+  /** Case-insensitive text in messages, reasons, notes and error messages. */
+  text: z.string().min(1).max(200).optional(),
+  /** The `nextCursor` of the previous page. */
+  cursor: z
+    .string()
+    .regex(/^\d{1,20}$/, 'expected the nextCursor of a previous page')
+    .optional(),
+  limit: z.number().int().min(1).max(1_000).optional(),
+  order: z.enum(['asc', 'desc']).optional(),
+});
+
+/** Filters and paging of `timeline`. */
+export type TimelineQuery = z.input<typeof timelineQuerySchema>;
+
+/** A page of the timeline; `nextCursor` is null on the last page. */
+export interface TimelinePage {
+  events: RecordedEvent[];
+  nextCursor: string | null;
+}
+
+/** Reads the timeline: filtered, ordered by position, paged by cursor. */
+export async function queryTimeline(
+  db: Kysely<Database>,
+  upcasters: UpcasterIndex,
+  input: TimelineQuery,
+): Promise<TimelinePage> {
+  const parsed = timelineQuerySchema.safeParse(input);
+  if (!parsed.success) throw new InvalidInputError(toValidationIssues(parsed.error, ''));
+  const { jobId, types, since, until, text, cursor, limit = 100, order = 'asc' } = parsed.data;
+
+  let query = db.selectFrom('events').selectAll();
+  if (jobId !== undefined) query = query.where('stream_id', '=', jobId);
+  if (types && types.length > 0) query = query.where('type', 'in', types);
+  if (since) query = query.where('occurred_at', '>=', since);
+  if (until) query = query.where('occurred_at', '<', until);
+  if (text !== undefined) {
+    const pattern = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    query = query.where(
+      sql<boolean>`concat_ws(' ', data->>'message', data->'error'->>'message', data->>'reason', data->>'note') ilike ${pattern}`,
+    );
+  }
+  if (cursor !== undefined) {
+    query = query.where(
+      sql<boolean>`position ${sql.raw(order === 'asc' ? '>' : '<')} ${cursor}::bigint`,
+    );
+  }
+  const rows = await query
+    .orderBy('position', order)
+    .limit(limit + 1)
+    .execute();
+  const page = rows.slice(0, limit).map((row) => toRecordedEvent(row, upcasters));
+  return {
+    events: page,
+    nextCursor: rows.length > limit ? page.at(-1)!.position.toString() : null,
+  };
+}

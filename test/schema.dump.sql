@@ -1,0 +1,193 @@
+-- columns
+events.position bigint not null identity ALWAYS
+events.transaction_id xid8 not null default pg_current_xact_id()
+events.stream_id text not null
+events.version bigint not null
+events.event_id uuid not null
+events.type text not null
+events.schema_version integer not null
+events.data jsonb not null
+events.metadata jsonb not null default '{}'::jsonb
+events.occurred_at timestamp with time zone not null
+events.recorded_at timestamp with time zone not null default now()
+kysely_migration.name character varying not null
+kysely_migration.timestamp character varying not null
+kysely_migration_lock.id character varying not null
+kysely_migration_lock.is_locked integer not null default 0
+streams.stream_id text not null
+streams.version bigint not null
+streams.created_at timestamp with time zone not null default now()
+streams.updated_at timestamp with time zone not null default now()
+
+-- constraints
+events events_data_not_null: NOT NULL data
+events events_event_id_key: UNIQUE (event_id)
+events events_event_id_not_null: NOT NULL event_id
+events events_metadata_not_null: NOT NULL metadata
+events events_occurred_at_not_null: NOT NULL occurred_at
+events events_pkey: PRIMARY KEY ("position")
+events events_position_not_null: NOT NULL "position"
+events events_recorded_at_not_null: NOT NULL recorded_at
+events events_schema_version_not_null: NOT NULL schema_version
+events events_stream_id_not_null: NOT NULL stream_id
+events events_stream_version_key: UNIQUE (stream_id, version)
+events events_transaction_id_not_null: NOT NULL transaction_id
+events events_type_not_null: NOT NULL type
+events events_version_check: CHECK ((version >= 1))
+events events_version_not_null: NOT NULL version
+kysely_migration kysely_migration_name_not_null: NOT NULL name
+kysely_migration kysely_migration_pkey: PRIMARY KEY (name)
+kysely_migration kysely_migration_timestamp_not_null: NOT NULL "timestamp"
+kysely_migration_lock kysely_migration_lock_id_not_null: NOT NULL id
+kysely_migration_lock kysely_migration_lock_is_locked_not_null: NOT NULL is_locked
+kysely_migration_lock kysely_migration_lock_pkey: PRIMARY KEY (id)
+streams streams_created_at_not_null: NOT NULL created_at
+streams streams_pkey: PRIMARY KEY (stream_id)
+streams streams_stream_id_not_null: NOT NULL stream_id
+streams streams_updated_at_not_null: NOT NULL updated_at
+streams streams_version_check: CHECK ((version >= 0))
+streams streams_version_not_null: NOT NULL version
+
+-- indexes
+CREATE UNIQUE INDEX events_event_id_key ON events USING btree (event_id)
+CREATE UNIQUE INDEX events_pkey ON events USING btree ("position")
+CREATE UNIQUE INDEX events_stream_version_key ON events USING btree (stream_id, version)
+CREATE INDEX events_transaction_position_idx ON events USING btree (transaction_id, "position")
+CREATE UNIQUE INDEX kysely_migration_lock_pkey ON kysely_migration_lock USING btree (id)
+CREATE UNIQUE INDEX kysely_migration_pkey ON kysely_migration USING btree (name)
+CREATE UNIQUE INDEX streams_pkey ON streams USING btree (stream_id)
+
+-- triggers
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events FOR EACH STATEMENT EXECUTE FUNCTION headway_reject_change()
+CREATE TRIGGER events_no_update_or_delete BEFORE DELETE OR UPDATE ON events FOR EACH ROW EXECUTE FUNCTION headway_reject_change()
+
+-- functions
+CREATE OR REPLACE FUNCTION headway_append(p_stream_ids text[], p_expected bigint[], p_event_streams integer[], p_event_ids uuid[], p_types text[], p_schema_versions integer[], p_data jsonb[], p_metadata jsonb[], p_occurred_at timestamp with time zone[])
+ RETURNS TABLE(out_stream_id text, out_event_id uuid, out_position bigint, out_version bigint, out_transaction_id xid8, out_recorded_at timestamp with time zone)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+  v_streams   integer := coalesce(array_length(p_stream_ids, 1), 0);
+  v_base      bigint[] := array_fill(0::bigint, ARRAY[v_streams]);
+  v_retry     boolean[] := array_fill(false, ARRAY[v_streams]);
+  v_index     integer;
+  v_stream    text;
+  v_expected  bigint;
+  v_current   bigint;
+  v_wanted    integer := 0;
+  v_inserted  integer;
+  v_count     integer;
+  v_existing  integer;
+  v_new       integer;
+BEGIN
+  -- Lock every stream row, in a stable order so concurrent multi-stream appends
+  -- cannot deadlock, and check the expected versions.
+  FOR v_index IN
+    SELECT t.ord FROM unnest(p_stream_ids) WITH ORDINALITY AS t(sid, ord) ORDER BY t.sid
+  LOOP
+    v_stream := p_stream_ids[v_index];
+    v_expected := p_expected[v_index];
+    SELECT s.version INTO v_current FROM streams s WHERE s.stream_id = v_stream FOR UPDATE;
+    IF NOT FOUND THEN
+      INSERT INTO streams (stream_id, version) VALUES (v_stream, 0)
+        ON CONFLICT (stream_id) DO NOTHING;
+      SELECT s.version INTO v_current FROM streams s WHERE s.stream_id = v_stream FOR UPDATE;
+    END IF;
+    v_base[v_index] := v_current;
+
+    IF NOT (v_expected = -1
+            OR (v_expected = -2 AND v_current = 0)
+            OR (v_expected = -3 AND v_current > 0)
+            OR v_expected = v_current) THEN
+      SELECT count(*) INTO v_count FROM unnest(p_event_streams) AS e(si) WHERE e.si = v_index;
+      SELECT count(*), count(*) FILTER (WHERE ev.stream_id = v_stream)
+        INTO v_existing, v_new
+        FROM events ev
+        JOIN unnest(p_event_streams, p_event_ids) AS e(si, id) ON ev.event_id = e.id
+       WHERE e.si = v_index;
+      IF v_new = v_count AND v_count > 0 THEN
+        v_retry[v_index] := true;
+      ELSIF v_existing > 0 THEN
+        RAISE EXCEPTION 'batch partly repeats events appended before, on stream %', v_stream
+          USING ERRCODE = 'HW002',
+                DETAIL = json_build_object(
+                  'streamId', v_stream, 'repeated', v_existing, 'events', v_count)::text;
+      ELSE
+        RAISE EXCEPTION 'expected version mismatch on stream %', v_stream
+          USING ERRCODE = 'HW001',
+                DETAIL = json_build_object(
+                  'streamId', v_stream, 'expected', v_expected, 'actual', v_current)::text;
+      END IF;
+    END IF;
+  END LOOP;
+
+  SELECT count(*) INTO v_wanted
+    FROM unnest(p_event_streams) AS e(si) WHERE NOT v_retry[e.si];
+
+  RETURN QUERY
+  WITH input AS (
+    SELECT e.si, e.id, e.t, e.sv, e.d, e.m, e.o,
+           v_base[e.si] + row_number() OVER (PARTITION BY e.si ORDER BY e.ord) AS version
+      FROM unnest(p_event_streams, p_event_ids, p_types, p_schema_versions,
+                  p_data, p_metadata, p_occurred_at)
+           WITH ORDINALITY AS e(si, id, t, sv, d, m, o, ord)
+     WHERE NOT v_retry[e.si]
+  ), inserted AS (
+    INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata,
+                        occurred_at)
+    SELECT p_stream_ids[i.si], i.version, i.id, i.t, i.sv, i.d, i.m, i.o
+      FROM input i ORDER BY i.si, i.version
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING stream_id, event_id, position, version, transaction_id, recorded_at
+  ), heads AS (
+    UPDATE streams s SET version = h.version, updated_at = now()
+      FROM (SELECT stream_id, max(version) AS version FROM inserted GROUP BY stream_id) h
+     WHERE s.stream_id = h.stream_id
+  )
+  SELECT * FROM inserted;
+  GET DIAGNOSTICS v_inserted = ROW_COUNT;
+
+  IF v_inserted < v_wanted THEN
+    -- Some ids were taken already. A stream that got no new rows and all of whose ids
+    -- were appended to it before is a retry; anything else half overlaps an earlier batch.
+    FOR v_index IN 1 .. v_streams LOOP
+      CONTINUE WHEN v_retry[v_index];
+      v_stream := p_stream_ids[v_index];
+      SELECT count(*) INTO v_count FROM unnest(p_event_streams) AS e(si) WHERE e.si = v_index;
+      SELECT count(*) INTO v_new
+        FROM events ev WHERE ev.stream_id = v_stream AND ev.version > v_base[v_index];
+      CONTINUE WHEN v_new = v_count;
+      SELECT count(*) INTO v_existing
+        FROM events ev
+        JOIN unnest(p_event_streams, p_event_ids) AS e(si, id) ON ev.event_id = e.id
+       WHERE e.si = v_index AND ev.stream_id = v_stream AND ev.version <= v_base[v_index];
+      IF v_new = 0 AND v_existing = v_count THEN
+        v_retry[v_index] := true;
+      ELSE
+        RAISE EXCEPTION 'batch partly repeats events appended before, on stream %', v_stream
+          USING ERRCODE = 'HW002',
+                DETAIL = json_build_object(
+                  'streamId', v_stream, 'repeated', v_count - v_new, 'events', v_count)::text;
+      END IF;
+    END LOOP;
+  END IF;
+
+  -- The original rows of retried streams.
+  RETURN QUERY
+  SELECT ev.stream_id, ev.event_id, ev.position, ev.version, ev.transaction_id, ev.recorded_at
+    FROM unnest(p_event_streams, p_event_ids) AS e(si, id)
+    JOIN events ev ON ev.event_id = e.id
+   WHERE v_retry[e.si];
+END
+$function$
+
+CREATE OR REPLACE FUNCTION headway_reject_change()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  RAISE EXCEPTION 'events are immutable: % on % is not allowed', TG_OP, TG_TABLE_NAME
+    USING ERRCODE = 'HW003';
+END
+$function$

@@ -1,0 +1,369 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { EventInput } from '../schema/events.ts';
+import { ConcurrencyError, IdempotencyConflictError, InvalidEventError } from '../src/errors.ts';
+import type { Ledger } from '../src/ledger.ts';
+import { storesUnderTest } from './stores.ts';
+
+const started = (name = 'crawl'): EventInput => ({
+  type: 'job.started',
+  data: { name, kind: 'crawl', project: 'web' },
+});
+const completed = (itemId: string, eventId?: string): EventInput => ({
+  type: 'item.completed',
+  data: { itemId, durationMs: 10 },
+  ...(eventId ? { eventId } : {}),
+});
+const items = (count: number, prefix = 'i'): EventInput[] =>
+  Array.from({ length: count }, (_, index) => completed(`${prefix}${index}`));
+
+async function allEvents(ledger: Ledger) {
+  const events = [];
+  for await (const page of ledger.readAllBatches({ limit: 50 })) events.push(...page.events);
+  return events;
+}
+
+for (const store of storesUnderTest()) {
+  describe.skipIf(!store.available)(`store contract: ${store.name}`, () => {
+    let ledger: Ledger;
+    beforeEach(async () => {
+      ledger = await store.open();
+    });
+    afterEach(async () => {
+      await ledger.close();
+    });
+    afterAll(async () => {
+      await store.cleanup();
+    });
+
+    describe('append', () => {
+      it('assigns versions from 1 and increasing positions, and reads them back', async () => {
+        const first = await ledger.append('job-1', [started(), ...items(2)]);
+        expect(first.nextExpectedVersion).toBe(3);
+        expect(first.events.map((event) => event.version)).toEqual([1, 2, 3]);
+        const positions = first.events.map((event) => event.position);
+        expect(positions[1]! > positions[0]! && positions[2]! > positions[1]!).toBe(true);
+
+        const stream = await ledger.readStream('job-1');
+        expect(stream.map((event) => [event.type, event.version, event.position])).toEqual([
+          ['job.started', 1, positions[0]],
+          ['item.completed', 2, positions[1]],
+          ['item.completed', 3, positions[2]],
+        ]);
+        expect(stream[1]!.data).toEqual({ itemId: 'i0', durationMs: 10 });
+        expect(stream[0]!.recordedAt).toBeInstanceOf(Date);
+        expect(stream[0]!.transactionId).toBeTypeOf('bigint');
+        expect(await ledger.streamVersion('job-1')).toBe(3);
+        expect(await ledger.streamVersion('nope')).toBe(0);
+      });
+
+      it('keeps producer ids, clocks and metadata', async () => {
+        const eventId = randomUUID();
+        await ledger.append('job-1', [
+          {
+            ...completed('a', eventId),
+            occurredAt: '2026-01-02T03:04:05.678Z',
+            metadata: { actor: 'crawler-7', correlationId: 'c-1' },
+          },
+        ]);
+        const [event] = await ledger.readStream('job-1');
+        expect(event!.eventId).toBe(eventId);
+        expect(event!.occurredAt.toISOString()).toBe('2026-01-02T03:04:05.678Z');
+        expect(event!.metadata).toEqual({ actor: 'crawler-7', correlationId: 'c-1' });
+      });
+
+      it('honours no_stream, stream_exists, exact versions and any', async () => {
+        await expect(
+          ledger.append('job-1', items(1), { expectedVersion: 'stream_exists' }),
+        ).rejects.toMatchObject({ code: 'concurrency', expected: 'stream_exists', actual: 0 });
+        await ledger.append('job-1', [started()], { expectedVersion: 'no_stream' });
+        await expect(
+          ledger.append('job-1', [started()], { expectedVersion: 'no_stream' }),
+        ).rejects.toMatchObject({ code: 'concurrency', expected: 'no_stream', actual: 1 });
+        await ledger.append('job-1', items(1), { expectedVersion: 'stream_exists' });
+        await ledger.append('job-1', items(1, 'b'), { expectedVersion: 2 });
+        const error = await ledger
+          .append('job-1', items(1, 'c'), { expectedVersion: 2 })
+          .catch((caught: unknown) => caught);
+        expect(error).toBeInstanceOf(ConcurrencyError);
+        expect(error).toMatchObject({ streamId: 'job-1', expected: 2, actual: 3 });
+        expect((error as Error).message).toMatchInlineSnapshot(
+          `"Stream 'job-1': expected version 2, but its version is 3"`,
+        );
+        await ledger.append('job-1', items(1, 'd'), { expectedVersion: 'any' });
+        expect(await ledger.streamVersion('job-1')).toBe(4);
+      });
+
+      it('lets exactly one of many racing no_stream appends win', async () => {
+        const results = await Promise.allSettled(
+          Array.from({ length: 8 }, () =>
+            ledger.append('job-race', [started()], { expectedVersion: 'no_stream' }),
+          ),
+        );
+        expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
+        for (const result of results) {
+          if (result.status === 'rejected') expect(result.reason).toBeInstanceOf(ConcurrencyError);
+        }
+        expect(await ledger.readStream('job-race')).toHaveLength(1);
+      });
+
+      it('treats a retry with the same event ids as done: original positions, nothing written', async () => {
+        const batch = [started(), ...items(3)].map((event) => ({
+          ...event,
+          eventId: randomUUID(),
+        }));
+        const first = await ledger.append('job-1', batch, { expectedVersion: 'no_stream' });
+        await ledger.append('job-1', items(1, 'later'));
+        for (const expectedVersion of ['no_stream', 'any', 0] as const) {
+          const retry = await ledger.append('job-1', batch, { expectedVersion });
+          expect(retry).toEqual(first);
+        }
+        expect(await ledger.streamVersion('job-1')).toBe(5);
+        expect(await allEvents(ledger)).toHaveLength(5);
+      });
+
+      it('rejects a batch that half overlaps an earlier one, and writes none of it', async () => {
+        const old = randomUUID();
+        await ledger.append('job-1', [completed('a', old), completed('b')]);
+        const error = await ledger
+          .append('job-1', [completed('a', old), completed('c')])
+          .catch((caught: unknown) => caught);
+        expect(error).toBeInstanceOf(IdempotencyConflictError);
+        expect(error).toMatchObject({ code: 'idempotency_conflict', repeated: 1, events: 2 });
+        const wrongStream = await ledger
+          .append('job-2', [completed('a', old)])
+          .catch((caught: unknown) => caught);
+        expect(wrongStream).toMatchObject({ code: 'idempotency_conflict' });
+        expect((await allEvents(ledger)).map((event) => event.version)).toEqual([1, 2]);
+        expect(await ledger.streamVersion('job-2')).toBe(0);
+      });
+
+      it('rejects duplicate ids inside one batch before writing', async () => {
+        const id = randomUUID();
+        await expect(
+          ledger.append('job-1', [completed('a', id), completed('b', id)]),
+        ).rejects.toMatchObject({ code: 'invalid_event' });
+      });
+    });
+
+    describe('appendMany', () => {
+      it('writes several streams in one transaction', async () => {
+        const results = await ledger.appendMany([
+          { streamId: 'a', events: [started('a'), ...items(2)], expectedVersion: 'no_stream' },
+          { streamId: 'b', events: [started('b')], expectedVersion: 'no_stream' },
+        ]);
+        expect(results.map((result) => [result.streamId, result.nextExpectedVersion])).toEqual([
+          ['a', 3],
+          ['b', 1],
+        ]);
+        const transactionIds = new Set(
+          (await allEvents(ledger)).map((event) => event.transactionId),
+        );
+        expect(transactionIds.size).toBe(1);
+      });
+
+      it('writes nothing when one stream conflicts', async () => {
+        await ledger.append('b', [started('b')]);
+        await expect(
+          ledger.appendMany([
+            { streamId: 'a', events: [started('a')], expectedVersion: 'no_stream' },
+            { streamId: 'b', events: items(1), expectedVersion: 5 },
+          ]),
+        ).rejects.toMatchObject({ code: 'concurrency', streamId: 'b', expected: 5, actual: 1 });
+        expect(await ledger.streamVersion('a')).toBe(0);
+        expect(await allEvents(ledger)).toHaveLength(1);
+      });
+
+      it('writes nothing when one stream holds an invalid event', async () => {
+        const error = await ledger
+          .appendMany([
+            { streamId: 'a', events: [started('a')] },
+            { streamId: 'b', events: [{ type: 'item.completed', data: { itemId: 42 } }] },
+          ] as never)
+          .catch((caught: unknown) => caught);
+        expect(error).toBeInstanceOf(InvalidEventError);
+        expect((error as InvalidEventError).issues[0]!.path).toBe(
+          'streams[1].events[0].data.itemId',
+        );
+        expect(await allEvents(ledger)).toHaveLength(0);
+      });
+
+      it('rejects the same stream twice', async () => {
+        await expect(
+          ledger.appendMany([
+            { streamId: 'a', events: items(1) },
+            { streamId: 'a', events: items(1, 'x') },
+          ]),
+        ).rejects.toMatchObject({ code: 'invalid_input' });
+      });
+    });
+
+    describe('reading', () => {
+      it('reads a stream from a version with a limit', async () => {
+        await ledger.append('job-1', [started(), ...items(9)]);
+        const page = await ledger.readStream('job-1', { fromVersion: 4, limit: 3 });
+        expect(page.map((event) => event.version)).toEqual([4, 5, 6]);
+        await expect(ledger.readStream('job-1', { fromVersion: 0 })).rejects.toMatchObject({
+          code: 'invalid_input',
+        });
+      });
+
+      it('pages the whole log with the cursor, filtered by type and stream', async () => {
+        await ledger.append('a', [started('a'), ...items(5)]);
+        await ledger.append('b', [started('b'), ...items(5)]);
+        await ledger.append('a', items(2, 'more'));
+        const all = await allEvents(ledger);
+        expect(all).toHaveLength(14);
+        expect(new Set(all.map((event) => event.eventId)).size).toBe(14);
+
+        const firstPage = await ledger.readAll({ limit: 4 });
+        const rest = await ledger.readAll({ after: firstPage.next });
+        expect([...firstPage.events, ...rest.events].map((event) => event.eventId)).toEqual(
+          all.map((event) => event.eventId),
+        );
+        const asText = `${firstPage.next.transactionId}:${firstPage.next.position}`;
+        expect((await ledger.readAll({ after: asText })).events).toEqual(rest.events);
+
+        const startedOnly = await ledger.readAll({ types: ['job.started'] });
+        expect(startedOnly.events.map((event) => event.streamId)).toEqual(['a', 'b']);
+        const onlyB = await ledger.readAll({ streamIds: ['b'] });
+        expect(onlyB.events).toHaveLength(6);
+      });
+
+      it('returns the same cursor when nothing is new', async () => {
+        await ledger.append('a', items(1));
+        const { next } = await ledger.readAll();
+        const again = await ledger.readAll({ after: next });
+        expect(again.events).toEqual([]);
+        expect(again.next).toEqual(next);
+      });
+
+      it('rejects a malformed cursor clearly', async () => {
+        await expect(
+          ledger.readAll({ after: 'yesterday' }),
+        ).rejects.toThrowErrorMatchingInlineSnapshot(
+          `[InvalidInputError: after: expected a cursor "<transactionId>:<position>" such as "812:1044", received "yesterday"]`,
+        );
+      });
+
+      it('upcasts events written by an older schema version on read', async () => {
+        const upcasting = await store.open({
+          upcasters: [
+            {
+              type: 'item.completed',
+              fromVersion: 0,
+              upcast: (data) => ({ itemId: (data as { item: string }).item }),
+            },
+          ],
+        });
+        try {
+          // A row as an older release would have written it.
+          await upcasting.db
+            .insertInto('events')
+            .values({
+              stream_id: 'old',
+              version: 1,
+              event_id: randomUUID(),
+              type: 'item.completed',
+              schema_version: 0,
+              data: JSON.stringify({ item: 'legacy-1' }),
+              metadata: '{}',
+              occurred_at: new Date('2025-01-01T00:00:00Z'),
+            })
+            .execute();
+          const [event] = await upcasting.readStream('old');
+          expect(event!.schemaVersion).toBe(1);
+          expect(event!.data).toEqual({ itemId: 'legacy-1' });
+        } finally {
+          await upcasting.close();
+        }
+      });
+    });
+
+    describe('timeline', () => {
+      it('filters by job, type, time and text, and pages both ways', async () => {
+        const job = ledger.job('job-t');
+        await job.start({ name: 'crawl', kind: 'crawl', project: 'web' });
+        await job.log('info', 'fetching sitemap', undefined, {
+          occurredAt: '2026-01-01T00:00:00Z',
+        });
+        await job.itemFailed(
+          'p1',
+          Object.assign(new Error('connect ECONNRESET 10.0.0.1'), { code: 'ECONNRESET' }),
+        );
+        await job.log('warn', 'Sitemap is stale', undefined, {
+          occurredAt: '2026-01-03T00:00:00Z',
+        });
+        await ledger.append('other', [started('other')]);
+
+        const logs = await ledger.timeline({ jobId: 'job-t', types: ['log.written'] });
+        expect(logs.events.map((event) => event.data)).toMatchObject([
+          { message: 'fetching sitemap' },
+          { message: 'Sitemap is stale' },
+        ]);
+        const text = await ledger.timeline({ text: 'SITEMAP' });
+        expect(text.events).toHaveLength(2);
+        const errors = await ledger.timeline({ text: 'econnreset' });
+        expect(errors.events.map((event) => event.type)).toEqual(['item.failed']);
+        const ranged = await ledger.timeline({
+          types: ['log.written'],
+          since: '2026-01-02T00:00:00Z',
+          until: new Date('2026-01-04T00:00:00Z'),
+        });
+        expect(ranged.events).toHaveLength(1);
+
+        const newest = await ledger.timeline({ limit: 2, order: 'desc' });
+        expect(newest.events.map((event) => event.streamId)).toEqual(['other', 'job-t']);
+        const older = await ledger.timeline({
+          limit: 2,
+          order: 'desc',
+          cursor: newest.nextCursor!,
+        });
+        expect(older.events.map((event) => event.type)).toEqual(['item.failed', 'log.written']);
+        const last = await ledger.timeline({ limit: 2, order: 'desc', cursor: older.nextCursor! });
+        expect(last.events).toHaveLength(1);
+        expect(last.nextCursor).toBeNull();
+        await expect(ledger.timeline({ limit: 0 })).rejects.toMatchObject({
+          code: 'invalid_input',
+        });
+      });
+    });
+
+    describe('jobs', () => {
+      it('lists jobs newest first with their status', async () => {
+        const first = ledger.job('first');
+        await first.start({ name: 'one', kind: 'crawl', project: 'web' });
+        await first.complete();
+        const second = ledger.job('second');
+        await second.start({ name: 'two', kind: 'index', project: 'search' });
+        await second.pause('maintenance');
+        const jobs = await ledger.listJobs();
+        expect(jobs.map((job) => [job.jobId, job.name, job.status, job.events])).toEqual([
+          ['second', 'two', 'paused', 2],
+          ['first', 'one', 'completed', 2],
+        ]);
+        expect((await ledger.listJobs({ project: 'web' })).map((job) => job.jobId)).toEqual([
+          'first',
+        ]);
+      });
+    });
+
+    describe('immutability', () => {
+      it('rejects UPDATE, DELETE and TRUNCATE on events and keeps the rows', async () => {
+        await ledger.append('job-1', [started(), ...items(2)]);
+        const before = await allEvents(ledger);
+        await expect(sql`update events set type = 'x.changed'`.execute(ledger.db)).rejects.toThrow(
+          /events are immutable: UPDATE/,
+        );
+        await expect(sql`delete from events`.execute(ledger.db)).rejects.toThrow(
+          /events are immutable: DELETE/,
+        );
+        await expect(sql`truncate events`.execute(ledger.db)).rejects.toThrow(
+          /events are immutable: TRUNCATE/,
+        );
+        expect(await allEvents(ledger)).toEqual(before);
+      });
+    });
+  });
+}
