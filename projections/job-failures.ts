@@ -54,7 +54,7 @@ export function normaliseMessage(message: string): string {
     .replace(/"[^"]*"|'[^']*'|`[^`]*`/g, '<str>')
     .replace(/(?:[A-Za-z]:)?(?:[\\/][\w.-]+){2,}[\\/]?/g, '<path>')
     .replace(/\b(?:0x[0-9a-f]+|(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,})\b/gi, '<hex>')
-    .replace(/\d+(?:\.\d+)?/g, '<n>')
+    .replace(/\d+/g, '<n>')
     .replace(/\s+/g, ' ')
     .trim();
 }

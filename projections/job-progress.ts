@@ -51,6 +51,8 @@ export interface JobProgressState {
   stages: StageRun[];
   declaredStages: { name: string; weight: number }[];
   counts: ItemCounts;
+  /** Distinct items named by `items.planned` (others are planned implicitly by their first event). */
+  explicitlyPlanned: number;
   /** Outcomes by item type. */
   byType: Record<string, { completed: number; failed: number; skipped: number }>;
   /** Total from job.started, scope changes or reports; null when unknown. */
@@ -90,6 +92,7 @@ function initial(): JobProgressState {
     stages: [],
     declaredStages: [],
     counts: { planned: 0, pending: 0, inFlight: 0, completed: 0, failed: 0, skipped: 0 },
+    explicitlyPlanned: 0,
     byType: {},
     declaredTotal: null,
     total: null,
@@ -126,12 +129,14 @@ function applyItems(state: JobProgressState, event: RecordedEvent): JobProgressS
   }, event);
   if (updates.size === 0) return state;
   const counts = { ...state.counts };
+  let { explicitlyPlanned } = state;
   const statuses = new Map<string, ItemStatus>();
   let outcomes = 0;
   for (const [itemId, record] of updates) {
     const before = getItem(state.items, itemId);
     if (before === undefined) {
       counts.planned += 1;
+      if (event.type === 'items.planned') explicitlyPlanned += 1;
     } else {
       counts[before] -= 1;
     }
@@ -170,6 +175,7 @@ function applyItems(state: JobProgressState, event: RecordedEvent): JobProgressS
   return {
     ...state,
     counts,
+    explicitlyPlanned,
     byType,
     stages,
     lastError,
@@ -181,7 +187,8 @@ function applyItems(state: JobProgressState, event: RecordedEvent): JobProgressS
 /** Recomputes total, processed and percent after any change. */
 function settle(state: JobProgressState): JobProgressState {
   const { counts } = state;
-  const planned = counts.planned > 0 ? counts.planned : null;
+  // Items that only turn up in results say nothing of how many there will be.
+  const planned = state.explicitlyPlanned > 0 ? state.explicitlyPlanned : null;
   const total =
     state.declaredTotal === null ? planned : Math.max(state.declaredTotal, planned ?? 0);
   const outcomes = counts.completed + counts.failed + counts.skipped;

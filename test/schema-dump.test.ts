@@ -16,7 +16,7 @@ async function dumpSchema(ledger: Ledger): Promise<string> {
      order by table_name, ordinal_position`);
   const constraints = await run(sql`
     select format('%s %s: %s', conrelid::regclass, conname, pg_get_constraintdef(oid)) as line
-      from pg_constraint where connamespace = current_schema()::regnamespace
+      from pg_constraint where connamespace = current_schema()::regnamespace and contype <> 'n'
      order by conrelid::regclass::text, conname`);
   const indexes = await run(sql`
     select indexdef as line from pg_indexes where schemaname = current_schema() order by indexname`);

@@ -20,33 +20,14 @@ streams.created_at timestamp with time zone not null default now()
 streams.updated_at timestamp with time zone not null default now()
 
 -- constraints
-events events_data_not_null: NOT NULL data
 events events_event_id_key: UNIQUE (event_id)
-events events_event_id_not_null: NOT NULL event_id
-events events_metadata_not_null: NOT NULL metadata
-events events_occurred_at_not_null: NOT NULL occurred_at
 events events_pkey: PRIMARY KEY ("position")
-events events_position_not_null: NOT NULL "position"
-events events_recorded_at_not_null: NOT NULL recorded_at
-events events_schema_version_not_null: NOT NULL schema_version
-events events_stream_id_not_null: NOT NULL stream_id
 events events_stream_version_key: UNIQUE (stream_id, version)
-events events_transaction_id_not_null: NOT NULL transaction_id
-events events_type_not_null: NOT NULL type
 events events_version_check: CHECK ((version >= 1))
-events events_version_not_null: NOT NULL version
-kysely_migration kysely_migration_name_not_null: NOT NULL name
 kysely_migration kysely_migration_pkey: PRIMARY KEY (name)
-kysely_migration kysely_migration_timestamp_not_null: NOT NULL "timestamp"
-kysely_migration_lock kysely_migration_lock_id_not_null: NOT NULL id
-kysely_migration_lock kysely_migration_lock_is_locked_not_null: NOT NULL is_locked
 kysely_migration_lock kysely_migration_lock_pkey: PRIMARY KEY (id)
-streams streams_created_at_not_null: NOT NULL created_at
 streams streams_pkey: PRIMARY KEY (stream_id)
-streams streams_stream_id_not_null: NOT NULL stream_id
-streams streams_updated_at_not_null: NOT NULL updated_at
 streams streams_version_check: CHECK ((version >= 0))
-streams streams_version_not_null: NOT NULL version
 
 -- indexes
 CREATE UNIQUE INDEX events_event_id_key ON events USING btree (event_id)

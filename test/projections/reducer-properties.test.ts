@@ -1,0 +1,220 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { eventDataSchemas, isEventType } from '../../schema/events.ts';
+import type { RecordedEvent } from '../../schema/recorded-event.ts';
+import { estimateEta, jobEta } from '../../projections/job-eta.ts';
+import { jobFailures, retryCandidates } from '../../projections/job-failures.ts';
+import { allItems, jobItems } from '../../projections/job-items.ts';
+import { jobProgress } from '../../projections/job-progress.ts';
+import { jobSummary, summarize } from '../../projections/job-summary.ts';
+import { fold } from '../../projections/projection.ts';
+import type { Projection } from '../../projections/projection.ts';
+import { projectOverview } from '../../projections/project-overview.ts';
+import { stageMetrics } from '../../projections/stage-metrics.ts';
+import { deepFreeze, jobHistory, multiJobLog } from '../arbitraries.ts';
+
+const singleJob: Projection<unknown>[] = [
+  jobProgress,
+  jobItems,
+  jobSummary,
+  jobFailures,
+  jobEta,
+] as Projection<unknown>[];
+const crossJob: Projection<unknown>[] = [projectOverview, stageMetrics] as Projection<unknown>[];
+const json = (value: unknown) => JSON.parse(JSON.stringify(value)) as unknown;
+
+/** Events redelivered: each cut point re-sends an earlier slice, as at-least-once delivery does. */
+const withRedelivery = (events: RecordedEvent[]) =>
+  fc
+    .array(fc.tuple(fc.nat(events.length), fc.nat(events.length), fc.nat(events.length)), {
+      maxLength: 4,
+    })
+    .map((repeats) => {
+      const delivered = [...events];
+      for (const [at, from, length] of repeats.sort((a, b) => b[0] - a[0])) {
+        const start = Math.min(from, at);
+        delivered.splice(at, 0, ...events.slice(start, Math.min(at, start + length)));
+      }
+      return delivered;
+    });
+
+describe('generated histories', () => {
+  it('are valid catalogue events', () => {
+    fc.assert(
+      fc.property(multiJobLog, (events) => {
+        for (const event of events) {
+          if (isEventType(event.type))
+            expect(eventDataSchemas[event.type].safeParse(event.data).success).toBe(true);
+        }
+      }),
+    );
+  });
+});
+
+for (const [projections, log] of [
+  [singleJob, jobHistory],
+  [crossJob, multiJobLog],
+] as const) {
+  for (const projection of projections) {
+    describe(`${projection.name} properties`, () => {
+      it('folds in chunks, through a saved JSON state, to the same state as in one go', () => {
+        fc.assert(
+          fc.property(
+            log.chain((events) => fc.tuple(fc.constant(events), fc.nat(events.length))),
+            ([events, cut]) => {
+              const whole = fold(projection, events);
+              const saved = json(fold(projection, events.slice(0, cut)));
+              expect(json(fold(projection, events.slice(cut), saved))).toEqual(json(whole));
+            },
+          ),
+        );
+      });
+
+      it('ignores redelivered events', () => {
+        fc.assert(
+          fc.property(
+            log.chain((events) => fc.tuple(fc.constant(events), withRedelivery(events))),
+            ([events, delivered]) => {
+              expect(json(fold(projection, delivered))).toEqual(json(fold(projection, events)));
+            },
+          ),
+        );
+      });
+
+      it('never mutates the state it is given', () => {
+        fc.assert(
+          fc.property(log, (events) => {
+            let state = deepFreeze(projection.initial());
+            for (const event of events)
+              state = deepFreeze(projection.evolve(state, deepFreeze(event)));
+          }),
+          { numRuns: 50 },
+        );
+      });
+    });
+  }
+}
+
+describe('job progress invariants', () => {
+  it('conserves items, keeps processed monotone and percent within 0..100', () => {
+    fc.assert(
+      fc.property(jobHistory, (events) => {
+        let state = jobProgress.initial();
+        for (const event of events) {
+          const next = jobProgress.evolve(state, event);
+          const { planned, pending, inFlight, completed, failed, skipped } = next.counts;
+          expect(planned).toBe(pending + inFlight + completed + failed + skipped);
+          expect(next.processed).toBeGreaterThanOrEqual(state.processed);
+          expect(next.percent).toBeGreaterThanOrEqual(0);
+          expect(next.percent).toBeLessThanOrEqual(100);
+          if (next.percent === 100) {
+            const allDone = planned > 0 && pending === 0 && inFlight === 0;
+            expect(next.status === 'completed' || allDone).toBe(true);
+          }
+          state = next;
+        }
+        // The item table agrees with the counts.
+        const items = fold(jobItems, events);
+        expect(allItems(items)).toHaveLength(state.counts.planned);
+      }),
+    );
+  });
+
+  it('reaches 100 exactly when every planned item is done, without stages', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom('completed', 'failed', 'skipped'), {
+          minLength: 1,
+          maxLength: 30,
+        }),
+        (outcomes) => {
+          const facts = [
+            { type: 'job.started', data: { name: 'j', kind: 'k', project: 'p' } },
+            {
+              type: 'items.planned',
+              data: { items: outcomes.map((_, index) => ({ id: `i${index}` })) },
+            },
+            ...outcomes.map((outcome, index) =>
+              outcome === 'failed'
+                ? { type: 'item.failed', data: { itemId: `i${index}`, error: { message: 'x' } } }
+                : { type: `item.${outcome}`, data: { itemId: `i${index}` } },
+            ),
+          ];
+          const events = facts.map((fact, index) => ({
+            ...fact,
+            streamId: 'j',
+            version: index + 1,
+            position: BigInt(index + 1),
+            occurredAt: new Date(1_000 * index),
+          })) as unknown as RecordedEvent[];
+          let state = jobProgress.initial();
+          for (const [index, event] of events.entries()) {
+            state = jobProgress.evolve(state, event);
+            expect(state.percent === 100).toBe(index === events.length - 1);
+          }
+        },
+      ),
+    );
+  });
+});
+
+describe('ETA invariants', () => {
+  it('is never negative and its range holds the point', () => {
+    fc.assert(
+      fc.property(jobHistory, fc.integer({ min: -5_000, max: 10_000_000 }), (events, offset) => {
+        const state = fold(jobEta, events);
+        const last = events.at(-1)!.occurredAt.getTime();
+        const estimate = estimateEta(state, last + offset);
+        if (estimate.etaMs !== null) {
+          expect(estimate.etaMs).toBeGreaterThanOrEqual(0);
+          expect(estimate.range!.lowMs).toBeLessThanOrEqual(estimate.etaMs);
+          expect(estimate.range!.highMs).toBeGreaterThanOrEqual(estimate.etaMs);
+        }
+        // Nothing is invented: with no known total, a running job has a rate and no ETA.
+        if (estimate.total === null && state.progress.endedAt === null)
+          expect(estimate.etaMs).toBeNull();
+        if (estimate.ratePerSecond !== null) expect(estimate.ratePerSecond).toBeGreaterThan(0);
+      }),
+    );
+  });
+});
+
+describe('failure invariants', () => {
+  it('never offers an item for retry whose latest outcome is a success or a skip', () => {
+    fc.assert(
+      fc.property(jobHistory, (events) => {
+        const latest = new Map<string, string>();
+        for (const event of events) {
+          if (
+            event.type === 'item.completed' ||
+            event.type === 'item.failed' ||
+            event.type === 'item.skipped'
+          ) {
+            latest.set(event.data.itemId, event.type);
+          }
+        }
+        for (const candidate of retryCandidates(fold(jobFailures, events))) {
+          expect(latest.get(candidate.itemId)).toBe('item.failed');
+        }
+      }),
+    );
+  });
+
+  it('summary counts match the progress counts', () => {
+    fc.assert(
+      fc.property(jobHistory, (events) => {
+        const figures = summarize(fold(jobSummary, events));
+        const progress = fold(jobProgress, events);
+        expect([figures.completed, figures.failed, figures.skipped]).toEqual([
+          progress.counts.completed,
+          progress.counts.failed,
+          progress.counts.skipped,
+        ]);
+        if (figures.durations.p50 !== null) {
+          expect(figures.durations.p50).toBeGreaterThanOrEqual(figures.durations.min!);
+          expect(figures.durations.p99!).toBeLessThanOrEqual(figures.durations.max!);
+        }
+      }),
+    );
+  });
+});
