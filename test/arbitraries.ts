@@ -1,6 +1,9 @@
 import fc from 'fast-check';
-import type { EventInput } from '../schema/events.ts';
+import type { EventData, EventInput, EventType } from '../schema/events.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
+
+/** A catalogued event input of one type. */
+const fact = <T extends EventType>(type: T, data: EventData<T>) => ({ type, data }) as EventInput;
 
 /** A small pool of item ids, so that starts, results, retries and releases meet. */
 const itemId = fc.integer({ min: 0, max: 11 }).map((index) => `item-${index}`);
@@ -27,7 +30,7 @@ const jobFact: fc.Arbitrary<EventInput> = fc.oneof(
     weight: 2,
     arbitrary: fc
       .array(fc.record({ id: itemId, type: itemType }), { minLength: 1, maxLength: 6 })
-      .map((items) => ({ type: 'items.planned', data: { items } })),
+      .map((items) => fact('items.planned', { items })),
   },
   {
     weight: 1,
@@ -36,7 +39,7 @@ const jobFact: fc.Arbitrary<EventInput> = fc.oneof(
         { stage: stageName, total: fc.option(fc.nat(20), { nil: undefined }) },
         { requiredKeys: ['stage'] },
       )
-      .map((data) => ({ type: 'stage.started', data })),
+      .map((data) => fact('stage.started', data)),
   },
   {
     weight: 4,
@@ -45,53 +48,51 @@ const jobFact: fc.Arbitrary<EventInput> = fc.oneof(
         { itemId, leaseMs: fc.option(fc.integer({ min: 1, max: 60_000 }), { nil: undefined }) },
         { requiredKeys: ['itemId'] },
       )
-      .map((data) => ({ type: 'item.started', data })),
+      .map((data) => fact('item.started', data)),
   },
   {
     weight: 4,
     arbitrary: fc
       .record({ itemId, type: itemType, durationMs: fc.integer({ min: 0, max: 5_000 }) })
-      .map((data) => ({ type: 'item.completed', data })),
+      .map((data) => fact('item.completed', data)),
   },
   {
     weight: 2,
     arbitrary: fc
       .record({ itemId, durationMs: fc.integer({ min: 0, max: 5_000 }), error: failure })
-      .map((data) => ({ type: 'item.failed', data })),
+      .map((data) => fact('item.failed', data)),
   },
   {
     weight: 1,
     arbitrary: fc
       .record({ itemId, reason: fc.constant('not needed') })
-      .map((data) => ({ type: 'item.skipped', data })),
+      .map((data) => fact('item.skipped', data)),
   },
   {
     weight: 1,
     arbitrary: fc
       .array(itemId, { minLength: 1, maxLength: 4 })
-      .map((itemIds) => ({ type: 'items.released', data: { itemIds, reason: 'lease expired' } })),
+      .map((itemIds) => fact('items.released', { itemIds, reason: 'lease expired' })),
   },
   {
     weight: 1,
     arbitrary: fc
       .record({ processed: fc.nat(30), message: fc.constant('working') }, { requiredKeys: [] })
-      .map((data) => ({ type: 'progress.reported', data })),
+      .map((data) => fact('progress.reported', data)),
   },
   {
     weight: 1,
-    arbitrary: fc.nat(30).map((total) => ({ type: 'job.scope_changed', data: { total } })),
+    arbitrary: fc.nat(30).map((total) => fact('job.scope_changed', { total })),
   },
   {
     weight: 1,
-    arbitrary: fc
-      .nat(1_000)
-      .map((offset) => ({ type: 'checkpoint.saved', data: { cursor: { offset } } })),
+    arbitrary: fc.nat(1_000).map((offset) => fact('checkpoint.saved', { cursor: { offset } })),
   },
   {
     weight: 1,
     arbitrary: fc
       .constantFrom('debug', 'info', 'warn', 'error')
-      .map((level) => ({ type: 'log.written', data: { level, message: `a ${level} line` } })),
+      .map((level) => fact('log.written', { level, message: `a ${level} line` })),
   },
   {
     weight: 1,
@@ -117,10 +118,7 @@ const jobStart = fc
     },
     { requiredKeys: [] },
   )
-  .map((extra) => ({
-    type: 'job.started',
-    data: { name: 'job', kind: 'crawl', project: 'web', ...extra },
-  }));
+  .map((extra) => fact('job.started', { name: 'job', kind: 'crawl', project: 'web', ...extra }));
 
 const terminal = fc.constantFrom<EventInput>(
   { type: 'job.completed', data: {} },
