@@ -13,9 +13,10 @@ export function registerImport(program: Command): void {
     .argument('<file>', 'NDJSON file, or - for stdin')
     .option('--json', 'print JSON')
     .action(async (file: string, options: { json?: boolean }, command: Command) => {
-      const input = file === '-' ? process.stdin : createReadStream(file);
-      const lines = createInterface({ input, crlfDelay: Infinity });
       await withLedger(command, async (ledger) => {
+        // Created only now: readline drops lines emitted before iteration starts.
+        const input = file === '-' ? process.stdin : createReadStream(file);
+        const lines = createInterface({ input, crlfDelay: Infinity });
         const result = await importNdjson(ledger, lines);
         if (options.json) return printJson(result);
         printLines([

@@ -1,0 +1,192 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openLedger } from '../src/open-ledger.ts';
+
+const bin = new URL('../src/cli/headway.mjs', import.meta.url).pathname;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `headway` bin on the embedded store in `dataDir`. */
+function headway(dataDir: string, ...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    const env = { ...process.env };
+    delete env.DATABASE_URL;
+    delete env.HEADWAY_DATABASE_URL;
+    execFile(
+      process.execPath,
+      [bin, '--data-dir', dataDir, ...args],
+      { env, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+const json = <T>(run: Run): T => {
+  expect(run.stderr).toBe('');
+  expect(run.code).toBe(0);
+  return JSON.parse(run.stdout) as T;
+};
+
+describe('headway CLI on the embedded store', () => {
+  let folder: string;
+  let store: string;
+  let jobId: string;
+
+  beforeAll(async () => {
+    folder = await mkdtemp(join(tmpdir(), 'headway-cli-'));
+    store = join(folder, 'store');
+  });
+  afterAll(async () => {
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it('runs the demo to the end: crash, resume, summary, failure groups and location', async () => {
+    const run = await headway(store, 'demo', '--items', '300', '--seed', '7');
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(
+      /worker crashed after \d+ documents; restarting from the last checkpoint/,
+    );
+    expect(run.stdout).toMatch(
+      /demo crawl completed: [\d,]+ ok, \d+ failed, \d+ skipped of 300 in /,
+    );
+    expect(run.stdout).toContain('ETA as the run went:');
+    expect(run.stdout).toContain('Failure groups:');
+    expect(run.stdout).toContain(`Stored in the embedded store at ${store}`);
+    jobId = /as job ([0-9a-f-]{36})\./.exec(run.stdout)![1]!;
+  });
+
+  it('lists the job, and a second demo adds another beside it', async () => {
+    await headway(store, 'demo', '--items', '40', '--no-crash', '--seed', '3');
+    const jobs = json<{ jobId: string; status: string; name: string }[]>(
+      await headway(store, 'jobs', '--json'),
+    );
+    expect(jobs).toHaveLength(2);
+    expect(jobs[1]).toMatchObject({ jobId, status: 'completed', name: 'demo crawl' });
+    const table = await headway(store, 'jobs');
+    expect(table.stdout.split('\n')[0]).toMatch(/^JOB\s+NAME\s+KIND\s+PROJECT\s+STATUS/);
+  });
+
+  it('shows the status with conserved counts', async () => {
+    const { progress } = json<{
+      progress: { status: string; total: number; percent: number; counts: Record<string, number> };
+    }>(await headway(store, 'status', jobId, '--json'));
+    expect(progress).toMatchObject({ status: 'completed', total: 300, percent: 100 });
+    const { planned, pending, inFlight, completed, failed, skipped } = progress.counts;
+    expect(planned).toBe(300);
+    expect(pending + inFlight + completed + failed + skipped).toBe(planned);
+    const human = await headway(store, 'status', jobId);
+    expect(human.stdout).toContain('demo crawl (crawl, project demo): completed');
+  });
+
+  it('filters the timeline', async () => {
+    const page = json<{ events: { type: string }[] }>(
+      await headway(store, 'timeline', jobId, '--type', 'item.failed', '--limit', '5', '--json'),
+    );
+    expect(page.events.length).toBeGreaterThan(0);
+    expect(new Set(page.events.map((event) => event.type))).toEqual(new Set(['item.failed']));
+    const human = await headway(store, 'timeline', jobId, '--type', 'items.released');
+    expect(human.stdout).toMatch(/items\.released \d+ items: lease expired: worker crashed/);
+  });
+
+  it('exports the failure report', async () => {
+    const file = join(folder, 'failures.json');
+    const run = await headway(store, 'failures', jobId, '--export', file);
+    expect(run.code).toBe(0);
+    const report = JSON.parse(await readFile(file, 'utf8')) as {
+      jobId: string;
+      groups: { category: string; count: number }[];
+    };
+    expect(report.jobId).toBe(jobId);
+    expect(report.groups.length).toBeGreaterThan(0);
+    expect(run.stdout).toContain('retry candidates');
+  });
+
+  it('exports and imports into a fresh store with identical projections, idempotently', async () => {
+    const file = join(folder, 'all.ndjson');
+    expect((await headway(store, 'export', '--all', '--output', file)).code).toBe(0);
+    const lines = (await readFile(file, 'utf8')).trim().split('\n');
+    const fresh = join(folder, 'fresh');
+    const imported = json<{ events: number; streams: number }>(
+      await headway(fresh, 'import', file, '--json'),
+    );
+    expect(imported).toEqual({ events: lines.length, streams: 2 });
+    // Importing again writes nothing.
+    json(await headway(fresh, 'import', file, '--json'));
+    const countEvents = async (dir: string) =>
+      json<{ events: number }[]>(await headway(dir, 'jobs', '--json')).reduce(
+        (sum, job) => sum + job.events,
+        0,
+      );
+    expect(await countEvents(fresh)).toBe(lines.length);
+
+    const original = json<Record<string, unknown>>(await headway(store, 'status', jobId, '--json'));
+    const copy = json<Record<string, unknown>>(await headway(fresh, 'status', jobId, '--json'));
+    expect(copy.progress).toEqual(original.progress);
+    expect(copy.summary).toEqual(original.summary);
+    const failures = async (dir: string) => {
+      const report = json<Record<string, unknown>>(await headway(dir, 'failures', jobId, '--json'));
+      delete report.generatedAt;
+      return report;
+    };
+    expect(await failures(fresh)).toEqual(await failures(store));
+  });
+
+  it('rejects bad input with one clear line and exit code 1, changing nothing', async () => {
+    const missing = await headway(store, 'status', 'no-such-job');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe("headway: Job 'no-such-job' was not found (not_found)\n");
+
+    const badLimit = await headway(store, 'timeline', jobId, '--limit', 'lots');
+    expect(badLimit.code).toBe(1);
+    expect(badLimit.stderr).toContain("expected a whole number >= 1, received 'lots'");
+
+    const before = json<unknown[]>(await headway(store, 'jobs', '--json'));
+    const bad = join(folder, 'bad.ndjson');
+    const good = {
+      streamId: 'imported',
+      version: 1,
+      eventId: '6a1f3b0e-1c2d-4e5f-8a9b-0c1d2e3f4a5b',
+      type: 'job.started',
+      schemaVersion: 1,
+      data: { name: 'n', kind: 'k', project: 'p' },
+      occurredAt: '2026-11-01T00:00:00.000Z',
+    };
+    const broken = {
+      ...good,
+      version: 2,
+      eventId: '7a1f3b0e-1c2d-4e5f-8a9b-0c1d2e3f4a5b',
+      type: 'item.completed',
+      data: { itemId: 7 },
+    };
+    await writeFile(bad, `${JSON.stringify(good)}\n${JSON.stringify(broken)}\n`);
+    const rejected = await headway(store, 'import', bad);
+    expect(rejected.code).toBe(1);
+    expect(rejected.stderr).toMatchInlineSnapshot(`
+      "headway: events[1].data.itemId: Invalid input: expected string, received number (invalid_event)
+      "
+    `);
+    expect(json<unknown[]>(await headway(store, 'jobs', '--json'))).toEqual(before);
+  });
+
+  it('refuses a second process on the same embedded store', async () => {
+    const holder = await openLedger({ dataDir: store });
+    try {
+      const run = await headway(store, 'jobs');
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/is open in another process.*\(store_busy\)/);
+    } finally {
+      await holder.close();
+    }
+  });
+});
