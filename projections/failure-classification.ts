@@ -66,7 +66,7 @@ export const defaultClassificationRules: readonly ClassificationRule[] = [
   { match: { status: 415 }, category: 'not_applicable' },
   { match: { name: 'SyntaxError' }, category: 'extraction' },
   { match: { messagePattern: '\\btimed? ?out\\b' }, category: 'timeout' },
-  { match: { messagePattern: 'socket hang up|network' }, category: 'network' },
+  { match: { messagePattern: 'socket hang up|network error|fetch failed' }, category: 'network' },
 ];
 
 const retryableByDefault = new Set(['network', 'timeout']);
@@ -125,7 +125,9 @@ export function classifyFailure(
 }
 
 function truncate(text: string, length: number): string {
-  return text.length <= length ? text : `${text.slice(0, length - 1)}…`;
+  // PostgreSQL cannot store NUL in text or jsonb.
+  const clean = text.replaceAll('\u0000', '');
+  return clean.length <= length ? clean : `${clean.slice(0, length - 1)}…`;
 }
 
 function field(value: unknown, key: string): unknown {
@@ -160,12 +162,18 @@ export function describeError(
         message = 'unserialisable thrown value';
       }
     }
-    const rawCode = field(thrown, 'code');
+    // The code may sit on the error, on its cause (fetch), or only in the message.
+    const rawCode = field(thrown, 'code') ?? field(field(thrown, 'cause'), 'code');
     const code =
-      typeof rawCode === 'string' || typeof rawCode === 'number' ? String(rawCode) : undefined;
+      typeof rawCode === 'string' || typeof rawCode === 'number'
+        ? String(rawCode)
+        : /\b(E(?!RROR\b)[A-Z]{3,}[A-Z_]*)\b/.exec(message)?.[1];
     const rawName = field(thrown, 'name');
     const name = typeof rawName === 'string' ? rawName : undefined;
-    const rawStatus = field(thrown, 'status') ?? field(thrown, 'statusCode');
+    const rawStatus =
+      field(thrown, 'status') ??
+      field(thrown, 'statusCode') ??
+      field(field(thrown, 'response'), 'status');
     const status = typeof rawStatus === 'number' ? rawStatus : undefined;
     const rawCategory = field(thrown, 'category');
     const rawRetryable = field(thrown, 'retryable');

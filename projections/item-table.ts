@@ -38,7 +38,13 @@ export function setItems<V>(table: ItemTable<V>, updates: ReadonlyMap<string, V>
       next[index] = { ...next[index] };
       copied.add(index);
     }
-    next[index]![itemId] = value;
+    // A data property even for ids such as `__proto__`.
+    Object.defineProperty(next[index]!, itemId, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return next;
 }

@@ -1,8 +1,10 @@
 import type { FailureError } from '../schema/events.ts';
+import { classifyFailure } from './failure-classification.ts';
 import { isCustomEvent } from '../schema/recorded-event.ts';
 import { emptyItemTable, getItem, itemEntries, setItems } from './item-table.ts';
 import type { ItemTable } from './item-table.ts';
 import type { Projection } from './projection.ts';
+import { own } from './own.ts';
 
 /** Failures that share a category and a normalised message. */
 export interface FailureGroup {
@@ -59,16 +61,26 @@ export function normaliseMessage(message: string): string {
     .trim();
 }
 
+/** Failures recorded without a category get the default classification (DESIGN §6). */
+function classifyRecorded(error: FailureError) {
+  return classifyFailure({
+    message: error.message,
+    ...(error.code === undefined ? {} : { code: error.code }),
+    ...(error.category === undefined ? {} : { category: error.category }),
+    ...(error.retryable === undefined ? {} : { retryable: error.retryable }),
+  });
+}
+
 function recordFailure(
   state: JobFailuresState,
   itemId: string | null,
   error: FailureError,
   at: number,
 ) {
-  const category = error.category ?? 'unknown';
+  const { category } = classifyRecorded(error);
   const message = normaliseMessage(error.message);
   const key = `${category}: ${message}`;
-  const group = state.groups[key];
+  const group = own(state.groups, key);
   const itemIds = group?.itemIds ?? [];
   const next: FailureGroup = group
     ? {
@@ -92,7 +104,7 @@ function recordFailure(
       };
   return {
     groups: { ...state.groups, [key]: next },
-    byCategory: { ...state.byCategory, [category]: (state.byCategory[category] ?? 0) + 1 },
+    byCategory: { ...state.byCategory, [category]: (own(state.byCategory, category) ?? 0) + 1 },
   };
 }
 
@@ -108,15 +120,8 @@ export const jobFailures: Projection<JobFailuresState> = {
     switch (event.type) {
       case 'item.failed': {
         const { itemId, error } = event.data;
-        const category = error.category ?? 'unknown';
-        const failed: FailedItem = {
-          failing: true,
-          retryable:
-            category !== 'not_applicable' &&
-            (error.retryable ?? (category === 'network' || category === 'timeout')),
-          category,
-          message: error.message,
-        };
+        const { category, retryable } = classifyRecorded(error);
+        const failed: FailedItem = { failing: true, retryable, category, message: error.message };
         return {
           ...base,
           ...recordFailure(base, itemId, error, event.occurredAt.getTime()),

@@ -6,6 +6,7 @@ import { blankItemRecord, itemUpdates } from './job-items.ts';
 import type { ItemStatus } from './job-items.ts';
 import type { ItemTable } from './item-table.ts';
 import type { Projection } from './projection.ts';
+import { own } from './own.ts';
 
 /** A job's lifecycle status. */
 export type JobStatus = 'pending' | 'running' | 'paused' | 'completed' | 'failed' | 'cancelled';
@@ -157,7 +158,7 @@ function applyItems(state: JobProgressState, event: RecordedEvent): JobProgressS
     event.type === 'item.skipped'
   ) {
     const type = event.data.type ?? 'item';
-    const entry = byType[type] ?? { completed: 0, failed: 0, skipped: 0 };
+    const entry = own(byType, type) ?? { completed: 0, failed: 0, skipped: 0 };
     const key =
       event.type === 'item.completed'
         ? 'completed'
@@ -292,10 +293,10 @@ function evolve(state: JobProgressState, event: RecordedEvent): JobProgressState
       const { data } = event;
       let reportedCounts = base.reportedCounts;
       if (data.counts) {
-        reportedCounts = { ...reportedCounts };
-        for (const [key, delta] of Object.entries(data.counts)) {
-          reportedCounts[key] = (reportedCounts[key] ?? 0) + delta;
-        }
+        const sums = Object.entries(data.counts).map(
+          ([key, delta]) => [key, (own(reportedCounts, key) ?? 0) + delta] as const,
+        );
+        reportedCounts = { ...reportedCounts, ...Object.fromEntries(sums) };
       }
       return settle({
         ...base,

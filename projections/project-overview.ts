@@ -1,6 +1,7 @@
 import { isCustomEvent } from '../schema/recorded-event.ts';
 import type { JobStatus } from './job-progress.ts';
 import type { Projection } from './projection.ts';
+import { own } from './own.ts';
 
 /** A job as the overview shows it. Counts are item results recorded (a retry counts again). */
 export interface JobOverview {
@@ -44,7 +45,7 @@ export const projectOverview: Projection<ProjectOverviewState> = {
   version: 1,
   initial: () => ({ jobs: {} }),
   evolve(state, event) {
-    const previous = state.jobs[event.streamId] ?? blankJob(event.streamId);
+    const previous = own(state.jobs, event.streamId) ?? blankJob(event.streamId);
     if (event.version <= previous.version) return state;
     const job: JobOverview = { ...previous, version: event.version };
     const at = event.occurredAt.getTime();

@@ -2,6 +2,7 @@ import { isCustomEvent } from '../schema/recorded-event.ts';
 import { emptyHistogram, mean, quantile, recordValue } from './histogram.ts';
 import type { Histogram } from './histogram.ts';
 import type { Projection } from './projection.ts';
+import { own } from './own.ts';
 
 /** Aggregates of one stage name within one job kind. */
 export interface StageAggregate {
@@ -34,7 +35,7 @@ function closeStage(state: StageMetricsState, job: StageMetricsState['jobs'][str
   if (job.stage === null || job.stageStartedAt === null) return state.stages;
   const kind = job.kind ?? '(unknown)';
   const key = `${kind}/${job.stage}`;
-  const previous = state.stages[key] ?? {
+  const previous = own(state.stages, key) ?? {
     kind,
     stage: job.stage,
     runs: 0,
@@ -58,7 +59,7 @@ export const stageMetrics: Projection<StageMetricsState> = {
   version: 1,
   initial: () => ({ jobs: {}, stages: {} }),
   evolve(state, event) {
-    const previous = state.jobs[event.streamId] ?? {
+    const previous = own(state.jobs, event.streamId) ?? {
       version: 0,
       kind: null,
       stage: null,

@@ -10,8 +10,8 @@ export const limits = {
   stackFrameLength: 500,
   /** Stack frames kept on a failure. */
   stackFrames: 5,
-  /** Items in one `items.planned` or `items.released` event. */
-  itemsPerEvent: 10_000,
+  /** Items in one `items.planned` or `items.released` event (the byte cap may bind first). */
+  itemsPerEvent: 2_000,
   /** Stages declared by `job.started`. */
   stages: 100,
   /** Entries in a map (labels, metrics, counts). */

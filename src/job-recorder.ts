@@ -69,11 +69,21 @@ export class JobRecorder {
   /** Records `items.planned`; planning an item twice plans it once. */
   plan(items: readonly PlannedItem[], options?: RecordOptions): Promise<AppendResult> {
     const normalised = items.map((item) => (typeof item === 'string' ? { id: item } : item));
+    // Split so that each event stays under both the item count and the byte cap.
     const events: EventInput[] = [];
-    for (let start = 0; start < normalised.length; start += limits.itemsPerEvent) {
-      const chunk = normalised.slice(start, start + limits.itemsPerEvent);
-      events.push({ type: 'items.planned', data: { items: chunk } });
+    let chunk: typeof normalised = [];
+    let bytes = 0;
+    for (const item of normalised) {
+      const size = JSON.stringify(item).length + 1;
+      if (chunk.length === limits.itemsPerEvent || bytes + size > limits.eventBytes * 0.75) {
+        events.push({ type: 'items.planned', data: { items: chunk } });
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(item);
+      bytes += size;
     }
+    if (chunk.length > 0) events.push({ type: 'items.planned', data: { items: chunk } });
     if (events.length === 0) events.push({ type: 'items.planned', data: { items: [] } });
     if (options && events.length === 1) Object.assign(events[0]!, options);
     return this.record(events);

@@ -33,6 +33,9 @@ const envelope = z.strictObject({
   schemaVersion: z.number().int().positive().max(1_000).optional(),
 });
 
+/** A `\u0000` escape in JSON text (not an escaped backslash followed by `u0000`). */
+const escapedNul = /(?:^|[^\\])(?:\\\\)*\\u0000/;
+
 const knownTypes = Object.keys(eventDataSchemas).join(', ');
 
 /** Turns zod issues into issues whose paths start at `path`. */
@@ -123,6 +126,14 @@ function prepareEvent(
     issues.push({
       path: `${path}.data`,
       message: `expected JSON, received a value that cannot be serialised (${String(error)})`,
+    });
+    return undefined;
+  }
+  if (escapedNul.test(dataJson) || escapedNul.test(metadataJson)) {
+    issues.push({
+      path: `${path}.data`,
+      message:
+        'expected text without NUL characters (\\u0000), which PostgreSQL cannot store, received a string containing one',
     });
     return undefined;
   }

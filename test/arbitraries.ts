@@ -6,8 +6,12 @@ import type { RecordedEvent } from '../schema/recorded-event.ts';
 const fact = <T extends EventType>(type: T, data: EventData<T>) => ({ type, data }) as EventInput;
 
 /** A small pool of item ids, so that starts, results, retries and releases meet. */
-const itemId = fc.integer({ min: 0, max: 11 }).map((index) => `item-${index}`);
-const itemType = fc.constantFrom('html', 'pdf');
+// Ids that are also Object.prototype's names must behave like any other.
+const itemId = fc.oneof(
+  { weight: 10, arbitrary: fc.integer({ min: 0, max: 11 }).map((index) => `item-${index}`) },
+  { weight: 1, arbitrary: fc.constantFrom('__proto__', 'constructor', 'toString') },
+);
+const itemType = fc.constantFrom('html', 'pdf', '__proto__');
 const stageName = fc.constantFrom('fetch', 'extract', 'index');
 const failure = fc.record(
   {

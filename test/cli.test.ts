@@ -79,7 +79,19 @@ describe('headway CLI on the embedded store', () => {
 
   it('shows the status with conserved counts', async () => {
     const { progress } = json<{
-      progress: { status: string; total: number; percent: number; counts: Record<string, number> };
+      progress: {
+        status: string;
+        total: number;
+        percent: number;
+        counts: {
+          planned: number;
+          pending: number;
+          inFlight: number;
+          completed: number;
+          failed: number;
+          skipped: number;
+        };
+      };
     }>(await headway(store, 'status', jobId, '--json'));
     expect(progress).toMatchObject({ status: 'completed', total: 300, percent: 100 });
     const { planned, pending, inFlight, completed, failed, skipped } = progress.counts;

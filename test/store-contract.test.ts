@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { EventInput } from '../schema/events.ts';
 import { ConcurrencyError, IdempotencyConflictError, InvalidEventError } from '../src/errors.ts';
 import type { Ledger } from '../src/ledger.ts';
+import { jobProgress } from '../projections/job-progress.ts';
 import { storesUnderTest } from './stores.ts';
 
 const started = (name = 'crawl'): EventInput => ({
@@ -346,6 +347,22 @@ for (const store of storesUnderTest()) {
         expect((await ledger.listJobs({ project: 'web' })).map((job) => job.jobId)).toEqual([
           'first',
         ]);
+      });
+    });
+
+    describe('recording', () => {
+      it('splits a large plan into events under the size caps, all in one append', async () => {
+        const job = ledger.job('big');
+        await job.start({ name: 'big', kind: 'ingest', project: 'data' });
+        const ids = Array.from(
+          { length: 5_000 },
+          (_, index) => `${'s3://bucket/'.padEnd(60, 'x')}/${index}`,
+        );
+        const result = await job.plan(ids);
+        expect(result.events.length).toBeGreaterThan(2);
+        const progress = await ledger.project('big', jobProgress);
+        expect(progress.counts.planned).toBe(5_000);
+        expect(progress.total).toBe(5_000);
       });
     });
 
