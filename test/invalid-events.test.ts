@@ -5,7 +5,7 @@ import { HeadwayError } from '../src/errors.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { openLedger } from '../src/open-ledger.ts';
 
-const valid = { type: 'item.completed', data: { itemId: 'a', durationMs: 5 } };
+const valid = { type: 'item.completed' as const, data: { itemId: 'a', durationMs: 5 } };
 
 /** An invalid event and the path its error must name. */
 const invalidEvent: fc.Arbitrary<{ event: unknown; path: RegExp; code: string }> = fc.oneof(
