@@ -1,0 +1,31 @@
+export type { AppendedEvent, AppendResult, StreamAppend } from './append-statement.ts';
+export { compareCursors, formatCursor, parseCursor, startCursor } from './cursor.ts';
+export type { Cursor } from './cursor.ts';
+export {
+  ConcurrencyError,
+  EventTooLargeError,
+  HeadwayError,
+  IdempotencyConflictError,
+  InvalidEventError,
+  InvalidInputError,
+  NotFoundError,
+  StoreBusyError,
+} from './errors.ts';
+export type { ExpectedVersion, HeadwayErrorCode, ValidationIssue } from './errors.ts';
+export { JobRecorder } from './job-recorder.ts';
+export type { EventAppender, JobRecorderOptions, RecordOptions } from './job-recorder.ts';
+export { Ledger } from './ledger.ts';
+export type {
+  LedgerLocation,
+  ReadAllOptions,
+  ReadAllPage,
+  ReadStreamOptions,
+  ReplayResult,
+} from './ledger.ts';
+export type { JobListing, ListJobsOptions } from './list-jobs.ts';
+export { LiveFold } from './live-fold.ts';
+export { importNdjson, toExportLine } from './ndjson.ts';
+export type { ExportLine, ImportResult } from './ndjson.ts';
+export { defaultDataDir, openLedger } from './open-ledger.ts';
+export type { OpenLedgerOptions } from './open-ledger.ts';
+export type { TimelinePage, TimelineQuery } from './timeline-query.ts';
