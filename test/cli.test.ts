@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ItemCounts } from '../projections/job-progress.ts';
 import { openLedger } from '../src/open-ledger.ts';
 
 const bin = new URL('../src/cli/headway.mjs', import.meta.url).pathname;
@@ -83,14 +84,7 @@ describe('headway CLI on the embedded store', () => {
         status: string;
         total: number;
         percent: number;
-        counts: {
-          planned: number;
-          pending: number;
-          inFlight: number;
-          completed: number;
-          failed: number;
-          skipped: number;
-        };
+        counts: ItemCounts;
       };
     }>(await headway(store, 'status', jobId, '--json'));
     expect(progress).toMatchObject({ status: 'completed', total: 300, percent: 100 });
