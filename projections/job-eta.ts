@@ -100,7 +100,7 @@ function coefficientOfVariation(stats: { n: number; mean: number; m2: number }):
  * Estimates the time left as of `now` (epoch ms). Never negative; low ≤ point ≤ high.
  *
  * @example
- * const { etaMs, range } = estimateEta(await ledger.project(jobId, jobEta), Date.now());
+ * const { etaMs, range } = estimateEta(await ledger.project(jobId, jobEta), now);
  */
 export function estimateEta(state: JobEtaState, now: number): EtaEstimate {
   const { processed, total, status } = state.progress;
