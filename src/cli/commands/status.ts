@@ -1,14 +1,12 @@
 import type { Command } from 'commander';
 import { combineProjections } from '../../../projections/combine.ts';
 import { estimateEta, jobEta } from '../../../projections/job-eta.ts';
-import { jobProgress } from '../../../projections/job-progress.ts';
 import { formatSummary, jobSummary } from '../../../projections/job-summary.ts';
 import { NotFoundError } from '../../errors.ts';
 import { printJson, printLines, withLedger } from '../context.ts';
 import { formatCount, formatDuration, progressBar } from '../format.ts';
 
 const statusProjection = combineProjections({
-  progress: jobProgress,
   summary: jobSummary,
   eta: jobEta,
 });
@@ -22,7 +20,9 @@ export function registerStatus(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (jobId: string, options: { json?: boolean }, command: Command) => {
       await withLedger(command, async (ledger) => {
-        const { progress, summary, eta } = await ledger.project(jobId, statusProjection);
+        const { summary, eta } = await ledger.project(jobId, statusProjection);
+        // The summary folds progress already; no third pass for it.
+        const { progress } = summary;
         if (progress.status === 'pending' && progress.version === 0)
           throw new NotFoundError(`Job '${jobId}'`);
         const estimate = estimateEta(eta, Date.now());
