@@ -1,4 +1,5 @@
 import type { RecordedEvent } from '../schema/recorded-event.ts';
+import { accumulatorFor } from './projection.ts';
 import type { Projection } from './projection.ts';
 
 /** The state of a combined projection: one entry per part. */
@@ -28,6 +29,21 @@ export function combineProjections<P extends Record<string, Projection<unknown>>
         next[key] = part.evolve((state as Record<string, unknown>)[key], event);
       }
       return next as CombinedState<P>;
+    },
+    accumulate(state) {
+      const accumulators = entries.map(
+        ([key, part]) =>
+          [key, accumulatorFor(part, (state as Record<string, unknown>)[key])] as const,
+      );
+      return {
+        add(event) {
+          for (const [, accumulator] of accumulators) accumulator.add(event);
+        },
+        result: () =>
+          Object.fromEntries(
+            accumulators.map(([key, accumulator]) => [key, accumulator.result()]),
+          ) as CombinedState<P>,
+      };
     },
   };
 }

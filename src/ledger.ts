@@ -7,6 +7,7 @@ import type { EventInput } from '../schema/events.ts';
 import { limits } from '../schema/limits.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import type { UpcasterIndex } from '../schema/upcast.ts';
+import { accumulatorFor } from '../projections/projection.ts';
 import type { Projection } from '../projections/projection.ts';
 import { executeAppend, prepareStreams, streamIdSchema } from './append-statement.ts';
 import type { AppendResult, StreamAppend } from './append-statement.ts';
@@ -180,12 +181,12 @@ export class Ledger {
 
   /** Folds one job's events through a projection. */
   async project<S>(jobId: string, projection: Projection<S>): Promise<S> {
-    let state = projection.initial();
+    const accumulator = accumulatorFor(projection);
     let fromVersion = 1;
     for (;;) {
       const events = await this.readStream(jobId, { fromVersion });
-      for (const event of events) state = projection.evolve(state, event);
-      if (events.length < limits.readPage) return state;
+      for (const event of events) accumulator.add(event);
+      if (events.length < limits.readPage) return accumulator.result();
       fromVersion = events.at(-1)!.version + 1;
     }
   }
@@ -199,20 +200,20 @@ export class Ledger {
     options: { after?: Cursor | string; state?: S; batchSize?: number } = {},
   ): Promise<ReplayResult<S>> {
     const started = performance.now();
-    let state = options.state ?? projection.initial();
+    const accumulator = accumulatorFor(projection, options.state ?? projection.initial());
     let cursor = options.after === undefined ? startCursor : parseCursor(options.after);
     let count = 0;
     for await (const page of this.readAllBatches({
       after: cursor,
       ...(options.batchSize === undefined ? {} : { limit: options.batchSize }),
     })) {
-      for (const event of page.events) state = projection.evolve(state, event);
+      for (const event of page.events) accumulator.add(event);
       count += page.events.length;
       cursor = page.next;
     }
     const elapsedMs = performance.now() - started;
     return {
-      state,
+      state: accumulator.result(),
       cursor,
       events: count,
       elapsedMs,
