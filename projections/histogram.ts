@@ -27,17 +27,27 @@ function bucketMidpoint(index: number): number {
   return (Math.expm1(index * growth) + Math.expm1((index + 1) * growth)) / 2;
 }
 
-/** A new histogram with `value` recorded; the input is left as it was. */
-export function recordValue(histogram: Histogram, value: number): Histogram {
+/** A copy that `addValue` may change without touching the original. */
+export function copyHistogram(histogram: Histogram): Histogram {
+  return { ...histogram, buckets: { ...histogram.buckets } };
+}
+
+/** Records `value` in place: for accumulators, which own their copy. */
+export function addValue(histogram: Histogram, value: number): void {
   const safe = Number.isFinite(value) && value > 0 ? value : 0;
   const key = String(bucketIndex(safe));
-  return {
-    count: histogram.count + 1,
-    sum: histogram.sum + safe,
-    min: histogram.min === null ? safe : Math.min(histogram.min, safe),
-    max: histogram.max === null ? safe : Math.max(histogram.max, safe),
-    buckets: { ...histogram.buckets, [key]: (histogram.buckets[key] ?? 0) + 1 },
-  };
+  histogram.count += 1;
+  histogram.sum += safe;
+  histogram.min = histogram.min === null ? safe : Math.min(histogram.min, safe);
+  histogram.max = histogram.max === null ? safe : Math.max(histogram.max, safe);
+  histogram.buckets[key] = (histogram.buckets[key] ?? 0) + 1;
+}
+
+/** A new histogram with `value` recorded; the input is left as it was. */
+export function recordValue(histogram: Histogram, value: number): Histogram {
+  const next = copyHistogram(histogram);
+  addValue(next, value);
+  return next;
 }
 
 /** The value at quantile `q` (0..1), clamped to the exact min and max; null when empty. */

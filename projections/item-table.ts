@@ -1,3 +1,5 @@
+import { setOwn } from './own.ts';
+
 /**
  * A map from item id to a value, split into fixed buckets so that changing one item
  * copies one bucket, not the whole map. Plain JSON, so states stay serialisable.
@@ -27,29 +29,53 @@ export function getItem<V>(table: ItemTable<V>, itemId: string): V | undefined {
   return Object.hasOwn(bucket, itemId) ? bucket[itemId] : undefined;
 }
 
-/** A new table with the item set; the input table is left as it was. */
+/** A new table with the items set; the input table is left as it was. */
 export function setItems<V>(table: ItemTable<V>, updates: ReadonlyMap<string, V>): ItemTable<V> {
   if (updates.size === 0) return table;
-  const next = table.slice();
-  const copied = new Set<number>();
-  for (const [itemId, value] of updates) {
-    const index = bucketOf(itemId);
-    if (!copied.has(index)) {
-      next[index] = { ...next[index] };
-      copied.add(index);
-    }
-    // A data property even for ids such as `__proto__`.
-    Object.defineProperty(next[index]!, itemId, {
-      value,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
-  }
-  return next;
+  const writer = itemWriter(table);
+  for (const [itemId, value] of updates) writer.set(itemId, value);
+  return writer.table();
 }
 
 /** Every item and its value, in a stable order (by bucket, then insertion). */
 export function* itemEntries<V>(table: ItemTable<V>): Generator<[string, V]> {
   for (const bucket of table) yield* Object.entries(bucket);
+}
+
+/**
+ * Item reads and writes for a fold in progress, copy on write: a bucket shared with a
+ * table handed out (or given in) is copied the first time one of its items changes, so
+ * `table()` costs one array copy and every table it returned stays as it was.
+ *
+ * @example
+ * const writer = itemWriter(state.items);
+ * writer.set('doc-1', 'completed');
+ * const items = writer.table(); // state.items is unchanged
+ */
+export interface ItemWriter<V> {
+  get(itemId: string): V | undefined;
+  set(itemId: string, value: V): void;
+  /** The items so far, as a table this writer will not change again. */
+  table(): ItemTable<V>;
+}
+
+/** A writer over a copy of `source`; see `ItemWriter`. */
+export function itemWriter<V>(source: ItemTable<V>): ItemWriter<V> {
+  const buckets = source.slice();
+  const owned = new Array<boolean>(bucketCount).fill(false);
+  return {
+    get: (itemId) => getItem(buckets, itemId),
+    set(itemId, value) {
+      const index = bucketOf(itemId);
+      if (!owned[index]) {
+        buckets[index] = { ...buckets[index] };
+        owned[index] = true;
+      }
+      setOwn(buckets[index]!, itemId, value);
+    },
+    table() {
+      owned.fill(false);
+      return buckets.slice();
+    },
+  };
 }

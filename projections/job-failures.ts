@@ -1,10 +1,11 @@
 import type { FailureError } from '../schema/events.ts';
 import { classifyFailure } from './failure-classification.ts';
 import { isCustomEvent } from '../schema/recorded-event.ts';
-import { emptyItemTable, getItem, itemEntries, setItems } from './item-table.ts';
-import type { ItemTable } from './item-table.ts';
+import type { RecordedEvent } from '../schema/recorded-event.ts';
+import { emptyItemTable, itemEntries, itemWriter } from './item-table.ts';
+import type { ItemTable, ItemWriter } from './item-table.ts';
 import type { Projection } from './projection.ts';
-import { own } from './own.ts';
+import { own, setOwn } from './own.ts';
 
 /** Failures that share a category and a normalised message. */
 export interface FailureGroup {
@@ -71,16 +72,17 @@ function classifyRecorded(error: FailureError) {
   });
 }
 
+/** Counts a failure in its group and category; groups are replaced, never changed in place. */
 function recordFailure(
-  state: JobFailuresState,
+  draft: JobFailuresState,
   itemId: string | null,
   error: FailureError,
+  category: string,
   at: number,
-) {
-  const { category } = classifyRecorded(error);
+): void {
   const message = normaliseMessage(error.message);
   const key = `${category}: ${message}`;
-  const group = own(state.groups, key);
+  const group = own(draft.groups, key);
   const itemIds = group?.itemIds ?? [];
   const next: FailureGroup = group
     ? {
@@ -102,10 +104,54 @@ function recordFailure(
         firstSeen: at,
         lastSeen: at,
       };
-  return {
-    groups: { ...state.groups, [key]: next },
-    byCategory: { ...state.byCategory, [category]: (own(state.byCategory, category) ?? 0) + 1 },
-  };
+  setOwn(draft.groups, key, next);
+  setOwn(draft.byCategory, category, (own(draft.byCategory, category) ?? 0) + 1);
+}
+
+/** A copy whose maps `apply` may change; groups and item entries are shared, as it replaces them. */
+function draftOf(state: JobFailuresState): JobFailuresState {
+  return { ...state, groups: { ...state.groups }, byCategory: { ...state.byCategory } };
+}
+
+/** Applies one event to a draft in place, for `evolve` and the accumulator alike. */
+function apply(draft: JobFailuresState, items: ItemWriter<FailedItem>, event: RecordedEvent): void {
+  draft.version = event.version;
+  if (isCustomEvent(event)) return;
+  switch (event.type) {
+    case 'item.failed': {
+      const { itemId, error } = event.data;
+      const { category, retryable } = classifyRecorded(error);
+      recordFailure(draft, itemId, error, category, event.occurredAt.getTime());
+      items.set(itemId, { failing: true, retryable, category, message: error.message });
+      return;
+    }
+    case 'item.completed':
+    case 'item.skipped': {
+      // An item that later succeeds (or is skipped) is no retry candidate.
+      const known = items.get(event.data.itemId);
+      if (known?.failing) items.set(event.data.itemId, { ...known, failing: false });
+      return;
+    }
+    case 'job.failed': {
+      const { category } = classifyRecorded(event.data.error);
+      recordFailure(draft, null, event.data.error, category, event.occurredAt.getTime());
+      return;
+    }
+    case 'job.started':
+    case 'job.scope_changed':
+    case 'items.planned':
+    case 'stage.started':
+    case 'item.started':
+    case 'items.released':
+    case 'progress.reported':
+    case 'checkpoint.saved':
+    case 'log.written':
+    case 'job.paused':
+    case 'job.resumed':
+    case 'job.completed':
+    case 'job.cancelled':
+      return;
+  }
 }
 
 /** Failures grouped by category and normalised message, and the items worth retrying. */
@@ -115,49 +161,21 @@ export const jobFailures: Projection<JobFailuresState> = {
   initial: () => ({ version: 0, groups: {}, byCategory: {}, items: emptyItemTable() }),
   evolve(state, event) {
     if (event.version <= state.version) return state;
-    const base = { ...state, version: event.version };
-    if (isCustomEvent(event)) return base;
-    switch (event.type) {
-      case 'item.failed': {
-        const { itemId, error } = event.data;
-        const { category, retryable } = classifyRecorded(error);
-        const failed: FailedItem = { failing: true, retryable, category, message: error.message };
-        return {
-          ...base,
-          ...recordFailure(base, itemId, error, event.occurredAt.getTime()),
-          items: setItems(base.items, new Map([[itemId, failed]])),
-        };
-      }
-      case 'item.completed':
-      case 'item.skipped': {
-        // An item that later succeeds (or is skipped) is no retry candidate.
-        const known = getItem(base.items, event.data.itemId);
-        if (!known || !known.failing) return base;
-        return {
-          ...base,
-          items: setItems(base.items, new Map([[event.data.itemId, { ...known, failing: false }]])),
-        };
-      }
-      case 'job.failed':
-        return {
-          ...base,
-          ...recordFailure(base, null, event.data.error, event.occurredAt.getTime()),
-        };
-      case 'job.started':
-      case 'job.scope_changed':
-      case 'items.planned':
-      case 'stage.started':
-      case 'item.started':
-      case 'items.released':
-      case 'progress.reported':
-      case 'checkpoint.saved':
-      case 'log.written':
-      case 'job.paused':
-      case 'job.resumed':
-      case 'job.completed':
-      case 'job.cancelled':
-        return base;
-    }
+    const draft = draftOf(state);
+    const items = itemWriter(state.items);
+    apply(draft, items, event);
+    draft.items = items.table();
+    return draft;
+  },
+  accumulate(state) {
+    const draft = draftOf(state);
+    const items = itemWriter(state.items);
+    return {
+      add(event) {
+        if (event.version > draft.version) apply(draft, items, event);
+      },
+      result: () => ({ ...draftOf(draft), items: items.table() }),
+    };
   },
 };
 

@@ -1,12 +1,11 @@
 import type { FailureError, JsonValue } from '../schema/events.ts';
 import { isCustomEvent } from '../schema/recorded-event.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { emptyItemTable, getItem, setItems } from './item-table.ts';
-import { blankItemRecord, itemUpdates } from './job-items.ts';
+import { emptyItemTable, itemWriter } from './item-table.ts';
+import type { ItemTable, ItemWriter } from './item-table.ts';
 import type { ItemStatus } from './job-items.ts';
-import type { ItemTable } from './item-table.ts';
-import type { Projection } from './projection.ts';
-import { own } from './own.ts';
+import type { Accumulator, Projection } from './projection.ts';
+import { own, setOwn } from './own.ts';
 
 /** A job's lifecycle status. */
 export type JobStatus = 'pending' | 'running' | 'paused' | 'completed' | 'failed' | 'cancelled';
@@ -110,96 +109,112 @@ function initial(): JobProgressState {
   };
 }
 
-function endStage(stages: StageRun[], at: number): StageRun[] {
-  const last = stages.at(-1);
-  if (!last || last.endedAt !== null) return stages;
-  const endedAt = Math.max(at, last.startedAt);
-  return [...stages.slice(0, -1), { ...last, endedAt, durationMs: endedAt - last.startedAt }];
-}
-
-function ended(state: JobProgressState, status: JobStatus, at: number): JobProgressState {
-  return { ...state, status, endedAt: at, stages: endStage(state.stages, at), current: null };
-}
-
-/** Applies item status changes to the counts, by type, and the current stage. */
-function applyItems(state: JobProgressState, event: RecordedEvent): JobProgressState {
-  // Only statuses are kept here; a status is all the transitions read.
-  const updates = itemUpdates((itemId) => {
-    const status = getItem(state.items, itemId);
-    return status === undefined ? undefined : { ...blankItemRecord, status };
-  }, event);
-  if (updates.size === 0) return state;
-  const counts = { ...state.counts };
-  let { explicitlyPlanned } = state;
-  const statuses = new Map<string, ItemStatus>();
-  let outcomes = 0;
-  for (const [itemId, record] of updates) {
-    const before = getItem(state.items, itemId);
-    if (before === undefined) {
-      counts.planned += 1;
-      if (event.type === 'items.planned') explicitlyPlanned += 1;
-    } else {
-      counts[before] -= 1;
-    }
-    counts[record.status] += 1;
-    statuses.set(itemId, record.status);
-    if (
-      record.status === 'completed' ||
-      record.status === 'failed' ||
-      record.status === 'skipped'
-    ) {
-      outcomes += 1;
-    }
-  }
-  let { byType, stages, lastError } = state;
-  if (
-    event.type === 'item.completed' ||
-    event.type === 'item.failed' ||
-    event.type === 'item.skipped'
-  ) {
-    const type = event.data.type ?? 'item';
-    const entry = own(byType, type) ?? { completed: 0, failed: 0, skipped: 0 };
-    const key =
-      event.type === 'item.completed'
-        ? 'completed'
-        : event.type === 'item.failed'
-          ? 'failed'
-          : 'skipped';
-    byType = { ...byType, [type]: { ...entry, [key]: entry[key] + 1 } };
-    if (event.type === 'item.failed') lastError = event.data.error;
-    const last = stages.at(-1);
-    if (last && last.endedAt === null) {
-      stages = [...stages.slice(0, -1), { ...last, processed: last.processed + outcomes }];
-    }
-  }
-  const current = event.type === 'item.started' ? event.data.itemId : state.current;
+/**
+ * A private copy that `apply` may change in place: every nested object it mutates is
+ * copied; the ones it only ever replaces (declared stages, checkpoint, errors) are shared.
+ */
+function draftOf(state: JobProgressState): JobProgressState {
+  const byType: JobProgressState['byType'] = {};
+  for (const [type, entry] of Object.entries(state.byType)) setOwn(byType, type, { ...entry });
   return {
     ...state,
-    counts,
-    explicitlyPlanned,
+    stages: state.stages.map((run) => ({ ...run })),
+    counts: { ...state.counts },
     byType,
-    stages,
-    lastError,
-    current,
-    items: setItems(state.items, statuses),
+    reportedCounts: { ...state.reportedCounts },
   };
 }
 
+function endStage(stages: StageRun[], at: number): void {
+  const last = stages.at(-1);
+  if (!last || last.endedAt !== null) return;
+  last.endedAt = Math.max(at, last.startedAt);
+  last.durationMs = last.endedAt - last.startedAt;
+}
+
+function end(draft: JobProgressState, status: JobStatus, at: number): void {
+  draft.status = status;
+  draft.endedAt = at;
+  endStage(draft.stages, at);
+  draft.current = null;
+}
+
+/** The status an event moves an item to, or undefined when it leaves the item as it is. */
+function nextStatus(
+  type: RecordedEvent['type'],
+  current: ItemStatus | undefined,
+): ItemStatus | undefined {
+  switch (type) {
+    case 'items.planned':
+      return current === undefined ? 'pending' : undefined;
+    case 'items.released':
+      // A released item goes back to pending; its next start counts as a retry.
+      return current === 'inFlight' || current === 'failed' ? 'pending' : undefined;
+    case 'item.started':
+      return 'inFlight';
+    case 'item.completed':
+      return 'completed';
+    case 'item.failed':
+      return 'failed';
+    case 'item.skipped':
+      return 'skipped';
+    default:
+      return undefined;
+  }
+}
+
+/** Moves one item to the status the event gives it; true when it moved. */
+function moveItem(
+  draft: JobProgressState,
+  items: ItemWriter<ItemStatus>,
+  type: RecordedEvent['type'],
+  itemId: string,
+): boolean {
+  const before = items.get(itemId);
+  const after = nextStatus(type, before);
+  if (after === undefined) return false;
+  const { counts } = draft;
+  if (before === undefined) {
+    counts.planned += 1;
+    if (type === 'items.planned') draft.explicitlyPlanned += 1;
+  } else {
+    counts[before] -= 1;
+  }
+  counts[after] += 1;
+  items.set(itemId, after);
+  return true;
+}
+
+/** Counts one item outcome by type and against the current stage. */
+function countOutcome(
+  draft: JobProgressState,
+  type: string,
+  key: 'completed' | 'failed' | 'skipped',
+): void {
+  let entry = own(draft.byType, type);
+  if (!entry) {
+    entry = { completed: 0, failed: 0, skipped: 0 };
+    setOwn(draft.byType, type, entry);
+  }
+  entry[key] += 1;
+  const last = draft.stages.at(-1);
+  if (last && last.endedAt === null) last.processed += 1;
+}
+
 /** Recomputes total, processed and percent after any change. */
-function settle(state: JobProgressState): JobProgressState {
-  const { counts } = state;
+function settle(draft: JobProgressState): void {
+  const { counts } = draft;
   // Items that only turn up in results say nothing of how many there will be.
-  const planned = state.explicitlyPlanned > 0 ? state.explicitlyPlanned : null;
-  const total =
-    state.declaredTotal === null ? planned : Math.max(state.declaredTotal, planned ?? 0);
-  const outcomes = counts.completed + counts.failed + counts.skipped;
-  const processed = Math.max(state.processed, outcomes);
-  return { ...state, total, processed, percent: computePercent({ ...state, total, processed }) };
+  const planned = draft.explicitlyPlanned > 0 ? draft.explicitlyPlanned : null;
+  draft.total =
+    draft.declaredTotal === null ? planned : Math.max(draft.declaredTotal, planned ?? 0);
+  draft.processed = Math.max(draft.processed, counts.completed + counts.failed + counts.skipped);
+  draft.percent = computePercent(draft);
 }
 
 function computePercent(state: JobProgressState): number {
   if (state.status === 'completed') return 100;
-  const { counts } = state;
+  const { counts, declaredStages } = state;
   const allDone =
     counts.planned > 0 &&
     counts.pending === 0 &&
@@ -211,21 +226,23 @@ function computePercent(state: JobProgressState): number {
       : state.reportedPercent !== null
         ? state.reportedPercent / 100
         : 0;
-  const lastDeclared = state.declaredStages.at(-1)?.name;
-  if (allDone && (state.declaredStages.length === 0 || state.stage === lastDeclared)) return 100;
+  if (declaredStages.length === 0) return allDone ? 100 : clampPercent(overall * 100, allDone);
+  if (allDone && state.stage === declaredStages[declaredStages.length - 1]!.name) return 100;
 
-  const stageIndex = state.declaredStages.findIndex((stage) => stage.name === state.stage);
-  if (stageIndex < 0) return clampPercent(overall * 100, allDone);
   // Stage weights: finished stages count fully, the current one by its own progress.
-  const totalWeight = state.declaredStages.reduce((sum, stage) => sum + stage.weight, 0);
-  const before = state.declaredStages
-    .slice(0, stageIndex)
-    .reduce((sum, stage) => sum + stage.weight, 0);
+  let totalWeight = 0;
+  let before = 0;
+  let current: { weight: number } | undefined;
+  for (const stage of declaredStages) {
+    if (!current && stage.name === state.stage) current = stage;
+    else if (!current) before += stage.weight;
+    totalWeight += stage.weight;
+  }
+  if (!current) return clampPercent(overall * 100, allDone);
   const run = state.stages.at(-1);
   const stageFraction =
     run && run.total !== null && run.total > 0 ? Math.min(1, run.processed / run.total) : overall;
-  const weight = state.declaredStages[stageIndex]!.weight;
-  return clampPercent(((before + stageFraction * weight) / totalWeight) * 100, allDone);
+  return clampPercent(((before + stageFraction * current.weight) / totalWeight) * 100, allDone);
 }
 
 /** Below 100 unless every item is done, so 100 always means finished. */
@@ -234,105 +251,137 @@ function clampPercent(percent: number, allDone: boolean): number {
   return bounded >= 100 && !allDone ? 99.99 : bounded;
 }
 
-function evolve(state: JobProgressState, event: RecordedEvent): JobProgressState {
-  if (event.version <= state.version) return state;
+/**
+ * Applies one event to a draft in place; the single definition of the projection, used
+ * by both `evolve` (on a fresh draft) and the accumulator (on its own).
+ */
+function apply(draft: JobProgressState, items: ItemWriter<ItemStatus>, event: RecordedEvent): void {
   const at = event.occurredAt.getTime();
-  const base: JobProgressState = {
-    ...state,
-    jobId: state.jobId ?? event.streamId,
-    version: event.version,
-    updatedAt: at,
-  };
-  if (isCustomEvent(event)) return base;
+  draft.jobId ??= event.streamId;
+  draft.version = event.version;
+  draft.updatedAt = at;
+  if (isCustomEvent(event)) return;
   switch (event.type) {
     case 'job.started': {
       const { data } = event;
-      return settle({
-        ...base,
-        name: data.name,
-        kind: data.kind,
-        project: data.project,
-        dataset: data.dataset ?? null,
-        unit: data.unit ?? null,
-        parentJobId: data.parentJobId ?? null,
-        status: 'running',
-        startedAt: at,
-        declaredStages: (data.stages ?? []).map((stage) => ({
-          name: stage.name,
-          weight: stage.weight ?? 1,
-        })),
-        declaredTotal: data.total ?? base.declaredTotal,
-      });
+      draft.name = data.name;
+      draft.kind = data.kind;
+      draft.project = data.project;
+      draft.dataset = data.dataset ?? null;
+      draft.unit = data.unit ?? null;
+      draft.parentJobId = data.parentJobId ?? null;
+      draft.status = 'running';
+      draft.startedAt = at;
+      draft.declaredStages = (data.stages ?? []).map((stage) => ({
+        name: stage.name,
+        weight: stage.weight ?? 1,
+      }));
+      draft.declaredTotal = data.total ?? draft.declaredTotal;
+      return settle(draft);
     }
     case 'job.scope_changed':
-      return settle({ ...base, declaredTotal: event.data.total });
+      draft.declaredTotal = event.data.total;
+      return settle(draft);
     case 'stage.started':
-      return settle({
-        ...base,
-        stage: event.data.stage,
-        stages: [
-          ...endStage(base.stages, at),
-          {
-            name: event.data.stage,
-            startedAt: at,
-            endedAt: null,
-            durationMs: null,
-            total: event.data.total ?? null,
-            processed: 0,
-          },
-        ],
+      endStage(draft.stages, at);
+      draft.stage = event.data.stage;
+      draft.stages.push({
+        name: event.data.stage,
+        startedAt: at,
+        endedAt: null,
+        durationMs: null,
+        total: event.data.total ?? null,
+        processed: 0,
       });
+      return settle(draft);
     case 'items.planned':
-    case 'item.started':
-    case 'item.completed':
-    case 'item.failed':
-    case 'item.skipped':
+      for (const item of event.data.items) moveItem(draft, items, event.type, item.id);
+      return settle(draft);
     case 'items.released':
-      return settle(applyItems(base, event));
+      for (const itemId of event.data.itemIds) moveItem(draft, items, event.type, itemId);
+      return settle(draft);
+    case 'item.started':
+      moveItem(draft, items, event.type, event.data.itemId);
+      draft.current = event.data.itemId;
+      return settle(draft);
+    case 'item.completed':
+      moveItem(draft, items, event.type, event.data.itemId);
+      countOutcome(draft, event.data.type ?? 'item', 'completed');
+      return settle(draft);
+    case 'item.failed':
+      moveItem(draft, items, event.type, event.data.itemId);
+      countOutcome(draft, event.data.type ?? 'item', 'failed');
+      draft.lastError = event.data.error;
+      return settle(draft);
+    case 'item.skipped':
+      moveItem(draft, items, event.type, event.data.itemId);
+      countOutcome(draft, event.data.type ?? 'item', 'skipped');
+      return settle(draft);
     case 'progress.reported': {
       const { data } = event;
-      let reportedCounts = base.reportedCounts;
       if (data.counts) {
-        const sums = Object.entries(data.counts).map(
-          ([key, delta]) => [key, (own(reportedCounts, key) ?? 0) + delta] as const,
-        );
-        reportedCounts = { ...reportedCounts, ...Object.fromEntries(sums) };
+        for (const [key, delta] of Object.entries(data.counts)) {
+          setOwn(draft.reportedCounts, key, (own(draft.reportedCounts, key) ?? 0) + delta);
+        }
       }
-      return settle({
-        ...base,
-        processed: Math.max(base.processed, data.processed ?? 0),
-        declaredTotal: data.total ?? base.declaredTotal,
-        reportedPercent: data.percent ?? base.reportedPercent,
-        message: data.message ?? base.message,
-        current: data.current ?? base.current,
-        reportedCounts,
-      });
+      draft.processed = Math.max(draft.processed, data.processed ?? 0);
+      draft.declaredTotal = data.total ?? draft.declaredTotal;
+      draft.reportedPercent = data.percent ?? draft.reportedPercent;
+      draft.message = data.message ?? draft.message;
+      draft.current = data.current ?? draft.current;
+      return settle(draft);
     }
     case 'checkpoint.saved':
-      return {
-        ...base,
-        lastCheckpoint: {
-          cursor: event.data.cursor,
-          note: event.data.note ?? null,
-          at,
-          version: event.version,
-        },
+      draft.lastCheckpoint = {
+        cursor: event.data.cursor,
+        note: event.data.note ?? null,
+        at,
+        version: event.version,
       };
+      return;
     case 'log.written':
-      return event.data.level === 'error' || event.data.level === 'warn'
-        ? { ...base, message: event.data.message }
-        : base;
+      if (event.data.level === 'error' || event.data.level === 'warn') {
+        draft.message = event.data.message;
+      }
+      return;
     case 'job.paused':
-      return { ...base, status: 'paused' };
+      draft.status = 'paused';
+      return;
     case 'job.resumed':
-      return { ...base, status: 'running' };
+      draft.status = 'running';
+      return;
     case 'job.completed':
-      return settle({ ...ended(base, 'completed', at), result: event.data.result ?? null });
+      end(draft, 'completed', at);
+      draft.result = event.data.result ?? null;
+      return settle(draft);
     case 'job.failed':
-      return settle({ ...ended(base, 'failed', at), lastError: event.data.error });
+      end(draft, 'failed', at);
+      draft.lastError = event.data.error;
+      return settle(draft);
     case 'job.cancelled':
-      return settle(ended(base, 'cancelled', at));
+      end(draft, 'cancelled', at);
+      return settle(draft);
   }
+}
+
+function evolve(state: JobProgressState, event: RecordedEvent): JobProgressState {
+  if (event.version <= state.version) return state;
+  const draft = draftOf(state);
+  const items = itemWriter(state.items);
+  apply(draft, items, event);
+  draft.items = items.table();
+  return draft;
+}
+
+function accumulate(state: JobProgressState): Accumulator<JobProgressState> {
+  const draft = draftOf(state);
+  const items = itemWriter(state.items);
+  return {
+    add(event) {
+      if (event.version > draft.version) apply(draft, items, event);
+    },
+    result: () => ({ ...draftOf(draft), items: items.table() }),
+  };
 }
 
 /**
@@ -344,4 +393,5 @@ export const jobProgress: Projection<JobProgressState> = {
   version: 1,
   initial,
   evolve,
+  accumulate,
 };

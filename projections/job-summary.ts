@@ -1,14 +1,29 @@
-import { isCustomEvent } from '../schema/recorded-event.ts';
-import { emptyHistogram, mean, quantile, recordValue } from './histogram.ts';
+import type { RecordedEvent } from '../schema/recorded-event.ts';
+import {
+  addValue,
+  copyHistogram,
+  emptyHistogram,
+  mean,
+  quantile,
+  recordValue,
+} from './histogram.ts';
 import type { Histogram } from './histogram.ts';
 import { jobProgress } from './job-progress.ts';
 import type { JobProgressState } from './job-progress.ts';
+import { accumulatorFor } from './projection.ts';
 import type { Projection } from './projection.ts';
 
 /** One job's counts and item durations. */
 export interface JobSummaryState {
   progress: JobProgressState;
   durations: Histogram;
+}
+
+/** The duration an event records, if any. */
+function durationOf(event: RecordedEvent): number | undefined {
+  return event.type === 'item.completed' || event.type === 'item.failed'
+    ? event.data.durationMs
+    : undefined;
 }
 
 /** One job's counts, durations, percentiles and throughput. */
@@ -19,15 +34,26 @@ export const jobSummary: Projection<JobSummaryState> = {
   evolve(state, event) {
     if (event.version <= state.progress.version) return state;
     const progress = jobProgress.evolve(state.progress, event);
-    if (isCustomEvent(event)) return { ...state, progress };
-    const durationMs =
-      event.type === 'item.completed' || event.type === 'item.failed'
-        ? event.data.durationMs
-        : undefined;
+    const durationMs = durationOf(event);
     return {
       progress,
       durations:
         durationMs === undefined ? state.durations : recordValue(state.durations, durationMs),
+    };
+  },
+  accumulate(state) {
+    const progress = accumulatorFor(jobProgress, state.progress);
+    const durations = copyHistogram(state.durations);
+    let version = state.progress.version;
+    return {
+      add(event) {
+        if (event.version <= version) return;
+        version = event.version;
+        progress.add(event);
+        const durationMs = durationOf(event);
+        if (durationMs !== undefined) addValue(durations, durationMs);
+      },
+      result: () => ({ progress: progress.result(), durations: copyHistogram(durations) }),
     };
   },
 };

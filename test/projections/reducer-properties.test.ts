@@ -7,7 +7,9 @@ import { jobFailures, retryCandidates } from '../../projections/job-failures.ts'
 import { allItems, jobItems } from '../../projections/job-items.ts';
 import { jobProgress } from '../../projections/job-progress.ts';
 import { jobSummary, summarize } from '../../projections/job-summary.ts';
-import { fold } from '../../projections/projection.ts';
+import { combineProjections } from '../../projections/combine.ts';
+import { perStream } from '../../projections/per-stream.ts';
+import { accumulatorFor, fold } from '../../projections/projection.ts';
 import type { Projection } from '../../projections/projection.ts';
 import { projectOverview } from '../../projections/project-overview.ts';
 import { stageMetrics } from '../../projections/stage-metrics.ts';
@@ -20,7 +22,11 @@ const singleJob: Projection<unknown>[] = [
   jobFailures,
   jobEta,
 ] as Projection<unknown>[];
-const crossJob: Projection<unknown>[] = [projectOverview, stageMetrics] as Projection<unknown>[];
+const crossJob: Projection<unknown>[] = [
+  projectOverview,
+  stageMetrics,
+  perStream(combineProjections({ summary: jobSummary, failures: jobFailures, items: jobItems })),
+] as Projection<unknown>[];
 const json = (value: unknown) => JSON.parse(JSON.stringify(value)) as unknown;
 
 /** Events redelivered: each cut point re-sends an earlier slice, as at-least-once delivery does. */
@@ -78,6 +84,27 @@ for (const [projections, log] of [
               expect(json(fold(projection, delivered))).toEqual(json(fold(projection, events)));
             },
           ),
+        );
+      });
+
+      it('accumulates to the state evolve reaches step by step, and its snapshots stay put', () => {
+        fc.assert(
+          fc.property(
+            log.chain((events) => fc.tuple(fc.constant(events), fc.nat(events.length))),
+            ([events, cut]) => {
+              const stepwise = [projection.initial()];
+              for (const event of events) stepwise.push(projection.evolve(stepwise.at(-1), event));
+              const accumulator = accumulatorFor(projection, deepFreeze(projection.initial()));
+              events.slice(0, cut).forEach((event) => accumulator.add(deepFreeze(event)));
+              const snapshot = accumulator.result();
+              const snapshotJson = json(snapshot);
+              events.slice(cut).forEach((event) => accumulator.add(deepFreeze(event)));
+              expect(json(accumulator.result())).toEqual(json(stepwise.at(-1)));
+              expect(json(snapshot)).toEqual(json(stepwise[cut]));
+              expect(json(snapshot)).toEqual(snapshotJson);
+            },
+          ),
+          { numRuns: 50 },
         );
       });
 
