@@ -17,7 +17,7 @@ import { InvalidInputError, type ExpectedVersion } from './errors.ts';
 import { JobRecorder } from './job-recorder.ts';
 import type { JobRecorderOptions } from './job-recorder.ts';
 import { toValidationIssues } from './prepare-events.ts';
-import { toRecordedEvent } from './recorded-row.ts';
+import { selectEventColumns, toRecordedEvent } from './recorded-row.ts';
 import { listJobs, type JobListing, type ListJobsOptions } from './list-jobs.ts';
 import { queryTimeline, type TimelinePage, type TimelineQuery } from './timeline-query.ts';
 
@@ -125,9 +125,7 @@ export class Ledger {
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > limits.readPage) {
       throw invalid('limit', `1 to ${limits.readPage}`, limit);
     }
-    const rows = await this.db
-      .selectFrom('events')
-      .selectAll()
+    const rows = await selectEventColumns(this.db.selectFrom('events'))
       .where('stream_id', '=', id.data)
       .where('version', '>=', fromVersion as never)
       .orderBy('version')
@@ -146,9 +144,7 @@ export class Ledger {
     if (!parsed.success) throw new InvalidInputError(toValidationIssues(parsed.error, ''));
     const cursor = after === undefined ? startCursor : parseCursor(after);
     const { limit = limits.readPage, types, streamIds } = parsed.data;
-    let query = this.db
-      .selectFrom('events')
-      .selectAll()
+    let query = selectEventColumns(this.db.selectFrom('events'))
       .where(sql<boolean>`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`)
       .where(
         sql<boolean>`(transaction_id, position) > (${cursor.transactionId.toString()}::xid8, ${cursor.position.toString()}::bigint)`,
@@ -169,13 +165,21 @@ export class Ledger {
    * so a replay never holds the whole log in memory.
    */
   async *readAllBatches(options: ReadAllOptions = {}): AsyncGenerator<ReadAllPage> {
-    let after = options.after === undefined ? startCursor : parseCursor(options.after);
+    const after = options.after === undefined ? startCursor : parseCursor(options.after);
     const limit = options.limit ?? limits.readPage;
-    for (;;) {
-      const page = await this.readAll({ ...options, after, limit });
-      if (page.events.length > 0) yield page;
-      if (page.events.length < limit) return;
-      after = page.next;
+    let next: Promise<ReadAllPage> | null = this.readAll({ ...options, after, limit });
+    try {
+      while (next) {
+        const page: ReadAllPage = await next;
+        // Ask for the next page before the caller folds this one, so the database
+        // works while we do.
+        next =
+          page.events.length < limit ? null : this.readAll({ ...options, after: page.next, limit });
+        if (page.events.length > 0) yield page;
+      }
+    } finally {
+      // A caller that stops early leaves a read in flight; its outcome no longer matters.
+      next?.catch(() => undefined);
     }
   }
 

@@ -1,9 +1,12 @@
+import { sql } from 'kysely';
+import type { SelectQueryBuilder } from 'kysely';
+import type { Database } from '../schema/database.ts';
 import type { EventMetadata, JsonValue } from '../schema/events.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import { upcastData } from '../schema/upcast.ts';
 import type { UpcasterIndex } from '../schema/upcast.ts';
 
-/** An `events` row as the drivers return it. */
+/** An `events` row as `selectEventColumns` reads it. */
 export interface EventRow {
   position: bigint | string;
   transaction_id: string;
@@ -14,8 +17,35 @@ export interface EventRow {
   schema_version: number;
   data: unknown;
   metadata: unknown;
-  occurred_at: Date;
-  recorded_at: Date;
+  /** Epoch milliseconds, truncated as a `Date` would be. */
+  occurred_ms: number;
+  /** Epoch milliseconds, truncated as a `Date` would be. */
+  recorded_ms: number;
+}
+
+/**
+ * Selects the columns of a recorded event. Times come as epoch milliseconds: drivers
+ * parse a float in a few nanoseconds and a timestamp string in hundreds, which is most
+ * of the cost of reading a row.
+ */
+export function selectEventColumns<O>(query: SelectQueryBuilder<Database, 'events', O>) {
+  return query.select([
+    'position',
+    'transaction_id',
+    'stream_id',
+    'version',
+    'event_id',
+    'type',
+    'schema_version',
+    'data',
+    'metadata',
+    sql<number>`round(extract(epoch from date_trunc('milliseconds', occurred_at)) * 1000)::float8`.as(
+      'occurred_ms',
+    ),
+    sql<number>`round(extract(epoch from date_trunc('milliseconds', recorded_at)) * 1000)::float8`.as(
+      'recorded_ms',
+    ),
+  ]);
 }
 
 /** Turns a row into a `RecordedEvent`, upcasting data written by older schema versions. */
@@ -35,7 +65,7 @@ export function toRecordedEvent(row: EventRow, upcasters: UpcasterIndex): Record
     schemaVersion,
     data,
     metadata: row.metadata as EventMetadata,
-    occurredAt: row.occurred_at,
-    recordedAt: row.recorded_at,
+    occurredAt: new Date(row.occurred_ms),
+    recordedAt: new Date(row.recorded_ms),
   } as RecordedEvent;
 }

@@ -7,7 +7,7 @@ import type { RecordedEvent } from '../schema/recorded-event.ts';
 import type { UpcasterIndex } from '../schema/upcast.ts';
 import { InvalidInputError } from './errors.ts';
 import { toValidationIssues } from './prepare-events.ts';
-import { toRecordedEvent } from './recorded-row.ts';
+import { selectEventColumns, toRecordedEvent } from './recorded-row.ts';
 
 const timestamp = z
   .union([z.date(), z.iso.datetime({ offset: true })])
@@ -52,7 +52,7 @@ export async function queryTimeline(
   if (!parsed.success) throw new InvalidInputError(toValidationIssues(parsed.error, ''));
   const { jobId, types, since, until, text, cursor, limit = 100, order = 'asc' } = parsed.data;
 
-  let query = db.selectFrom('events').selectAll();
+  let query = selectEventColumns(db.selectFrom('events'));
   if (jobId !== undefined) query = query.where('stream_id', '=', jobId);
   if (types && types.length > 0) query = query.where('type', 'in', types);
   if (since) query = query.where('occurred_at', '>=', since);

@@ -40,7 +40,9 @@ for (const store of storesUnderTest()) {
 
     describe('append', () => {
       it('assigns versions from 1 and increasing positions, and reads them back', async () => {
+        const before = Date.now();
         const first = await ledger.append('job-1', [started(), ...items(2)]);
+        const after = Date.now();
         expect(first.nextExpectedVersion).toBe(3);
         expect(first.events.map((event) => event.version)).toEqual([1, 2, 3]);
         const positions = first.events.map((event) => event.position);
@@ -53,7 +55,10 @@ for (const store of storesUnderTest()) {
           ['item.completed', 3, positions[2]],
         ]);
         expect(stream[1]!.data).toEqual({ itemId: 'i0', durationMs: 10 });
-        expect(stream[0]!.recordedAt).toBeInstanceOf(Date);
+        // The database clock, read back to the millisecond.
+        expect(stream[0]!.recordedAt.getTime()).toBeGreaterThanOrEqual(before - 1_000);
+        expect(stream[0]!.recordedAt.getTime()).toBeLessThanOrEqual(after + 1_000);
+        expect(Number.isInteger(stream[0]!.recordedAt.getTime())).toBe(true);
         expect(stream[0]!.transactionId).toBeTypeOf('bigint');
         expect(await ledger.streamVersion('job-1')).toBe(3);
         expect(await ledger.streamVersion('nope')).toBe(0);
