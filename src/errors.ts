@@ -1,5 +1,6 @@
 /** Machine-readable error codes; the HTTP layer maps them to statuses. */
 export type HeadwayErrorCode =
+  | 'appender_closed'
   | 'concurrency'
   | 'idempotency_conflict'
   | 'invalid_event'
@@ -111,6 +112,16 @@ export class StoreBusyError extends HeadwayError {
     super(
       'store_busy',
       `The embedded store at ${dataDir} is open in another process; close that one, or use PostgreSQL (DATABASE_URL) to share a ledger between processes`,
+    );
+  }
+}
+
+/** A `CoalescingAppender` was closed; the call was refused and nothing was written. */
+export class AppenderClosedError extends HeadwayError {
+  constructor() {
+    super(
+      'appender_closed',
+      'The coalescing appender is closed: it flushed what was queued and takes no new appends; use a new appender or ledger.append',
     );
   }
 }

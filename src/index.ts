@@ -1,7 +1,9 @@
 export type { AppendedEvent, AppendResult, StreamAppend } from './append-statement.ts';
 export { compareCursors, formatCursor, parseCursor, startCursor } from './cursor.ts';
 export type { Cursor } from './cursor.ts';
+export { CoalescingAppender, type CoalescingAppenderOptions } from './coalescing-appender.ts';
 export {
+  AppenderClosedError,
   ConcurrencyError,
   EventTooLargeError,
   HeadwayError,

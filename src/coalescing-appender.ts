@@ -1,0 +1,200 @@
+import type { EventInput } from '../schema/events.ts';
+import { limits } from '../schema/limits.ts';
+import { executeAppend, prepareStreams } from './append-statement.ts';
+import type { AppendResult } from './append-statement.ts';
+import {
+  AppenderClosedError,
+  ConcurrencyError,
+  IdempotencyConflictError,
+  InvalidInputError,
+  type ExpectedVersion,
+} from './errors.ts';
+import type { EventAppender } from './job-recorder.ts';
+import type { Ledger } from './ledger.ts';
+
+/** Bounds of one coalesced statement. */
+export interface CoalescingAppenderOptions {
+  /** Most streams per statement (default and maximum `limits.streamsPerAppend`). */
+  maxStreams?: number;
+  /** Most events per statement across its streams (default 10,000); a larger call goes alone. */
+  maxEvents?: number;
+}
+
+type PreparedStream = ReturnType<typeof prepareStreams>[number];
+
+interface Pending {
+  stream: PreparedStream;
+  resolve: (result: AppendResult) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Passing over more queued calls than this to fill one batch costs more CPU than it can
+ * save; the calls behind are looked at by a later batch.
+ */
+const maxPassedOver = 1_000;
+
+/**
+ * Group commit for `append`: calls arriving while a write is in flight go into the next
+ * single statement, one transaction across their streams; each caller still gets its own
+ * result or its own error. Works as the `EventAppender` of a `JobRecorder`.
+ *
+ * @example
+ * const appender = new CoalescingAppender(ledger);
+ * await Promise.all(jobs.map((id) => appender.append(id, [{ type: 'item.completed', data: { itemId: 'a' } }])));
+ * await appender.close();
+ */
+export class CoalescingAppender implements EventAppender {
+  private readonly maxStreams: number;
+  private readonly maxEvents: number;
+  private queue: Pending[] = [];
+  private draining: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly ledger: Ledger,
+    options: CoalescingAppenderOptions = {},
+  ) {
+    this.maxStreams = checkBound(
+      'maxStreams',
+      options.maxStreams ?? limits.streamsPerAppend,
+      limits.streamsPerAppend,
+    );
+    this.maxEvents = checkBound(
+      'maxEvents',
+      options.maxEvents ?? limits.eventsPerAppend,
+      Number.MAX_SAFE_INTEGER,
+    );
+  }
+
+  /**
+   * Appends events to one stream, as `ledger.append` does, in the next shared statement.
+   * Calls to one stream are written in call order, so `expectedVersion` is checked
+   * against the calls made before it.
+   */
+  async append(
+    streamId: string,
+    events: readonly EventInput[],
+    options: { expectedVersion?: ExpectedVersion } = {},
+  ): Promise<AppendResult> {
+    if (this.closed) throw new AppenderClosedError();
+    // Validated here, once, so a bad call fails alone and never reaches a batch.
+    const [stream] = prepareStreams(
+      [
+        {
+          streamId,
+          events,
+          ...(options.expectedVersion === undefined
+            ? {}
+            : { expectedVersion: options.expectedVersion }),
+        },
+      ],
+      new Date(),
+    ) as [PreparedStream];
+    // Queued before the first await, so calls to one stream keep their call order.
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.queue.push({ stream: lowerCaseIds(stream), resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Writes everything queued, then refuses new calls with `AppenderClosedError`. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.draining) await this.draining;
+  }
+
+  private schedule(): void {
+    if (this.draining) return;
+    // A microtask, not a timer: an idle appender adds no delay, and calls made in the
+    // same tick still share the first statement.
+    this.draining = Promise.resolve().then(() => this.drain());
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) await this.write(this.takeBatch());
+    } finally {
+      this.draining = undefined;
+    }
+  }
+
+  /** The oldest calls that fit one statement: one per stream, no event id twice. */
+  private takeBatch(): Pending[] {
+    const batch: Pending[] = [];
+    const passedOver: Pending[] = [];
+    // Streams and ids already taken or passed over: a later call touching them waits,
+    // which keeps each stream in call order and the statement free of duplicates.
+    const streams = new Set<string>();
+    const ids = new Set<string>();
+    let events = 0;
+    let index = 0;
+    for (; index < this.queue.length; index++) {
+      if (batch.length === this.maxStreams || passedOver.length === maxPassedOver) break;
+      const entry = this.queue[index]!;
+      const { streamId, events: entryEvents } = entry.stream;
+      const clashes = streams.has(streamId) || entryEvents.some((event) => ids.has(event.eventId));
+      if (!clashes && batch.length > 0 && events + entryEvents.length > this.maxEvents) break;
+      streams.add(streamId);
+      for (const event of entryEvents) ids.add(event.eventId);
+      if (clashes) {
+        passedOver.push(entry);
+      } else {
+        batch.push(entry);
+        events += entryEvents.length;
+      }
+    }
+    this.queue = passedOver.concat(this.queue.slice(index));
+    return batch;
+  }
+
+  /** Runs one batch; a stream's conflict fails its caller and the rest run again. */
+  private async write(batch: Pending[]): Promise<void> {
+    let pending = batch;
+    while (pending.length > 0) {
+      try {
+        const results = await executeAppend(
+          this.ledger.db,
+          pending.map((entry) => entry.stream),
+        );
+        pending.forEach((entry, index) => entry.resolve(results[index]!));
+        return;
+      } catch (error) {
+        const streamId = conflictingStream(error);
+        const culprit = pending.find((entry) => entry.stream.streamId === streamId);
+        if (!culprit) {
+          for (const entry of pending) entry.reject(error);
+          return;
+        }
+        culprit.reject(error);
+        pending = pending.filter((entry) => entry !== culprit);
+      }
+    }
+  }
+}
+
+/** The stream a statement failed on, when the failure is that stream's alone. */
+function conflictingStream(error: unknown): string | undefined {
+  if (error instanceof ConcurrencyError) return error.streamId;
+  if (error instanceof IdempotencyConflictError) return error.streamId ?? undefined;
+  return undefined;
+}
+
+/**
+ * PostgreSQL prints uuids in lower case; matching its rows to the input, and spotting
+ * the same id twice, needs the input in lower case too.
+ */
+function lowerCaseIds(stream: PreparedStream): PreparedStream {
+  if (!stream.events.some((event) => /[A-F]/.test(event.eventId))) return stream;
+  return {
+    ...stream,
+    events: stream.events.map((event) => ({ ...event, eventId: event.eventId.toLowerCase() })),
+  };
+}
+
+function checkBound(path: string, value: number, max: number): number {
+  if (Number.isSafeInteger(value) && value >= 1 && value <= max) return value;
+  throw new InvalidInputError([
+    { path, message: `expected an integer from 1 to ${max}, received ${JSON.stringify(value)}` },
+  ]);
+}

@@ -1,0 +1,518 @@
+import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { EventInput } from '../schema/events.ts';
+import type { RecordedEvent } from '../schema/recorded-event.ts';
+import type { AppendResult } from '../src/append-statement.ts';
+import { CoalescingAppender } from '../src/coalescing-appender.ts';
+import {
+  AppenderClosedError,
+  ConcurrencyError,
+  HeadwayError,
+  IdempotencyConflictError,
+  InvalidEventError,
+  InvalidInputError,
+  type ExpectedVersion,
+} from '../src/errors.ts';
+import type { Ledger } from '../src/ledger.ts';
+import { openLedger } from '../src/open-ledger.ts';
+import { storesUnderTest } from './stores.ts';
+
+type Uuid = ReturnType<typeof randomUUID>;
+
+const completed = (itemId: string, eventId: Uuid = randomUUID()): EventInput => ({
+  type: 'item.completed',
+  data: { itemId, durationMs: 10 },
+  eventId,
+});
+const items = (count: number, prefix: string): EventInput[] =>
+  Array.from({ length: count }, (_, index) => completed(`${prefix}-${index}`));
+
+/**
+ * The whole log through the gap-safe reader, once it shows every committed row: on a
+ * shared server any other open transaction (even in another database) holds it back.
+ */
+async function allEvents(ledger: Ledger): Promise<RecordedEvent[]> {
+  const { rows } = await ledger.db
+    .selectFrom('events')
+    .select((eb) => eb.fn.countAll<string>().as('rows'))
+    .executeTakeFirstOrThrow();
+  for (;;) {
+    const events: RecordedEvent[] = [];
+    for await (const page of ledger.readAllBatches()) events.push(...page.events);
+    if (events.length >= Number(rows)) return events;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Settles now, so a rejection that comes before the test looks at it is not unhandled. */
+const settle = <T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> =>
+  promise.then(
+    (value) => ({ status: 'fulfilled', value }),
+    (reason: unknown) => ({ status: 'rejected', reason }),
+  );
+
+/** Lets pending I/O run, so later calls arrive while a write is in flight. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+for (const store of storesUnderTest()) {
+  describe.skipIf(!store.available)(`coalescing appender: ${store.name}`, () => {
+    let ledger: Ledger;
+    let appender: CoalescingAppender;
+    beforeEach(async () => {
+      ledger = await store.open();
+      appender = new CoalescingAppender(ledger);
+    });
+    afterEach(async () => {
+      await appender.close();
+      await ledger.close();
+    });
+    afterAll(async () => {
+      await store.cleanup();
+    });
+
+    it('gives each of many concurrent callers its own result, in fewer transactions than calls', async () => {
+      const producers = 64;
+      const rounds = 5;
+      const sharedCallers = 8;
+      const produce = async (producer: number) => {
+        const streamId = `job-${producer}`;
+        const results: AppendResult[] = [];
+        for (let round = 0; round < rounds; round++) {
+          const events = items(1 + (round % 3), `${producer}-${round}`);
+          const result = await appender.append(streamId, events, {
+            expectedVersion: round === 0 ? 'no_stream' : results.at(-1)!.nextExpectedVersion,
+          });
+          expect(result.streamId).toBe(streamId);
+          expect(result.events.map((event) => event.eventId)).toEqual(
+            events.map((event) => event.eventId),
+          );
+          results.push(result);
+        }
+        return results;
+      };
+      const sharedBatches = Array.from({ length: sharedCallers }, (_, caller) =>
+        items(2, `shared-${caller}`),
+      );
+      const [perProducer, shared] = await Promise.all([
+        Promise.all(Array.from({ length: producers }, (_, producer) => produce(producer))),
+        Promise.all(sharedBatches.map((events) => appender.append('shared', events))),
+      ]);
+
+      // Each caller's versions follow the calls before it on its stream.
+      for (const results of perProducer) {
+        let head = 0;
+        for (const result of results) {
+          expect(result.events.map((event) => event.version)).toEqual(
+            result.events.map((_, index) => head + index + 1),
+          );
+          head = result.nextExpectedVersion;
+        }
+      }
+      expect(shared.map((result) => result.events.map((event) => event.version))).toEqual(
+        sharedBatches.map((_, caller) => [2 * caller + 1, 2 * caller + 2]),
+      );
+
+      // Every result names the row that holds its event, and nothing was written twice.
+      const stored = await allEvents(ledger);
+      const calls = producers * rounds + sharedCallers;
+      const results = [...perProducer.flat(), ...shared];
+      const returned = results.flatMap((result) => result.events);
+      expect(stored).toHaveLength(returned.length);
+      expect(new Set(stored.map((event) => event.eventId)).size).toBe(stored.length);
+      const byId = new Map(stored.map((event) => [event.eventId, event]));
+      for (const result of results) {
+        for (const event of result.events) {
+          expect(byId.get(event.eventId)).toMatchObject({
+            streamId: result.streamId,
+            position: event.position,
+            version: event.version,
+          });
+        }
+      }
+      expect(new Set(stored.map((event) => event.transactionId)).size).toBeLessThan(calls);
+
+      // The shared stream holds its callers' events in call order.
+      const sharedStream = await ledger.readStream('shared');
+      expect(sharedStream.map((event) => event.eventId)).toEqual(
+        sharedBatches.flat().map((event) => event.eventId),
+      );
+    });
+
+    it('writes calls made in the same tick on different streams in one transaction', async () => {
+      await Promise.all(
+        Array.from({ length: 10 }, (_, index) => appender.append(`s-${index}`, items(2, 'x'))),
+      );
+      const stored = await allEvents(ledger);
+      expect(stored).toHaveLength(20);
+      expect(new Set(stored.map((event) => event.transactionId)).size).toBe(1);
+    });
+
+    it('keeps every statement within maxStreams and maxEvents', async () => {
+      const bounded = new CoalescingAppender(ledger, { maxStreams: 4, maxEvents: 5 });
+      const calls = Array.from({ length: 24 }, (_, index) =>
+        bounded.append(`b-${index % 12}`, items(1 + (index % 2), `b${index}`)),
+      );
+      // One call larger than maxEvents still goes through, alone.
+      calls.push(bounded.append('big', items(7, 'big')));
+      await Promise.all(calls);
+      await bounded.close();
+      const byTransaction = new Map<bigint, RecordedEvent[]>();
+      for (const event of await allEvents(ledger)) {
+        byTransaction.set(event.transactionId, [
+          ...(byTransaction.get(event.transactionId) ?? []),
+          event,
+        ]);
+      }
+      for (const events of byTransaction.values()) {
+        const streams = new Set(events.map((event) => event.streamId));
+        expect(streams.size).toBeLessThanOrEqual(4);
+        if (!streams.has('big')) expect(events.length).toBeLessThanOrEqual(5);
+        else expect(streams.size).toBe(1);
+      }
+      expect([...byTransaction.values()].flat()).toHaveLength(36 + 7);
+    });
+
+    it('fails only the callers whose stream conflicts; the rest of their batch is stored', async () => {
+      for (const streamId of ['a', 'b', 'c', 'd', 'e']) {
+        await ledger.append(streamId, items(1, `seed-${streamId}`));
+      }
+      const halfOld = completed('old');
+      await ledger.append('e', [halfOld]);
+      // One tick, so all of these are gathered into the same first statement.
+      const settled = await Promise.allSettled([
+        appender.append('a', items(1, 'a'), { expectedVersion: 1 }),
+        appender.append('b', items(1, 'b'), { expectedVersion: 5 }),
+        appender.append('c', items(2, 'c'), { expectedVersion: 'stream_exists' }),
+        appender.append('new', items(1, 'n'), { expectedVersion: 'stream_exists' }),
+        appender.append('d', items(1, 'd'), { expectedVersion: 'any' }),
+        appender.append('e', [halfOld, completed('fresh')]),
+        appender.append('f', items(3, 'f'), { expectedVersion: 'no_stream' }),
+      ]);
+      expect(settled.map((outcome) => outcome.status)).toEqual([
+        'fulfilled',
+        'rejected',
+        'fulfilled',
+        'rejected',
+        'fulfilled',
+        'rejected',
+        'fulfilled',
+      ]);
+      const reason = (index: number) => (settled[index] as PromiseRejectedResult).reason as Error;
+      expect(reason(1)).toBeInstanceOf(ConcurrencyError);
+      expect(reason(1)).toMatchObject({
+        code: 'concurrency',
+        streamId: 'b',
+        expected: 5,
+        actual: 1,
+      });
+      expect(reason(3)).toMatchObject({
+        code: 'concurrency',
+        streamId: 'new',
+        expected: 'stream_exists',
+        actual: 0,
+      });
+      expect(reason(5)).toBeInstanceOf(IdempotencyConflictError);
+      expect(reason(5)).toMatchObject({ streamId: 'e', repeated: 1, events: 2 });
+
+      const written = (await allEvents(ledger)).slice(6);
+      expect(written.map((event) => [event.streamId, event.version])).toEqual([
+        ['a', 2],
+        ['c', 2],
+        ['c', 3],
+        ['d', 2],
+        ['f', 1],
+        ['f', 2],
+        ['f', 3],
+      ]);
+      // The survivors were re-run together, not one by one.
+      expect(new Set(written.map((event) => event.transactionId)).size).toBe(1);
+      expect(await ledger.streamVersion('b')).toBe(1);
+      expect(await ledger.streamVersion('e')).toBe(2);
+      expect(await ledger.streamVersion('new')).toBe(0);
+    });
+
+    it('checks expectedVersion against the calls made before it on the same stream', async () => {
+      const settled = await Promise.allSettled([
+        appender.append('s', items(1, 'one'), { expectedVersion: 'no_stream' }),
+        appender.append('s', items(2, 'two'), { expectedVersion: 1 }),
+        appender.append('s', items(1, 'stale'), { expectedVersion: 1 }),
+        appender.append('s', items(1, 'three'), { expectedVersion: 3 }),
+        appender.append('s', items(1, 'again'), { expectedVersion: 'no_stream' }),
+      ]);
+      expect(settled.map((outcome) => outcome.status)).toEqual([
+        'fulfilled',
+        'fulfilled',
+        'rejected',
+        'fulfilled',
+        'rejected',
+      ]);
+      expect((settled[2] as PromiseRejectedResult).reason).toMatchObject({
+        code: 'concurrency',
+        expected: 1,
+        actual: 3,
+      });
+      expect((settled[4] as PromiseRejectedResult).reason).toMatchObject({
+        code: 'concurrency',
+        expected: 'no_stream',
+        actual: 4,
+      });
+      const stream = await ledger.readStream('s');
+      expect(stream.map((event) => (event.data as { itemId: string }).itemId)).toEqual([
+        'one-0',
+        'two-0',
+        'two-1',
+        'three-0',
+      ]);
+    });
+
+    it('fails an invalid call alone, before it reaches a batch', async () => {
+      const settled = await Promise.allSettled([
+        appender.append('ok-1', items(1, 'a')),
+        appender.append('bad', [{ type: 'item.completed', data: { itemId: 42 } }] as never),
+        appender.append('', items(1, 'b')),
+        appender.append('ok-2', items(1, 'c'), { expectedVersion: -1 }),
+        appender.append('ok-3', items(2, 'd')),
+      ]);
+      expect(settled.map((outcome) => outcome.status)).toEqual([
+        'fulfilled',
+        'rejected',
+        'rejected',
+        'rejected',
+        'fulfilled',
+      ]);
+      const bad = (settled[1] as PromiseRejectedResult).reason as InvalidEventError;
+      expect(bad).toBeInstanceOf(InvalidEventError);
+      expect(bad.issues[0]!.path).toBe('events[0].data.itemId');
+      expect((settled[2] as PromiseRejectedResult).reason).toBeInstanceOf(InvalidInputError);
+      expect((settled[3] as PromiseRejectedResult).reason).toMatchObject({
+        code: 'invalid_input',
+      });
+      const stored = await allEvents(ledger);
+      expect(stored.map((event) => event.streamId)).toEqual(['ok-1', 'ok-3', 'ok-3']);
+    });
+
+    it('answers a retry with the original positions and writes nothing', async () => {
+      const batch = items(3, 'r');
+      const first = await appender.append('r', batch, { expectedVersion: 'no_stream' });
+      await appender.append('r', items(1, 'later'));
+      const retries = await Promise.all([
+        appender.append('r', batch, { expectedVersion: 'no_stream' }),
+        appender.append('r', batch),
+        appender.append('other', items(1, 'o')),
+      ]);
+      expect(retries[0]).toEqual(first);
+      expect(retries[1]).toEqual(first);
+      expect(await allEvents(ledger)).toHaveLength(5);
+      expect(await ledger.streamVersion('r')).toBe(4);
+    });
+
+    it('never puts one event id twice in a statement', async () => {
+      const batch = items(2, 'dup');
+      const settled = await Promise.allSettled([
+        appender.append('x', batch),
+        appender.append('x', batch),
+        // Alongside x's first call this would fail as a version mismatch instead.
+        appender.append('y', batch, { expectedVersion: 'stream_exists' }),
+        appender.append('z', items(1, 'z')),
+      ]);
+      expect(settled.map((outcome) => outcome.status)).toEqual([
+        'fulfilled',
+        'fulfilled',
+        'rejected',
+        'fulfilled',
+      ]);
+      const [first, retry] = settled as PromiseFulfilledResult<AppendResult>[];
+      expect(retry!.value).toEqual(first!.value);
+      expect((settled[2] as PromiseRejectedResult).reason).toMatchObject({
+        code: 'idempotency_conflict',
+        streamId: 'y',
+      });
+      expect(await allEvents(ledger)).toHaveLength(3);
+    });
+
+    it('matches upper-case event ids to their rows', async () => {
+      const id = randomUUID().toUpperCase() as Uuid;
+      const first = await appender.append('u', [completed('a', id)]);
+      expect(first.events[0]!.eventId).toBe(id.toLowerCase());
+      expect(await appender.append('u', [completed('a', id.toLowerCase() as Uuid)])).toEqual(first);
+      expect(await ledger.readStream('u')).toHaveLength(1);
+    });
+
+    it('flushes what is queued on close, then refuses new calls', async () => {
+      const queued = Array.from({ length: 20 }, (_, index) =>
+        appender.append(`c-${index % 4}`, items(1, `c${index}`)),
+      );
+      await appender.close();
+      const results = await Promise.all(queued);
+      expect(results.map((result) => result.nextExpectedVersion)).toEqual(
+        Array.from({ length: 20 }, (_, index) => Math.floor(index / 4) + 1),
+      );
+      expect(await allEvents(ledger)).toHaveLength(20);
+      const refused = await appender
+        .append('c-0', items(1, 'late'))
+        .catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(AppenderClosedError);
+      expect(refused).toMatchObject({ code: 'appender_closed' });
+      await appender.close();
+      expect(await allEvents(ledger)).toHaveLength(20);
+    });
+
+    it('fails every caller of a batch whose statement fails for another reason', async () => {
+      const gone = await store.open();
+      await gone.close();
+      const orphan = new CoalescingAppender(gone);
+      const settled = await Promise.allSettled([
+        orphan.append('a', items(1, 'a')),
+        orphan.append('b', items(1, 'b')),
+      ]);
+      expect(settled.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected']);
+      const [a, b] = settled as PromiseRejectedResult[];
+      expect(a!.reason).toBe(b!.reason);
+      expect(a!.reason).toBeInstanceOf(Error);
+      expect(a!.reason).not.toBeInstanceOf(HeadwayError);
+      await orphan.close();
+    });
+
+    it('rejects bounds outside 1 to the limits', () => {
+      expect(() => new CoalescingAppender(ledger, { maxStreams: 0 })).toThrow(InvalidInputError);
+      expect(() => new CoalescingAppender(ledger, { maxStreams: 1_001 })).toThrow(
+        /maxStreams: expected an integer from 1 to 1000, received 1001/,
+      );
+      expect(() => new CoalescingAppender(ledger, { maxEvents: 1.5 })).toThrow(InvalidInputError);
+    });
+  });
+}
+
+/** One call of a random schedule. */
+interface Call {
+  stream: number;
+  events: number;
+  expected: ExpectedVersion;
+  /** Repeat the event ids of an earlier call (index modulo the calls before). */
+  repeat: number | undefined;
+  /** Yield to I/O before this call, so it arrives while a write is in flight. */
+  pause: boolean;
+}
+
+const call: fc.Arbitrary<Call> = fc.record({
+  stream: fc.integer({ min: 0, max: 2 }),
+  events: fc.integer({ min: 1, max: 3 }),
+  expected: fc.oneof(
+    fc.constantFrom<ExpectedVersion>('any', 'no_stream', 'stream_exists'),
+    fc.integer({ min: 0, max: 6 }),
+  ),
+  repeat: fc.option(fc.nat(), { freq: 4, nil: undefined }),
+  pause: fc.boolean(),
+});
+
+type Outcome =
+  | { ok: true; versions: number[]; sameAs?: number }
+  | { ok: false; code: 'concurrency'; expected: ExpectedVersion; actual: number }
+  | { ok: false; code: 'idempotency_conflict' };
+
+/** What running the calls one by one, in call order, must give. */
+function model(calls: readonly Call[], idsOf: readonly Uuid[][]) {
+  const heads = [0, 0, 0];
+  const logs: string[][] = [[], [], []];
+  const written = new Map<string, { stream: number; call: number }>();
+  const outcomes = calls.map((current, index): Outcome => {
+    const key = idsOf[index]!.join();
+    const earlier = written.get(key);
+    if (earlier) {
+      return earlier.stream === current.stream
+        ? { ok: true, versions: [], sameAs: earlier.call }
+        : { ok: false, code: 'idempotency_conflict' };
+    }
+    const head = heads[current.stream]!;
+    const { expected } = current;
+    const matches =
+      expected === 'any' ||
+      (expected === 'no_stream' && head === 0) ||
+      (expected === 'stream_exists' && head > 0) ||
+      expected === head;
+    if (!matches) return { ok: false, code: 'concurrency', expected, actual: head };
+    const ids = idsOf[index]!;
+    heads[current.stream] = head + ids.length;
+    logs[current.stream]!.push(...ids);
+    written.set(key, { stream: current.stream, call: index });
+    return { ok: true, versions: ids.map((_, offset) => head + offset + 1) };
+  });
+  return { outcomes, logs };
+}
+
+describe('coalescing appender: random schedules on PGlite', () => {
+  let ledger: Ledger;
+  beforeAll(async () => {
+    ledger = await openLedger({ dataDir: 'memory://' });
+  });
+  afterAll(async () => {
+    await ledger.close();
+  });
+
+  it('gives every call the outcome of running the calls one by one', async () => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(call, { minLength: 1, maxLength: 12 }),
+        // Small bounds too, so batches overflow into the next one.
+        fc.record({
+          maxStreams: fc.integer({ min: 1, max: 4 }),
+          maxEvents: fc.integer({ min: 1, max: 8 }),
+        }),
+        async (calls, bounds) => {
+          run += 1;
+          const streamIds = [0, 1, 2].map((stream) => `run-${run}-${stream}`);
+          const idsOf: Uuid[][] = [];
+          for (const [index, current] of calls.entries()) {
+            idsOf.push(
+              current.repeat !== undefined && index > 0
+                ? idsOf[current.repeat % index]!
+                : Array.from({ length: current.events }, () => randomUUID()),
+            );
+          }
+          const appender = new CoalescingAppender(ledger, bounds);
+          const pending: Promise<PromiseSettledResult<AppendResult>>[] = [];
+          for (const [index, current] of calls.entries()) {
+            if (current.pause) await nextTurn();
+            const events = idsOf[index]!.map((id, offset) => completed(`${index}-${offset}`, id));
+            pending.push(
+              settle(
+                appender.append(streamIds[current.stream]!, events, {
+                  expectedVersion: current.expected,
+                }),
+              ),
+            );
+          }
+          const settled = await Promise.all(pending);
+          await appender.close();
+
+          const { outcomes, logs } = model(calls, idsOf);
+          outcomes.forEach((outcome, index) => {
+            const actual = settled[index]!;
+            if (!outcome.ok) {
+              expect(actual.status).toBe('rejected');
+              const { ok: _, ...fields } = outcome;
+              expect((actual as PromiseRejectedResult).reason).toMatchObject(fields);
+              return;
+            }
+            expect(actual.status).toBe('fulfilled');
+            const result = (actual as PromiseFulfilledResult<AppendResult>).value;
+            if (outcome.sameAs !== undefined) {
+              expect(result).toEqual(
+                (settled[outcome.sameAs] as PromiseFulfilledResult<AppendResult>).value,
+              );
+            } else {
+              expect(result.events.map((event) => event.version)).toEqual(outcome.versions);
+            }
+          });
+          for (const [stream, streamId] of streamIds.entries()) {
+            const stored = await ledger.readStream(streamId);
+            expect(stored.map((event) => event.eventId)).toEqual(logs[stream]);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
