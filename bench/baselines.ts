@@ -1,0 +1,112 @@
+import { performance } from 'node:perf_hooks';
+import type pg from 'pg';
+import type { RawRow } from './generate-events.ts';
+import { perSecond, sequentialLatency } from './stats.ts';
+import type { LatencyFigures } from './stats.ts';
+
+/**
+ * What PostgreSQL itself can do on this machine, through `pg` with no library in
+ * between: the yardstick every figure of ours is divided by.
+ */
+
+/** The same columns and indexes as `events` (0001_event_log.sql), without the triggers. */
+export async function createRawTable(client: pg.ClientBase): Promise<void> {
+  await client.query(`
+    create table raw_events (
+      position       bigint      generated always as identity primary key,
+      transaction_id xid8        not null default pg_current_xact_id(),
+      stream_id      text        not null,
+      version        bigint      not null check (version >= 1),
+      event_id       uuid        not null,
+      type           text        not null,
+      schema_version integer     not null,
+      data           jsonb       not null,
+      metadata       jsonb       not null default '{}',
+      occurred_at    timestamptz not null,
+      recorded_at    timestamptz not null default now(),
+      constraint raw_events_event_id_key unique (event_id),
+      constraint raw_events_stream_version_key unique (stream_id, version)
+    );
+    create index raw_events_transaction_position_idx on raw_events (transaction_id, position);
+  `);
+}
+
+const columns = 'stream_id, version, event_id, type, schema_version, data, metadata, occurred_at';
+
+const unnestInsert = `
+  insert into raw_events (${columns})
+  select * from unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int[],
+                       $6::jsonb[], $7::jsonb[], $8::timestamptz[])`;
+
+/** Inserts rows with one `insert ... select from unnest(...)` statement per chunk. */
+export async function insertRawRows(
+  client: pg.ClientBase,
+  rows: readonly RawRow[],
+  perStatement: number,
+): Promise<void> {
+  for (let start = 0; start < rows.length; start += perStatement) {
+    const chunk = rows.slice(start, start + perStatement);
+    await client.query(unnestInsert, [
+      chunk.map((row) => row.streamId),
+      chunk.map((row) => row.version),
+      chunk.map((row) => row.eventId),
+      chunk.map((row) => row.type),
+      chunk.map((row) => row.schemaVersion),
+      chunk.map((row) => row.data),
+      chunk.map((row) => row.metadata),
+      chunk.map((row) => row.occurredAt),
+    ]);
+  }
+}
+
+/** (a) Raw batched insert, 1,000 rows per autocommit statement: rows per second. */
+export async function rawBatchInsert(
+  client: pg.ClientBase,
+  rows: readonly RawRow[],
+): Promise<number> {
+  const started = performance.now();
+  await insertRawRows(client, rows, 1_000);
+  return perSecond(rows.length, performance.now() - started);
+}
+
+/** (b) Raw single-row autocommit inserts on one connection: throughput and latency. */
+export function rawSingleInsert(
+  client: pg.ClientBase,
+  rows: readonly RawRow[],
+): Promise<LatencyFigures> {
+  const text = `insert into raw_events (${columns}) values ($1, $2, $3, $4, $5, $6, $7, $8)`;
+  return sequentialLatency(rows.length, (index) => {
+    const row = rows[index]!;
+    return client.query(text, [
+      row.streamId,
+      row.version,
+      row.eventId,
+      row.type,
+      row.schemaVersion,
+      row.data,
+      row.metadata,
+      row.occurredAt,
+    ]);
+  });
+}
+
+/**
+ * (c) Raw keyset read of the whole table in pages of 10,000, rows decoded by `pg` as
+ * usual (jsonb parsed, timestamps as Dates): rows per second and rows read.
+ */
+export async function rawKeysetRead(
+  client: pg.ClientBase,
+  maxRows = Number.POSITIVE_INFINITY,
+): Promise<{ perSec: number; rows: number }> {
+  const text = 'select * from raw_events where position > $1 order by position limit 10000';
+  const started = performance.now();
+  let after = '0';
+  let rows = 0;
+  while (rows < maxRows) {
+    const page = await client.query<{ position: string }>(text, [after]);
+    rows += page.rows.length;
+    if (page.rows.length < 10_000) break;
+    after = page.rows.at(-1)!.position;
+  }
+  return { perSec: perSecond(rows, performance.now() - started), rows };
+}

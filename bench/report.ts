@@ -1,0 +1,119 @@
+/** The last line of the output, in the shape issue 3 fixes for scripts to read. */
+export interface BenchResult {
+  machine: string;
+  postgres: string;
+  batchAppend: { eventsPerSec: number; baselinePerSec: number; ratio: number };
+  singleAppend: {
+    eventsPerSec: number;
+    p50Ms: number;
+    p99Ms: number;
+    baselinePerSec: number;
+    ratio: number;
+  };
+  concurrentAppend: { eventsPerSec: number; producers: number; vsSingle: number };
+  replay: {
+    eventsPerSec: number;
+    baselinePerSec: number;
+    ratio: number;
+    peakRssMb: number;
+    events: number;
+  };
+  fold: { eventsPerSec: number };
+  jobSnapshot: { events: number; ms: number };
+  pglite: { batchAppendPerSec: number; replayPerSec: number };
+}
+
+/** Figures the table shows beside the result. */
+export interface TableExtras {
+  quick: boolean;
+  rawSingleP50Ms: number;
+  rawSingleP99Ms: number;
+  foldEvents: number;
+  replayStartRssMb: number;
+}
+
+/** Rounds a rate to whole units, a ratio to two decimals, a time to two. */
+export const round = {
+  rate: (value: number) => Math.round(value),
+  ratio: (value: number) => Math.round(value * 100) / 100,
+  ms: (value: number) => Math.round(value * 100) / 100,
+};
+
+const number = (value: number) => value.toLocaleString('en-US');
+const rate = (value: number, unit: string) => `${number(value)} ${unit}/s`;
+
+/** A check mark when `met`, for a glance down the table. */
+const mark = (met: boolean) => (met ? 'yes' : 'NO');
+
+/** The readable table: workload, our figure, the raw baseline, the ratio, the target. */
+export function formatTable(result: BenchResult, extras: TableExtras): string {
+  const { batchAppend, singleAppend, concurrentAppend, replay, fold, jobSnapshot, pglite } = result;
+  const rows: string[][] = [
+    ['workload', 'figure', 'baseline (raw SQL, same run)', 'ratio', 'target', 'met'],
+    [
+      'batchAppend',
+      rate(batchAppend.eventsPerSec, 'events'),
+      `unnest x1000: ${rate(batchAppend.baselinePerSec, 'rows')}`,
+      String(batchAppend.ratio),
+      '>= 0.8',
+      mark(batchAppend.ratio >= 0.8),
+    ],
+    [
+      'singleAppend',
+      `${rate(singleAppend.eventsPerSec, 'events')}, p50 ${singleAppend.p50Ms} ms, p99 ${singleAppend.p99Ms} ms`,
+      `insert: ${rate(singleAppend.baselinePerSec, 'rows')}, p50 ${extras.rawSingleP50Ms} ms, p99 ${extras.rawSingleP99Ms} ms`,
+      String(singleAppend.ratio),
+      '>= 0.8',
+      mark(singleAppend.ratio >= 0.8),
+    ],
+    [
+      'concurrentAppend',
+      `${rate(concurrentAppend.eventsPerSec, 'events')}, ${concurrentAppend.producers} producers`,
+      `singleAppend: ${rate(singleAppend.eventsPerSec, 'events')}`,
+      String(concurrentAppend.vsSingle),
+      '>= 8',
+      mark(concurrentAppend.vsSingle >= 8),
+    ],
+    [
+      'replay',
+      `${rate(replay.eventsPerSec, 'events')}, ${number(replay.events)} events, peak RSS ${replay.peakRssMb} MB (${extras.replayStartRssMb} MB before)`,
+      `keyset x10000: ${rate(replay.baselinePerSec, 'rows')}`,
+      String(replay.ratio),
+      '>= 0.7, RSS <= 300 MB',
+      mark(replay.ratio >= 0.7 && replay.peakRssMb <= 300),
+    ],
+    [
+      'fold',
+      `${rate(fold.eventsPerSec, 'events')} (${number(extras.foldEvents)} events)`,
+      '',
+      '',
+      '>= 5,000,000/s',
+      mark(fold.eventsPerSec >= 5_000_000),
+    ],
+    [
+      'jobSnapshot',
+      `${jobSnapshot.ms} ms for ${number(jobSnapshot.events)} events`,
+      '',
+      '',
+      '<= 500 ms',
+      mark(jobSnapshot.ms <= 500),
+    ],
+    ['pglite batchAppend', rate(pglite.batchAppendPerSec, 'events'), '', '', '', ''],
+    ['pglite replay', rate(pglite.replayPerSec, 'events'), '', '', '', ''],
+  ];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  const line = (row: string[]) =>
+    row
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join('  ')
+      .trimEnd();
+  const rule = widths.map((width) => '-'.repeat(width)).join('  ');
+  return [
+    `Headway benchmark${extras.quick ? ' (--quick: smaller counts; targets are for the full run)' : ''}`,
+    `${result.machine}; PostgreSQL ${result.postgres}`,
+    '',
+    line(rows[0]!),
+    rule,
+    ...rows.slice(1).map(line),
+  ].join('\n');
+}

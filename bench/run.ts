@@ -1,0 +1,58 @@
+import { performance } from 'node:perf_hooks';
+import { formatTable } from './report.ts';
+import { createScratchDatabase, defaultDatabaseUrl } from './scratch-database.ts';
+import { fullSizes, quickSizes } from './sizes.ts';
+import { runSuite } from './suite.ts';
+
+/**
+ * `npm run bench [-- --quick]`: every workload against PostgreSQL, in a scratch database
+ * dropped at the end whatever happens, and against an in-memory PGlite. Progress goes to
+ * stderr; stdout is the table and, as its last line, the JSON result.
+ */
+
+const quick = process.argv.includes('--quick');
+const log = (message: string) => process.stderr.write(`bench: ${message}\n`);
+const started = performance.now();
+
+const abort = new AbortController();
+const creating = createScratchDatabase(process.env.DATABASE_URL ?? defaultDatabaseUrl);
+
+// On Ctrl-C, stop the replay worker and drop the database (FORCE ends our connections).
+// Registered before the database exists, so no window leaves one behind.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: dropping the scratch database`);
+    abort.abort();
+    void creating
+      .then((scratch) => scratch.drop())
+      .catch((error: unknown) => log(`could not drop the scratch database: ${String(error)}`))
+      .finally(() => process.exit(130));
+  });
+}
+
+const scratch = await creating.catch((error: unknown) => {
+  log(`cannot create a scratch database: ${String(error)}`);
+  process.exit(1);
+});
+log(`scratch database ${scratch.name} on PostgreSQL ${scratch.serverVersion}`);
+
+try {
+  const { result, extras } = await runSuite({
+    databaseUrl: scratch.url,
+    serverVersion: scratch.serverVersion,
+    sizes: quick ? quickSizes : fullSizes,
+    quick,
+    signal: abort.signal,
+    log,
+  });
+  process.stdout.write(`${formatTable(result, extras)}\n\n`);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+} catch (error) {
+  if (!abort.signal.aborted) {
+    log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exitCode = 1;
+  }
+} finally {
+  await scratch.drop();
+  log(`done in ${((performance.now() - started) / 1000).toFixed(0)} s; dropped ${scratch.name}`);
+}

@@ -1,0 +1,55 @@
+/** How much work each workload does; `--quick` keeps the whole run under two minutes. */
+export interface BenchSizes {
+  /** batchAppend: jobs, each one `append` call of `eventsPerBatch` events. */
+  batchJobs: number;
+  eventsPerBatch: number;
+  /** singleAppend and the raw single-row insert: calls of one event each. */
+  singleCalls: number;
+  /** concurrentAppend: producers, and events each appends one at a time. */
+  producers: number;
+  eventsPerProducer: number;
+  /** replay: the log holds replayJobs × eventsPerReplayJob events. */
+  replayJobs: number;
+  eventsPerReplayJob: number;
+  /** fold: jobs of the replay log loaded into memory, and the least time to fold them. */
+  foldJobs: number;
+  foldMinMs: number;
+  /** jobSnapshot: events of the one job, and timed runs (the median is reported). */
+  snapshotEvents: number;
+  snapshotRuns: number;
+  /** PGlite: batchAppend jobs (of `eventsPerBatch`) and replay log jobs (of `eventsPerReplayJob`). */
+  pgliteBatchJobs: number;
+  pgliteReplayJobs: number;
+}
+
+export const fullSizes: BenchSizes = {
+  batchJobs: 100,
+  eventsPerBatch: 1_000,
+  singleCalls: 5_000,
+  producers: 64,
+  eventsPerProducer: 500,
+  replayJobs: 100,
+  eventsPerReplayJob: 10_000,
+  foldJobs: 10,
+  foldMinMs: 2_000,
+  snapshotEvents: 100_000,
+  snapshotRuns: 5,
+  pgliteBatchJobs: 20,
+  pgliteReplayJobs: 10,
+};
+
+export const quickSizes: BenchSizes = {
+  batchJobs: 20,
+  eventsPerBatch: 1_000,
+  singleCalls: 1_000,
+  producers: 64,
+  eventsPerProducer: 100,
+  replayJobs: 20,
+  eventsPerReplayJob: 10_000,
+  foldJobs: 10,
+  foldMinMs: 2_000,
+  snapshotEvents: 100_000,
+  snapshotRuns: 3,
+  pgliteBatchJobs: 5,
+  pgliteReplayJobs: 2,
+};

@@ -1,0 +1,185 @@
+import { cpus, totalmem } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import { openLedger } from '../src/open-ledger.ts';
+import { batchAppend, concurrentAppend, singleAppend } from './append-workloads.ts';
+import type { JobBatch } from './append-workloads.ts';
+import {
+  createRawTable,
+  insertRawRows,
+  rawBatchInsert,
+  rawKeysetRead,
+  rawSingleInsert,
+} from './baselines.ts';
+import { jobEvents, jobIds, toRawRows } from './generate-events.ts';
+import { pgliteWorkloads } from './pglite-workloads.ts';
+import { foldInMemory, jobSnapshot, loadJobs, seedJob } from './read-workloads.ts';
+import { replayInChild } from './replay.ts';
+import { round } from './report.ts';
+import type { BenchResult, TableExtras } from './report.ts';
+import type { BenchSizes } from './sizes.ts';
+
+/** Where the suite runs and how it reports progress. */
+export interface SuiteContext {
+  databaseUrl: string;
+  serverVersion: string;
+  sizes: BenchSizes;
+  quick: boolean;
+  signal: AbortSignal;
+  log: (message: string) => void;
+}
+
+/** cpu model, cores and memory, so a figure can be read against its machine. */
+export function describeMachine(): string {
+  const cores = cpus();
+  const gb = Math.round(totalmem() / 2 ** 30);
+  return `${cores[0]?.model.trim() ?? 'unknown cpu'}, ${cores.length} cores, ${gb} GB RAM`;
+}
+
+function jobBatches(prefix: string, jobs: number, eventsPerJob: number): JobBatch[] {
+  return jobIds(prefix, jobs).map((jobId) => ({ jobId, events: jobEvents(jobId, eventsPerJob) }));
+}
+
+function rawRowsOf(jobs: readonly JobBatch[]) {
+  return jobs.flatMap((job) => toRawRows(job.jobId, job.events));
+}
+
+/**
+ * Every workload in order, each raw baseline right before the workload it measures so
+ * drift on a shared machine hits both alike. The replay log is seeded first, into empty
+ * tables, so it holds exactly the replayed events; later appends land in a full log.
+ */
+export async function runSuite(context: SuiteContext): Promise<{
+  result: BenchResult;
+  extras: TableExtras;
+}> {
+  const { databaseUrl, sizes, signal, log } = context;
+  const step = async <T>(label: string, work: () => Promise<T>): Promise<T> => {
+    signal.throwIfAborted();
+    const started = performance.now();
+    const value = await work();
+    log(`${label}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    return value;
+  };
+
+  const raw = new pg.Client({ connectionString: databaseUrl });
+  // An interrupted run drops the database under this connection; that is no crash.
+  raw.on('error', () => undefined);
+  await raw.connect();
+  const ledger = await openLedger({ databaseUrl });
+  const oneConnection = await openLedger({ databaseUrl, poolSize: 1, migrate: false });
+  try {
+    await createRawTable(raw);
+
+    const replayJobs = jobIds('replay', sizes.replayJobs);
+    const replayEvents = sizes.replayJobs * sizes.eventsPerReplayJob;
+    await step(`seed ${replayEvents.toLocaleString('en-US')} events (ledger and raw)`, async () => {
+      for (const jobId of replayJobs) {
+        await seedJob(ledger, jobId, sizes.eventsPerReplayJob, (events, firstVersion) =>
+          insertRawRows(raw, toRawRows(jobId, events, firstVersion), 10_000),
+        );
+      }
+      // Readers of a freshly bulk-loaded table would otherwise pay for setting hint bits.
+      await raw.query('vacuum analyze events');
+      await raw.query('vacuum analyze raw_events');
+      await raw.query('checkpoint');
+    });
+
+    const rawRead = await step('raw keyset read', async () => {
+      await rawKeysetRead(raw, 20_000);
+      return rawKeysetRead(raw);
+    });
+    const replay = await step('replay (child process)', () => replayInChild(databaseUrl, signal));
+    if (replay.events !== replayEvents || replay.jobs !== sizes.replayJobs) {
+      throw new Error(
+        `replay saw ${replay.events} events of ${replay.jobs} jobs, expected ${replayEvents} of ${sizes.replayJobs}`,
+      );
+    }
+
+    const { foldPerSec, foldEvents } = await step('fold', async () => {
+      const events = await loadJobs(ledger, replayJobs.slice(0, sizes.foldJobs));
+      return { foldPerSec: foldInMemory(events, sizes.foldMinMs), foldEvents: events.length };
+    });
+
+    const { rawBatchPerSec, batchPerSec } = await step('batch appends', async () => {
+      const jobs = jobBatches('batch', sizes.batchJobs, sizes.eventsPerBatch);
+      await rawBatchInsert(raw, rawRowsOf(jobBatches('warm-raw', 2, sizes.eventsPerBatch)));
+      const rawBatchPerSec = await rawBatchInsert(raw, rawRowsOf(jobs));
+      await batchAppend(ledger, jobBatches('warm-batch', 2, sizes.eventsPerBatch));
+      return { rawBatchPerSec, batchPerSec: await batchAppend(ledger, jobs) };
+    });
+
+    const { rawSingle, single } = await step('single appends', async () => {
+      const [job] = jobBatches('single', 1, sizes.singleCalls);
+      await rawSingleInsert(raw, rawRowsOf(jobBatches('warm-raw-single', 1, 200)));
+      const rawSingle = await rawSingleInsert(raw, rawRowsOf([job!]));
+      await singleAppend(oneConnection, jobBatches('warm-single', 1, 200)[0]!);
+      return { rawSingle, single: await singleAppend(oneConnection, job!) };
+    });
+
+    const concurrentPerSec = await step('concurrent appends', async () => {
+      await concurrentAppend(ledger, jobBatches('warm-concurrent', sizes.producers, 5));
+      return concurrentAppend(
+        ledger,
+        jobBatches('concurrent', sizes.producers, sizes.eventsPerProducer),
+      );
+    });
+
+    const snapshotMs = await step('job snapshot', async () => {
+      await seedJob(ledger, 'snapshot-0001', sizes.snapshotEvents);
+      // Fresh statistics: until autovacuum analyses the new rows the planner may sort the
+      // whole stream for every page, and the figure would time autovacuum, not the ledger.
+      await raw.query('analyze events');
+      return jobSnapshot(ledger, 'snapshot-0001', sizes.snapshotRuns);
+    });
+
+    const pglite = await step('pglite', () => pgliteWorkloads(sizes));
+
+    const result: BenchResult = {
+      machine: describeMachine(),
+      postgres: context.serverVersion,
+      batchAppend: {
+        eventsPerSec: round.rate(batchPerSec),
+        baselinePerSec: round.rate(rawBatchPerSec),
+        ratio: round.ratio(batchPerSec / rawBatchPerSec),
+      },
+      singleAppend: {
+        eventsPerSec: round.rate(single.perSec),
+        p50Ms: round.ms(single.p50Ms),
+        p99Ms: round.ms(single.p99Ms),
+        baselinePerSec: round.rate(rawSingle.perSec),
+        ratio: round.ratio(single.perSec / rawSingle.perSec),
+      },
+      concurrentAppend: {
+        eventsPerSec: round.rate(concurrentPerSec),
+        producers: sizes.producers,
+        vsSingle: round.ratio(concurrentPerSec / single.perSec),
+      },
+      replay: {
+        eventsPerSec: round.rate(replay.eventsPerSec),
+        baselinePerSec: round.rate(rawRead.perSec),
+        ratio: round.ratio(replay.eventsPerSec / rawRead.perSec),
+        peakRssMb: Math.round(replay.peakRssMb),
+        events: replay.events,
+      },
+      fold: { eventsPerSec: round.rate(foldPerSec) },
+      jobSnapshot: { events: sizes.snapshotEvents, ms: round.ms(snapshotMs) },
+      pglite: {
+        batchAppendPerSec: round.rate(pglite.batchAppendPerSec),
+        replayPerSec: round.rate(pglite.replayPerSec),
+      },
+    };
+    const extras: TableExtras = {
+      quick: context.quick,
+      rawSingleP50Ms: round.ms(rawSingle.p50Ms),
+      rawSingleP99Ms: round.ms(rawSingle.p99Ms),
+      foldEvents,
+      replayStartRssMb: Math.round(replay.startRssMb),
+    };
+    return { result, extras };
+  } finally {
+    await oneConnection.close();
+    await ledger.close();
+    await raw.end();
+  }
+}
