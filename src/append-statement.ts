@@ -43,7 +43,8 @@ const expectedVersionSchema = z.union([
 
 const expectedCode = { any: -1, no_stream: -2, stream_exists: -3 } as const;
 
-interface PreparedStream {
+/** One stream's part of an append, validated and serialised. */
+export interface PreparedStream {
   streamId: string;
   expectedVersion: ExpectedVersion;
   events: PreparedEvent[];

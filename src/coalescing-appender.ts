@@ -1,7 +1,7 @@
 import type { EventInput } from '../schema/events.ts';
 import { limits } from '../schema/limits.ts';
 import { executeAppend, prepareStreams } from './append-statement.ts';
-import type { AppendResult } from './append-statement.ts';
+import type { AppendResult, PreparedStream } from './append-statement.ts';
 import {
   AppenderClosedError,
   ConcurrencyError,
@@ -19,8 +19,6 @@ export interface CoalescingAppenderOptions {
   /** Most events per statement across its streams (default 10,000); a larger call goes alone. */
   maxEvents?: number;
 }
-
-type PreparedStream = ReturnType<typeof prepareStreams>[number];
 
 interface Pending {
   stream: PreparedStream;
@@ -93,7 +91,7 @@ export class CoalescingAppender implements EventAppender {
     ) as [PreparedStream];
     // Queued before the first await, so calls to one stream keep their call order.
     return new Promise<AppendResult>((resolve, reject) => {
-      this.queue.push({ stream: lowerCaseIds(stream), resolve, reject });
+      this.queue.push({ stream, resolve, reject });
       this.schedule();
     });
   }
@@ -178,18 +176,6 @@ function conflictingStream(error: unknown): string | undefined {
   if (error instanceof ConcurrencyError) return error.streamId;
   if (error instanceof IdempotencyConflictError) return error.streamId ?? undefined;
   return undefined;
-}
-
-/**
- * PostgreSQL prints uuids in lower case; matching its rows to the input, and spotting
- * the same id twice, needs the input in lower case too.
- */
-function lowerCaseIds(stream: PreparedStream): PreparedStream {
-  if (!stream.events.some((event) => /[A-F]/.test(event.eventId))) return stream;
-  return {
-    ...stream,
-    events: stream.events.map((event) => ({ ...event, eventId: event.eventId.toLowerCase() })),
-  };
 }
 
 function checkBound(path: string, value: number, max: number): number {

@@ -174,7 +174,9 @@ function prepareEvent(
   }
 
   return {
-    eventId: eventId ?? randomUUID(),
+    // PostgreSQL prints uuids in lower case; results are matched by id, and one id in
+    // two cases is still one id.
+    eventId: eventId?.toLowerCase() ?? randomUUID(),
     type,
     schemaVersion: version,
     data: dataJson,

@@ -129,6 +129,17 @@ for (const store of storesUnderTest()) {
         expect(await allEvents(ledger)).toHaveLength(5);
       });
 
+      it('takes event ids in either case as one id', async () => {
+        const id = randomUUID().toUpperCase();
+        const first = await ledger.append('job-1', [completed('a', id)]);
+        expect(first.events[0]!.eventId).toBe(id.toLowerCase());
+        expect(await ledger.append('job-1', [completed('a', id.toLowerCase())])).toEqual(first);
+        await expect(
+          ledger.append('job-2', [completed('a', id), completed('b', id.toLowerCase())]),
+        ).rejects.toMatchObject({ code: 'invalid_event' });
+        expect(await allEvents(ledger)).toHaveLength(1);
+      });
+
       it('rejects a batch that half overlaps an earlier one, and writes none of it', async () => {
         const old = randomUUID();
         await ledger.append('job-1', [completed('a', old), completed('b')]);
