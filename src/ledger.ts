@@ -128,6 +128,9 @@ export class Ledger {
     const rows = await selectEventColumns(this.db.selectFrom('events'))
       .where('stream_id', '=', id.data)
       .where('version', '>=', fromVersion as never)
+      // Versions have no gaps, so this bounds the page; without it the planner may sort
+      // the whole rest of a long stream for every page.
+      .where('version', '<', (fromVersion + limit) as never)
       .orderBy('version')
       .limit(limit)
       .execute();
@@ -186,12 +189,27 @@ export class Ledger {
   /** Folds one job's events through a projection. */
   async project<S>(jobId: string, projection: Projection<S>): Promise<S> {
     const accumulator = accumulatorFor(projection);
-    let fromVersion = 1;
-    for (;;) {
-      const events = await this.readStream(jobId, { fromVersion });
+    for await (const events of this.readStreamPages(jobId)) {
       for (const event of events) accumulator.add(event);
-      if (events.length < limits.readPage) return accumulator.result();
-      fromVersion = events.at(-1)!.version + 1;
+    }
+    return accumulator.result();
+  }
+
+  /** One stream in pages, the next one requested while the caller works on the current. */
+  private async *readStreamPages(streamId: string): AsyncGenerator<RecordedEvent[]> {
+    const limit = limits.readPage;
+    let next: Promise<RecordedEvent[]> | null = this.readStream(streamId, { limit });
+    try {
+      while (next) {
+        const events: RecordedEvent[] = await next;
+        next =
+          events.length < limit
+            ? null
+            : this.readStream(streamId, { fromVersion: events.at(-1)!.version + 1, limit });
+        yield events;
+      }
+    } finally {
+      next?.catch(() => undefined);
     }
   }
 

@@ -248,6 +248,25 @@ for (const store of storesUnderTest()) {
         expect(onlyB.events).toHaveLength(6);
       });
 
+      it('folds and pages a job longer than one read page', async () => {
+        const total = 23_456;
+        await ledger.append('long', [started('long'), ...items(9_999)]);
+        await ledger.append('long', items(10_000, 'b'));
+        await ledger.append('long', items(total - 20_000, 'c'));
+        await ledger.append('other', [started('other'), ...items(3)]);
+        const progress = await ledger.project('long', jobProgress);
+        expect([progress.version, progress.counts.completed]).toEqual([total, total - 1]);
+
+        const page = await ledger.readStream('long', { fromVersion: 9_998, limit: 5 });
+        expect(page.map((event) => event.version)).toEqual([9_998, 9_999, 10_000, 10_001, 10_002]);
+        const pages = [];
+        for await (const batch of ledger.readAllBatches({ streamIds: ['long'] })) {
+          pages.push(batch.events.map((event) => event.version));
+        }
+        expect(pages.map((versions) => versions.length)).toEqual([10_000, 10_000, 3_456]);
+        expect(pages.flat()).toEqual(Array.from({ length: total }, (_, index) => index + 1));
+      });
+
       it('returns the same cursor when nothing is new', async () => {
         await ledger.append('a', items(1));
         const { next } = await ledger.readAll();
