@@ -129,6 +129,20 @@ for (const store of storesUnderTest()) {
         expect(await allEvents(ledger)).toHaveLength(5);
       });
 
+      it('answers racing copies of one batch alike: one write, the same positions', async () => {
+        await ledger.append('job-1', [started()]);
+        const batch = items(50).map((event) => ({ ...event, eventId: randomUUID() }));
+        const results = await Promise.all(
+          Array.from({ length: 6 }, () => ledger.append('job-1', batch)),
+        );
+        for (const result of results) expect(result).toEqual(results[0]);
+        expect(results[0]!.events.map((event) => event.version)).toEqual(
+          Array.from({ length: 50 }, (_, index) => index + 2),
+        );
+        expect(await ledger.streamVersion('job-1')).toBe(51);
+        expect(await allEvents(ledger)).toHaveLength(51);
+      });
+
       it('takes event ids in either case as one id', async () => {
         const id = randomUUID().toUpperCase();
         const first = await ledger.append('job-1', [completed('a', id)]);
