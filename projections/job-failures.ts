@@ -2,7 +2,7 @@ import type { FailureError } from '../schema/events.ts';
 import { classifyFailure } from './failure-classification.ts';
 import { isCustomEvent } from '../schema/recorded-event.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { emptyItemTable, itemEntries, itemWriter } from './item-table.ts';
+import { emptyItemTable, itemEntries, itemWriter, mapItemWriter } from './item-table.ts';
 import type { ItemTable, ItemWriter } from './item-table.ts';
 import type { Projection } from './projection.ts';
 import { own, setOwn } from './own.ts';
@@ -169,7 +169,7 @@ export const jobFailures: Projection<JobFailuresState> = {
   },
   accumulate(state) {
     const draft = draftOf(state);
-    const items = itemWriter(state.items);
+    const items = mapItemWriter(state.items);
     return {
       add(event) {
         if (event.version > draft.version) apply(draft, items, event);

@@ -1,7 +1,7 @@
 import type { FailureError, JsonValue } from '../schema/events.ts';
 import { isCustomEvent } from '../schema/recorded-event.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { emptyItemTable, itemWriter } from './item-table.ts';
+import { emptyItemTable, itemWriter, mapItemWriter } from './item-table.ts';
 import type { ItemTable, ItemWriter } from './item-table.ts';
 import type { ItemStatus } from './job-items.ts';
 import type { Accumulator, Projection } from './projection.ts';
@@ -201,14 +201,21 @@ function countOutcome(
   if (last && last.endedAt === null) last.processed += 1;
 }
 
-/** Recomputes total, processed and percent after any change. */
+/**
+ * Recomputes processed after any change. Processed never decreases, so it is kept event
+ * by event; total and percent depend on the current state only (see `settleTotals`).
+ */
 function settle(draft: JobProgressState): void {
   const { counts } = draft;
+  draft.processed = Math.max(draft.processed, counts.completed + counts.failed + counts.skipped);
+}
+
+/** Recomputes total and percent from the current state. */
+function settleTotals(draft: JobProgressState): void {
   // Items that only turn up in results say nothing of how many there will be.
   const planned = draft.explicitlyPlanned > 0 ? draft.explicitlyPlanned : null;
   draft.total =
     draft.declaredTotal === null ? planned : Math.max(draft.declaredTotal, planned ?? 0);
-  draft.processed = Math.max(draft.processed, counts.completed + counts.failed + counts.skipped);
   draft.percent = computePercent(draft);
 }
 
@@ -369,18 +376,23 @@ function evolve(state: JobProgressState, event: RecordedEvent): JobProgressState
   const draft = draftOf(state);
   const items = itemWriter(state.items);
   apply(draft, items, event);
+  settleTotals(draft);
   draft.items = items.table();
   return draft;
 }
 
 function accumulate(state: JobProgressState): Accumulator<JobProgressState> {
   const draft = draftOf(state);
-  const items = itemWriter(state.items);
+  const items = mapItemWriter(state.items);
   return {
     add(event) {
       if (event.version > draft.version) apply(draft, items, event);
     },
-    result: () => ({ ...draftOf(draft), items: items.table() }),
+    result() {
+      // Totals are a function of the current state, so once per result is enough.
+      settleTotals(draft);
+      return { ...draftOf(draft), items: items.table() };
+    },
   };
 }
 
