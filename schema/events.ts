@@ -47,76 +47,85 @@ export type FailureError = z.infer<typeof failureError>;
 
 const logLevel = z.enum(['debug', 'info', 'warn', 'error']);
 
+/**
+ * The catalogue's data schemas, with `json` for its free JSON fields: built with `jsonValue`
+ * below, and in src/prepare-events.ts with a non-recursive stand-in that `z.compile` can
+ * compile (recursive schemas it refuses). One definition keeps the two in step.
+ */
+export function dataSchemasWith<J extends z.ZodType<JsonValue>>(json: J) {
+  return {
+    'job.started': z.strictObject({
+      name,
+      kind: name,
+      project: name,
+      dataset: name.optional(),
+      total: count.optional(),
+      unit: name.optional(),
+      stages: z
+        .array(z.strictObject({ name, weight: z.number().finite().positive().max(1e6).optional() }))
+        .max(limits.stages)
+        .optional(),
+      config: json.optional(),
+      labels: boundedMap(z.string().max(limits.nameLength)).optional(),
+      parentJobId: id.optional(),
+    }),
+    'job.scope_changed': z.strictObject({ total: count }),
+    'items.planned': z.strictObject({
+      items: z
+        .array(z.strictObject({ id, type: name.optional(), group: name.optional() }))
+        .min(1)
+        .max(limits.itemsPerEvent),
+    }),
+    'stage.started': z.strictObject({ stage: name, total: count.optional() }),
+    'item.started': z.strictObject({
+      itemId: id,
+      attempt: z.number().int().positive().max(1_000_000).optional(),
+      worker: name.optional(),
+      leaseMs: z
+        .number()
+        .int()
+        .positive()
+        .max(7 * 24 * 3600 * 1000)
+        .optional(),
+    }),
+    'item.completed': z.strictObject({
+      itemId: id,
+      type: name.optional(),
+      durationMs: durationMs.optional(),
+      output: json.optional(),
+      metrics: boundedMap(finite).optional(),
+    }),
+    'item.failed': z.strictObject({
+      itemId: id,
+      type: name.optional(),
+      durationMs: durationMs.optional(),
+      error: failureError,
+    }),
+    'item.skipped': z.strictObject({ itemId: id, type: name.optional(), reason: text.optional() }),
+    'items.released': z.strictObject({
+      itemIds: z.array(id).min(1).max(limits.itemsPerEvent),
+      reason: text,
+    }),
+    'progress.reported': z.strictObject({
+      processed: count.optional(),
+      total: count.optional(),
+      percent: z.number().min(0).max(100).optional(),
+      message: text.optional(),
+      counts: boundedMap(z.number().int().min(-1e12).max(1e12)).optional(),
+      current: z.string().max(limits.textLength).optional(),
+    }),
+    'checkpoint.saved': z.strictObject({ cursor: json, note: text.optional() }),
+    'log.written': z.strictObject({ level: logLevel, message: text, context: json.optional() }),
+    'job.paused': z.strictObject({ reason: text.optional() }),
+    'job.resumed': z.strictObject({ reason: text.optional() }),
+    'job.completed': z.strictObject({ result: json.optional() }),
+    'job.failed': z.strictObject({ error: failureError }),
+    'job.cancelled': z.strictObject({ reason: text.optional() }),
+  } as const;
+}
+
 /** The data schema of every catalogued event type, version 1. */
-export const eventDataSchemas = {
-  'job.started': z.strictObject({
-    name,
-    kind: name,
-    project: name,
-    dataset: name.optional(),
-    total: count.optional(),
-    unit: name.optional(),
-    stages: z
-      .array(z.strictObject({ name, weight: z.number().finite().positive().max(1e6).optional() }))
-      .max(limits.stages)
-      .optional(),
-    config: jsonValue.optional(),
-    labels: boundedMap(z.string().max(limits.nameLength)).optional(),
-    parentJobId: id.optional(),
-  }),
-  'job.scope_changed': z.strictObject({ total: count }),
-  'items.planned': z.strictObject({
-    items: z
-      .array(z.strictObject({ id, type: name.optional(), group: name.optional() }))
-      .min(1)
-      .max(limits.itemsPerEvent),
-  }),
-  'stage.started': z.strictObject({ stage: name, total: count.optional() }),
-  'item.started': z.strictObject({
-    itemId: id,
-    attempt: z.number().int().positive().max(1_000_000).optional(),
-    worker: name.optional(),
-    leaseMs: z
-      .number()
-      .int()
-      .positive()
-      .max(7 * 24 * 3600 * 1000)
-      .optional(),
-  }),
-  'item.completed': z.strictObject({
-    itemId: id,
-    type: name.optional(),
-    durationMs: durationMs.optional(),
-    output: jsonValue.optional(),
-    metrics: boundedMap(finite).optional(),
-  }),
-  'item.failed': z.strictObject({
-    itemId: id,
-    type: name.optional(),
-    durationMs: durationMs.optional(),
-    error: failureError,
-  }),
-  'item.skipped': z.strictObject({ itemId: id, type: name.optional(), reason: text.optional() }),
-  'items.released': z.strictObject({
-    itemIds: z.array(id).min(1).max(limits.itemsPerEvent),
-    reason: text,
-  }),
-  'progress.reported': z.strictObject({
-    processed: count.optional(),
-    total: count.optional(),
-    percent: z.number().min(0).max(100).optional(),
-    message: text.optional(),
-    counts: boundedMap(z.number().int().min(-1e12).max(1e12)).optional(),
-    current: z.string().max(limits.textLength).optional(),
-  }),
-  'checkpoint.saved': z.strictObject({ cursor: jsonValue, note: text.optional() }),
-  'log.written': z.strictObject({ level: logLevel, message: text, context: jsonValue.optional() }),
-  'job.paused': z.strictObject({ reason: text.optional() }),
-  'job.resumed': z.strictObject({ reason: text.optional() }),
-  'job.completed': z.strictObject({ result: jsonValue.optional() }),
-  'job.failed': z.strictObject({ error: failureError }),
-  'job.cancelled': z.strictObject({ reason: text.optional() }),
-} as const;
+export const eventDataSchemas = dataSchemasWith(jsonValue);
 
 type Schemas = typeof eventDataSchemas;
 

@@ -2,12 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import {
   currentSchemaVersions,
+  dataSchemasWith,
   eventDataSchemas,
   eventMetadata,
   isCustomEventType,
   isEventType,
   jsonValue,
 } from '../schema/events.ts';
+import type { EventType, JsonValue } from '../schema/events.ts';
 import { limits } from '../schema/limits.ts';
 import { EventTooLargeError, InvalidEventError } from './errors.ts';
 import type { ValidationIssue } from './errors.ts';
@@ -32,6 +34,81 @@ const envelope = z.strictObject({
   metadata: eventMetadata.optional(),
   schemaVersion: z.number().int().positive().max(1_000).optional(),
 });
+
+/** Beyond this depth the quick JSON check leaves the answer to zod (and keeps off the stack limit). */
+const quickJsonDepth = 64;
+
+/**
+ * True only for values `jsonValue` accepts: strings, finite numbers, booleans, null, and arrays
+ * and plain objects of them. False means "ask zod", not "invalid": symbol keys and deep
+ * nesting are left to the full check.
+ */
+function isQuickJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object': {
+      if (value === null) return true;
+      if (depth >= quickJsonDepth) return false;
+      if (Array.isArray(value)) {
+        for (let index = 0; index < value.length; index++) {
+          if (!isQuickJson(value[index], depth + 1)) return false;
+        }
+        return true;
+      }
+      // zod's own test, so that this agrees with `z.record` on odd prototypes.
+      if (!z.util.isPlainObject(value) || Object.getOwnPropertySymbols(value).length > 0) {
+        return false;
+      }
+      for (const key of Object.keys(value)) {
+        if (!isQuickJson(value[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** `jsonValue` without the recursion that `z.compile` refuses; stricter, never looser. */
+const quickJson = z.custom<JsonValue>((value) => isQuickJson(value, 0));
+
+/**
+ * How events are checked. `zodChecks` is zod's runtime parser alone. `quickChecks` first runs
+ * schemas compiled by `z.compile` and sends whatever they do not accept to that same runtime
+ * parser, so every rejection and every issue is still zod's own. Tests compare the two.
+ */
+export interface EventChecks {
+  envelope: (input: unknown) => ReturnType<typeof envelope.safeParse>;
+  /** The issues of a catalogued type's data, or undefined when it is valid. */
+  data: (type: EventType, data: unknown) => z.ZodError | undefined;
+  /** The issues of a custom type's data, or undefined when it is valid. */
+  json: (data: unknown) => z.ZodError | undefined;
+}
+
+export const zodChecks: EventChecks = {
+  envelope: (input) => envelope.safeParse(input),
+  data: (type, data) => eventDataSchemas[type].safeParse(data).error,
+  json: (data) => jsonValue.safeParse(data).error,
+};
+
+const quickDataSchemas = dataSchemasWith(quickJson);
+// Compiled on first use: the whole catalogue takes ~20 ms, which readers need not pay.
+let compiledEnvelope: typeof envelope | undefined;
+const compiledData: Partial<Record<EventType, z.ZodType>> = {};
+
+export const quickChecks: EventChecks = {
+  envelope: (input) => (compiledEnvelope ??= z.compile(envelope)).safeParse(input),
+  // `validate` builds no output value; nothing here would read it.
+  data: (type, data) =>
+    (compiledData[type] ??= z.compile(quickDataSchemas[type])).validate(data)
+      ? undefined
+      : eventDataSchemas[type].safeParse(data).error,
+  json: (data) => (isQuickJson(data, 0) ? undefined : jsonValue.safeParse(data).error),
+};
 
 /** A `\u0000` escape in JSON text (not an escaped backslash followed by `u0000`). */
 const escapedNul = /(?:^|[^\\])(?:\\\\)*\\u0000/;
@@ -72,7 +149,12 @@ export function describeReceived(value: unknown): string {
  * Validates and serialises a batch of producer events. Throws `InvalidEventError` naming
  * every bad path, or `EventTooLargeError`; never touches the database.
  */
-export function prepareEvents(events: unknown, path: string, now: Date): PreparedEvent[] {
+export function prepareEvents(
+  events: unknown,
+  path: string,
+  now: Date,
+  checks: EventChecks = quickChecks,
+): PreparedEvent[] {
   if (!Array.isArray(events)) {
     throw new InvalidEventError([
       { path, message: `expected an array of events, received ${describeReceived(events)}` },
@@ -89,20 +171,20 @@ export function prepareEvents(events: unknown, path: string, now: Date): Prepare
   const issues: ValidationIssue[] = [];
   const prepared: PreparedEvent[] = [];
   const seen = new Set<string>();
-  events.forEach((input: unknown, index) => {
+  for (let index = 0; index < events.length; index++) {
     const at = `${path}[${index}]`;
-    const event = prepareEvent(input, at, now, issues);
-    if (!event) return;
+    const event = prepareEvent(events[index], at, now, issues, checks);
+    if (!event) continue;
     if (seen.has(event.eventId)) {
       issues.push({
         path: `${at}.eventId`,
         message: `duplicate event id ${event.eventId} in one batch`,
       });
-      return;
+      continue;
     }
     seen.add(event.eventId);
     prepared.push(event);
-  });
+  }
   if (issues.length > 0) throw new InvalidEventError(issues);
   return prepared;
 }
@@ -112,8 +194,9 @@ function prepareEvent(
   path: string,
   now: Date,
   issues: ValidationIssue[],
+  checks: EventChecks,
 ): PreparedEvent | undefined {
-  const parsed = envelope.safeParse(input);
+  const parsed = checks.envelope(input);
   if (!parsed.success) {
     issues.push(...toValidationIssues(parsed.error, path));
     return undefined;
@@ -124,7 +207,7 @@ function prepareEvent(
   let metadataJson: string;
   try {
     dataJson = JSON.stringify(data ?? null);
-    metadataJson = JSON.stringify(metadata ?? {});
+    metadataJson = metadata === undefined ? '{}' : JSON.stringify(metadata);
   } catch (error) {
     issues.push({
       path: `${path}.data`,
@@ -140,8 +223,11 @@ function prepareEvent(
     });
     return undefined;
   }
-  const bytes = Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson);
-  if (bytes > limits.eventBytes) throw new EventTooLargeError(path, bytes, limits.eventBytes);
+  // UTF-8 takes at most 3 bytes per UTF-16 unit, so most events need no byte count.
+  if ((dataJson.length + metadataJson.length) * 3 > limits.eventBytes) {
+    const bytes = Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson);
+    if (bytes > limits.eventBytes) throw new EventTooLargeError(path, bytes, limits.eventBytes);
+  }
 
   let version: number;
   if (isEventType(type)) {
@@ -153,16 +239,16 @@ function prepareEvent(
       });
       return undefined;
     }
-    const result = eventDataSchemas[type].safeParse(data);
-    if (!result.success) {
-      issues.push(...toValidationIssues(result.error, `${path}.data`));
+    const error = checks.data(type, data);
+    if (error) {
+      issues.push(...toValidationIssues(error, `${path}.data`));
       return undefined;
     }
   } else if (isCustomEventType(type)) {
     version = schemaVersion ?? 1;
-    const result = jsonValue.safeParse(data);
-    if (!result.success) {
-      issues.push(...toValidationIssues(result.error, `${path}.data`));
+    const error = checks.json(data);
+    if (error) {
+      issues.push(...toValidationIssues(error, `${path}.data`));
       return undefined;
     }
   } else {
