@@ -16,6 +16,8 @@ export interface BenchResult {
     baselinePerSec: number;
     ratio: number;
     peakRssMb: number;
+    /** The replay process's V8 heap cap (`--max-old-space-size`). */
+    heapCapMb: number;
     events: number;
   };
   fold: { eventsPerSec: number };
@@ -76,7 +78,7 @@ export function formatTable(result: BenchResult, extras: TableExtras): string {
     ],
     [
       'replay',
-      `${rate(replay.eventsPerSec, 'events')}, ${number(replay.events)} events, peak RSS ${replay.peakRssMb} MB (${extras.replayStartRssMb} MB before)`,
+      `${rate(replay.eventsPerSec, 'events')}, ${number(replay.events)} events, peak RSS ${replay.peakRssMb} MB (${extras.replayStartRssMb} MB before; heap cap ${replay.heapCapMb} MB)`,
       `keyset x10000: ${rate(replay.baselinePerSec, 'rows')}`,
       String(replay.ratio),
       '>= 0.7, RSS <= 300 MB',

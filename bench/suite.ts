@@ -14,7 +14,7 @@ import {
 import { jobEvents, jobIds, toRawRows } from './generate-events.ts';
 import { pgliteWorkloads } from './pglite-workloads.ts';
 import { foldInMemory, jobSnapshot, loadJobs, seedJob } from './read-workloads.ts';
-import { replayInChild } from './replay.ts';
+import { replayHeapCapMb, replayInChild } from './replay.ts';
 import { round } from './report.ts';
 import type { BenchResult, TableExtras } from './report.ts';
 import type { BenchSizes } from './sizes.ts';
@@ -161,6 +161,7 @@ export async function runSuite(context: SuiteContext): Promise<{
         baselinePerSec: round.rate(rawRead.perSec),
         ratio: round.ratio(replay.eventsPerSec / rawRead.perSec),
         peakRssMb: Math.round(replay.peakRssMb),
+        heapCapMb: replayHeapCapMb,
         events: replay.events,
       },
       fold: { eventsPerSec: round.rate(foldPerSec) },
