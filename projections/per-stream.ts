@@ -31,14 +31,20 @@ export function perStream<S>(projection: Projection<S>): Projection<PerStreamSta
       for (const [streamId, state] of Object.entries(states)) {
         parts.set(streamId, accumulatorFor(projection, state));
       }
+      // Logs come in runs of one stream: comparing with the last id is cheaper than hashing.
+      let lastId: string | undefined;
+      let last: Accumulator<S> | undefined;
       return {
         add(event: RecordedEvent) {
-          let part = parts.get(event.streamId);
-          if (!part) {
-            part = accumulatorFor(projection);
-            parts.set(event.streamId, part);
+          if (event.streamId !== lastId || !last) {
+            lastId = event.streamId;
+            last = parts.get(lastId);
+            if (!last) {
+              last = accumulatorFor(projection);
+              parts.set(lastId, last);
+            }
           }
-          part.add(event);
+          last.add(event);
         },
         result() {
           const out: PerStreamState<S> = {};

@@ -215,6 +215,14 @@ function prepareEvent(
     });
     return undefined;
   }
+  // JSON.stringify gives undefined, not an error, for a function or a symbol.
+  if ((dataJson as string | undefined) === undefined) {
+    issues.push({
+      path: `${path}.data`,
+      message: `expected JSON, received ${typeof data}`,
+    });
+    return undefined;
+  }
   if (hasEscapedNul(dataJson) || hasEscapedNul(metadataJson)) {
     issues.push({
       path: `${path}.data`,

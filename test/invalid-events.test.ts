@@ -64,6 +64,16 @@ const invalidEvent: fc.Arbitrary<{ event: unknown; path: RegExp; code: string }>
     code: 'invalid_event',
   }),
   fc.constant({
+    event: { type: 'x.custom', data: () => 1 },
+    path: /^events\[0\]\.data: expected JSON, received function/,
+    code: 'invalid_event',
+  }),
+  fc.constant({
+    event: { type: 'item.completed', data: Symbol('x') },
+    path: /^events\[0\]\.data: expected JSON, received symbol/,
+    code: 'invalid_event',
+  }),
+  fc.constant({
     event: { ...valid, eventId: 'not-a-uuid' },
     path: /^events\[0\]\.eventId/,
     code: 'invalid_event',
