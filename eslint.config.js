@@ -36,7 +36,7 @@ const purityFence = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.headway/', 'coverage/'] },
+  { ignores: ['node_modules/', '.headway/', 'coverage/', 'tmp/', 'test/artifacts/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
