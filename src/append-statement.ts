@@ -144,7 +144,8 @@ export async function executeAppend(
       select out_stream_id, out_event_id, out_position, out_version
         from headway_append(${streamIds}::text[], ${expected}::bigint[],
                             ${eventStreams}::int[], ${eventIds}::uuid[], ${types}::text[],
-                            ${schemaVersions}::int[], ${data}::jsonb[], ${metadata}::jsonb[],
+                            ${schemaVersions}::int[], ${jsonArray(data)}::jsonb,
+                            ${jsonArray(metadata)}::jsonb,
                             ${occurredAt}::timestamptz[])`.execute(db);
     rows = result.rows;
   } catch (error) {
@@ -163,6 +164,14 @@ export async function executeAppend(
     });
     return { streamId: stream.streamId, nextExpectedVersion: head, events };
   });
+}
+
+/**
+ * One JSON array of already serialised values: joining costs nothing, where an array
+ * literal (`jsonb[]`) must escape every quote in every value.
+ */
+function jsonArray(values: readonly string[]): string {
+  return `[${values.join(',')}]`;
 }
 
 /** Maps the SQLSTATEs raised by `headway_append` to typed errors. */

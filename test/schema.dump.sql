@@ -43,7 +43,7 @@ CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events FOR EACH STATEMENT E
 CREATE TRIGGER events_no_update_or_delete BEFORE DELETE OR UPDATE ON events FOR EACH ROW EXECUTE FUNCTION headway_reject_change()
 
 -- functions
-CREATE OR REPLACE FUNCTION headway_append(p_stream_ids text[], p_expected bigint[], p_event_streams integer[], p_event_ids uuid[], p_types text[], p_schema_versions integer[], p_data jsonb[], p_metadata jsonb[], p_occurred_at timestamp with time zone[])
+CREATE OR REPLACE FUNCTION headway_append(p_stream_ids text[], p_expected bigint[], p_event_streams integer[], p_event_ids uuid[], p_types text[], p_schema_versions integer[], p_data jsonb, p_metadata jsonb, p_occurred_at timestamp with time zone[])
  RETURNS TABLE(out_stream_id text, out_event_id uuid, out_position bigint, out_version bigint, out_transaction_id xid8, out_recorded_at timestamp with time zone)
  LANGUAGE plpgsql
 AS $function$
@@ -61,7 +61,13 @@ DECLARE
   v_count     integer;
   v_existing  integer;
   v_new       integer;
+  v_any_retry boolean := false;
 BEGIN
+  IF jsonb_array_length(p_data) <> coalesce(array_length(p_event_ids, 1), 0)
+     OR jsonb_array_length(p_metadata) <> coalesce(array_length(p_event_ids, 1), 0) THEN
+    RAISE EXCEPTION 'headway_append: expected one data and one metadata value per event';
+  END IF;
+
   -- Lock every stream row, in a stable order so concurrent multi-stream appends
   -- cannot deadlock, and check the expected versions.
   FOR v_index IN
@@ -89,6 +95,7 @@ BEGIN
        WHERE e.si = v_index;
       IF v_new = v_count AND v_count > 0 THEN
         v_retry[v_index] := true;
+        v_any_retry := true;
       ELSIF v_existing > 0 THEN
         RAISE EXCEPTION 'batch partly repeats events appended before, on stream %', v_stream
           USING ERRCODE = 'HW002',
@@ -103,15 +110,20 @@ BEGIN
     END IF;
   END LOOP;
 
-  SELECT count(*) INTO v_wanted
-    FROM unnest(p_event_streams) AS e(si) WHERE NOT v_retry[e.si];
+  IF v_any_retry THEN
+    SELECT count(*) INTO v_wanted
+      FROM unnest(p_event_streams) AS e(si) WHERE NOT v_retry[e.si];
+  ELSE
+    v_wanted := coalesce(array_length(p_event_ids, 1), 0);
+  END IF;
 
   RETURN QUERY
   WITH input AS (
     SELECT e.si, e.id, e.t, e.sv, e.d, e.m, e.o,
            v_base[e.si] + row_number() OVER (PARTITION BY e.si ORDER BY e.ord) AS version
-      FROM unnest(p_event_streams, p_event_ids, p_types, p_schema_versions,
-                  p_data, p_metadata, p_occurred_at)
+      FROM ROWS FROM (unnest(p_event_streams), unnest(p_event_ids), unnest(p_types),
+                      unnest(p_schema_versions), jsonb_array_elements(p_data),
+                      jsonb_array_elements(p_metadata), unnest(p_occurred_at))
            WITH ORDINALITY AS e(si, id, t, sv, d, m, o, ord)
      WHERE NOT v_retry[e.si]
   ), inserted AS (
@@ -145,6 +157,7 @@ BEGIN
        WHERE e.si = v_index AND ev.stream_id = v_stream AND ev.version <= v_base[v_index];
       IF v_new = 0 AND v_existing = v_count THEN
         v_retry[v_index] := true;
+        v_any_retry := true;
       ELSE
         RAISE EXCEPTION 'batch partly repeats events appended before, on stream %', v_stream
           USING ERRCODE = 'HW002',
@@ -154,12 +167,14 @@ BEGIN
     END LOOP;
   END IF;
 
-  -- The original rows of retried streams.
-  RETURN QUERY
-  SELECT ev.stream_id, ev.event_id, ev.position, ev.version, ev.transaction_id, ev.recorded_at
-    FROM unnest(p_event_streams, p_event_ids) AS e(si, id)
-    JOIN events ev ON ev.event_id = e.id
-   WHERE v_retry[e.si];
+  IF v_any_retry THEN
+    -- The original rows of retried streams.
+    RETURN QUERY
+    SELECT ev.stream_id, ev.event_id, ev.position, ev.version, ev.transaction_id, ev.recorded_at
+      FROM unnest(p_event_streams, p_event_ids) AS e(si, id)
+      JOIN events ev ON ev.event_id = e.id
+     WHERE v_retry[e.si];
+  END IF;
 END
 $function$
 
