@@ -12,6 +12,7 @@ import type { Projection } from '../projections/projection.ts';
 import { executeAppend, prepareStreams, streamIdSchema } from './append-statement.ts';
 import type { AppendResult, StreamAppend } from './append-statement.ts';
 import { parseCursor, startCursor } from './cursor.ts';
+import { readAhead } from './read-ahead.ts';
 import type { Cursor } from './cursor.ts';
 import { InvalidInputError, type ExpectedVersion } from './errors.ts';
 import { JobRecorder } from './job-recorder.ts';
@@ -125,15 +126,21 @@ export class Ledger {
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > limits.readPage) {
       throw invalid('limit', `1 to ${limits.readPage}`, limit);
     }
-    const rows = await selectEventColumns(this.db.selectFrom('events'))
-      .where('stream_id', '=', id.data)
-      .where('version', '>=', fromVersion as never)
-      // Versions have no gaps, so this bounds the page; without it the planner may sort
-      // the whole rest of a long stream for every page.
-      .where('version', '<', (fromVersion + limit) as never)
-      .orderBy('version')
-      .limit(limit)
-      .execute();
+    const page = (from: number, count: number, bounded: boolean) => {
+      let query = selectEventColumns(this.db.selectFrom('events'))
+        .where('stream_id', '=', id.data)
+        .where('version', '>=', from as never);
+      // Without an upper bound the planner may sort the whole rest of a long stream
+      // for every page.
+      if (bounded) query = query.where('version', '<', (from + count) as never);
+      return query.orderBy('version').limit(count).execute();
+    };
+    const rows = await page(fromVersion, limit, true);
+    if (rows.length < limit) {
+      // Versions have no gaps, so at a stream's end this finds nothing; were rows ever
+      // missing, it still returns the first `limit` events from `fromVersion`.
+      rows.push(...(await page(fromVersion + limit, limit - rows.length, false)));
+    }
     return rows.map((row) => toRecordedEvent(row, this.upcasters));
   }
 
@@ -170,20 +177,12 @@ export class Ledger {
   async *readAllBatches(options: ReadAllOptions = {}): AsyncGenerator<ReadAllPage> {
     const after = options.after === undefined ? startCursor : parseCursor(options.after);
     const limit = options.limit ?? limits.readPage;
-    let next: Promise<ReadAllPage> | null = this.readAll({ ...options, after, limit });
-    try {
-      while (next) {
-        const page: ReadAllPage = await next;
-        // Ask for the next page before the caller folds this one, so the database
-        // works while we do.
-        next =
-          page.events.length < limit ? null : this.readAll({ ...options, after: page.next, limit });
-        if (page.events.length > 0) yield page;
-      }
-    } finally {
-      // A caller that stops early leaves a read in flight; its outcome no longer matters.
-      next?.catch(() => undefined);
-    }
+    const pages = readAhead(
+      () => this.readAll({ ...options, after, limit }),
+      (page) =>
+        page.events.length < limit ? null : this.readAll({ ...options, after: page.next, limit }),
+    );
+    for await (const page of pages) if (page.events.length > 0) yield page;
   }
 
   /** Folds one job's events through a projection. */
@@ -195,22 +194,16 @@ export class Ledger {
     return accumulator.result();
   }
 
-  /** One stream in pages, the next one requested while the caller works on the current. */
-  private async *readStreamPages(streamId: string): AsyncGenerator<RecordedEvent[]> {
+  /** One stream in pages, each next one requested while the caller works on the current. */
+  private readStreamPages(streamId: string): AsyncGenerator<RecordedEvent[]> {
     const limit = limits.readPage;
-    let next: Promise<RecordedEvent[]> | null = this.readStream(streamId, { limit });
-    try {
-      while (next) {
-        const events: RecordedEvent[] = await next;
-        next =
-          events.length < limit
-            ? null
-            : this.readStream(streamId, { fromVersion: events.at(-1)!.version + 1, limit });
-        yield events;
-      }
-    } finally {
-      next?.catch(() => undefined);
-    }
+    return readAhead(
+      () => this.readStream(streamId, { limit }),
+      (events) =>
+        events.length < limit
+          ? null
+          : this.readStream(streamId, { fromVersion: events.at(-1)!.version + 1, limit }),
+    );
   }
 
   /**
