@@ -160,8 +160,14 @@ export class CoalescingAppender implements EventAppender {
       } catch (error) {
         const streamId = conflictingStream(error);
         const culprit = pending.find((entry) => entry.stream.streamId === streamId);
+        if (!culprit && pending.length > 1) {
+          // Not pinned on one stream (data the database refused, a lost connection):
+          // each caller's own statement tells whose it is.
+          for (const entry of pending) await this.write([entry]);
+          return;
+        }
         if (!culprit) {
-          for (const entry of pending) entry.reject(error);
+          pending[0]!.reject(error);
           return;
         }
         culprit.reject(error);

@@ -116,6 +116,18 @@ const escapedNul = /(?:^|[^\\])(?:\\\\)*\\u0000/;
 /** The cheap substring test first: almost no event has the sequence at all. */
 const hasEscapedNul = (json: string) => json.includes('\\u0000') && escapedNul.test(json);
 
+/**
+ * A UTF-16 surrogate escape in JSON text. `JSON.stringify` writes paired surrogates as the
+ * characters themselves and escapes only lone ones, which PostgreSQL's jsonb refuses.
+ */
+const escapedSurrogate = /(?:^|[^\\])(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/;
+
+const hasLoneSurrogate = (json: string) => json.includes('\\ud') && escapedSurrogate.test(json);
+
+/** Times every store keeps exactly (PostgreSQL's own range is wider, a `Date`'s wider still). */
+const earliestTime = Date.parse('0001-01-01T00:00:00.000Z');
+const latestTime = Date.parse('9999-12-31T23:59:59.999Z');
+
 const knownTypes = Object.keys(eventDataSchemas).join(', ');
 
 /** Turns zod issues into issues whose paths start at `path`. */
@@ -202,6 +214,14 @@ function prepareEvent(
     return undefined;
   }
   const { type, data, eventId, occurredAt, metadata, schemaVersion } = parsed.data;
+  const occurred = occurredAt === undefined ? now : new Date(occurredAt);
+  if (!(occurred.getTime() >= earliestTime && occurred.getTime() <= latestTime)) {
+    issues.push({
+      path: `${path}.occurredAt`,
+      message: `expected a time from 0001-01-01 to 9999-12-31, received ${occurred.toISOString()}`,
+    });
+    return undefined;
+  }
 
   let dataJson: string;
   let metadataJson: string;
@@ -228,6 +248,14 @@ function prepareEvent(
       path: `${path}.data`,
       message:
         'expected text without NUL characters (\\u0000), which PostgreSQL cannot store, received a string containing one',
+    });
+    return undefined;
+  }
+  if (hasLoneSurrogate(dataJson) || hasLoneSurrogate(metadataJson)) {
+    issues.push({
+      path: `${path}.data`,
+      message:
+        'expected well-formed Unicode text, which PostgreSQL can store, received a string with a lone UTF-16 surrogate',
     });
     return undefined;
   }
@@ -275,6 +303,6 @@ function prepareEvent(
     schemaVersion: version,
     data: dataJson,
     metadata: metadataJson,
-    occurredAt: occurredAt === undefined ? now : new Date(occurredAt),
+    occurredAt: occurred,
   };
 }

@@ -63,6 +63,24 @@ const invalidEvent: fc.Arbitrary<{ event: unknown; path: RegExp; code: string }>
     path: /^events\[0\]\.data/,
     code: 'invalid_event',
   }),
+  ...['x\ud800', '\udc00y', 'a\udbff\udbffb'].map((itemId) =>
+    fc.constant({
+      event: { ...valid, data: { itemId } },
+      path: /^events\[0\]\.data: expected well-formed Unicode text/,
+      code: 'invalid_event',
+    }),
+  ),
+  ...[
+    new Date(-8.64e15),
+    new Date('0000-12-31T23:59:59Z'),
+    new Date('+010000-01-01T00:00:00Z'),
+  ].map((occurredAt) =>
+    fc.constant({
+      event: { ...valid, occurredAt },
+      path: /^events\[0\]\.occurredAt: expected a time from 0001-01-01 to 9999-12-31/,
+      code: 'invalid_event',
+    }),
+  ),
   fc.constant({
     event: { type: 'x.custom', data: () => 1 },
     path: /^events\[0\]\.data: expected JSON, received function/,

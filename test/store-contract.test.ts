@@ -64,6 +64,13 @@ for (const store of storesUnderTest()) {
         expect(await ledger.streamVersion('nope')).toBe(0);
       });
 
+      it('stores text outside the basic plane, quotes and backslashes as given', async () => {
+        const itemId = 'emoji 😀 "quoted" \\ back\\slash \\ud800 \\u0000 tab\t';
+        await ledger.append('job-1', [completed(itemId)]);
+        const [event] = await ledger.readStream('job-1');
+        expect(event!.data).toEqual({ itemId, durationMs: 10 });
+      });
+
       it('keeps producer ids, clocks and metadata', async () => {
         const eventId = randomUUID();
         await ledger.append('job-1', [
