@@ -265,6 +265,12 @@ function prepareEvent(
     if (bytes > limits.eventBytes) throw new EventTooLargeError(path, bytes, limits.eventBytes);
   }
 
+  // What is checked must be what is stored: a class instance, a `toJSON` or a Date can
+  // serialise to something else than what a schema sees, so those are checked as stored.
+  const stored =
+    typeof data === 'object' && data !== null && !isQuickJson(data, 0)
+      ? (JSON.parse(dataJson) as unknown)
+      : data;
   let version: number;
   if (isEventType(type)) {
     version = currentSchemaVersions[type];
@@ -275,14 +281,14 @@ function prepareEvent(
       });
       return undefined;
     }
-    const error = checks.data(type, data);
+    const error = checks.data(type, stored);
     if (error) {
       issues.push(...toValidationIssues(error, `${path}.data`));
       return undefined;
     }
   } else if (isCustomEventType(type)) {
     version = schemaVersion ?? 1;
-    const error = checks.json(data);
+    const error = checks.json(stored);
     if (error) {
       issues.push(...toValidationIssues(error, `${path}.data`));
       return undefined;

@@ -82,6 +82,17 @@ const invalidEvent: fc.Arbitrary<{ event: unknown; path: RegExp; code: string }>
     }),
   ),
   fc.constant({
+    // Passes a schema as an object, and would be stored as what toJSON says.
+    event: {
+      ...valid,
+      data: Object.assign(Object.create({ toJSON: () => ({ note: 'not an item' }) }) as object, {
+        itemId: 'a',
+      }),
+    },
+    path: /^events\[0\]\.data/,
+    code: 'invalid_event',
+  }),
+  fc.constant({
     event: { type: 'x.custom', data: () => 1 },
     path: /^events\[0\]\.data: expected JSON, received function/,
     code: 'invalid_event',
