@@ -11,6 +11,13 @@ import { jobFacts } from './arbitraries.ts';
 
 const valid = { type: 'item.completed' as const, data: { itemId: 'a', durationMs: 5 } };
 
+class ItemThatSerialisesAsSomethingElse {
+  itemId = 'a';
+  toJSON() {
+    return { note: 'not an item' };
+  }
+}
+
 /** An invalid event and the path its error must name. */
 const invalidEvent: fc.Arbitrary<{ event: unknown; path: RegExp; code: string }> = fc.oneof(
   fc.constantFrom('job.begun', 'item', 'X.custom', '').map((type) => ({
@@ -83,12 +90,7 @@ const invalidEvent: fc.Arbitrary<{ event: unknown; path: RegExp; code: string }>
   ),
   fc.constant({
     // Passes a schema as an object, and would be stored as what toJSON says.
-    event: {
-      ...valid,
-      data: Object.assign(Object.create({ toJSON: () => ({ note: 'not an item' }) }) as object, {
-        itemId: 'a',
-      }),
-    },
+    event: { ...valid, data: new ItemThatSerialisesAsSomethingElse() },
     path: /^events\[0\]\.data/,
     code: 'invalid_event',
   }),
