@@ -43,9 +43,8 @@ export function* itemEntries<V>(table: ItemTable<V>): Generator<[string, V]> {
 }
 
 /**
- * Item reads and writes for a fold in progress, copy on write: a bucket shared with a
- * table handed out (or given in) is copied the first time one of its items changes, so
- * `table()` costs one array copy and every table it returned stays as it was.
+ * Item reads and writes for a fold in progress; `table()` hands the items out as an
+ * `ItemTable` that the writer will not change again.
  *
  * @example
  * const writer = itemWriter(state.items);
@@ -59,7 +58,11 @@ export interface ItemWriter<V> {
   table(): ItemTable<V>;
 }
 
-/** A writer over a copy of `source`; see `ItemWriter`. */
+/**
+ * The pure path's writer, copy on write: a bucket shared with `source` or with a table
+ * handed out is copied the first time one of its items changes, so `table()` costs one
+ * array copy.
+ */
 export function itemWriter<V>(source: ItemTable<V>): ItemWriter<V> {
   const buckets = source.slice();
   const owned = new Array<boolean>(bucketCount).fill(false);

@@ -44,6 +44,33 @@ export const blankItemRecord: ItemRecord = {
 };
 
 /**
+ * The status an event of `type` moves an item to, or undefined when it leaves the item as
+ * it is: the item state machine, shared by every projection that tracks items.
+ */
+export function itemStatusAfter(
+  type: RecordedEvent['type'],
+  current: ItemStatus | undefined,
+): ItemStatus | undefined {
+  switch (type) {
+    case 'items.planned':
+      return current === undefined ? 'pending' : undefined;
+    case 'items.released':
+      // A released item goes back to pending; its next start counts as a retry.
+      return current === 'inFlight' || current === 'failed' ? 'pending' : undefined;
+    case 'item.started':
+      return 'inFlight';
+    case 'item.completed':
+      return 'completed';
+    case 'item.failed':
+      return 'failed';
+    case 'item.skipped':
+      return 'skipped';
+    default:
+      return undefined;
+  }
+}
+
+/**
  * The item changes one event makes, as new records by item id; empty for events that
  * do not touch items. Shared by the projections that track items.
  */
@@ -58,7 +85,8 @@ export function itemUpdates(
   switch (event.type) {
     case 'items.planned':
       for (const item of event.data.items) {
-        if (updates.has(item.id) || lookup(item.id)) continue;
+        const known = updates.get(item.id) ?? lookup(item.id);
+        if (itemStatusAfter(event.type, known?.status) === undefined) continue;
         updates.set(item.id, {
           ...blankItemRecord,
           type: item.type ?? null,
@@ -109,10 +137,9 @@ export function itemUpdates(
       return updates;
     }
     case 'items.released':
-      // A released item goes back to pending; its next start counts as a retry.
       for (const itemId of event.data.itemIds) {
         const record = current(itemId);
-        if (record.status === 'inFlight' || record.status === 'failed') {
+        if (itemStatusAfter(event.type, record.status) === 'pending') {
           updates.set(itemId, { ...record, status: 'pending', worker: null, startedAt: null });
         }
       }

@@ -3,6 +3,7 @@ import { isCustomEvent } from '../schema/recorded-event.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import { emptyItemTable, itemWriter, mapItemWriter } from './item-table.ts';
 import type { ItemTable, ItemWriter } from './item-table.ts';
+import { itemStatusAfter } from './job-items.ts';
 import type { ItemStatus } from './job-items.ts';
 import type { Accumulator, Projection } from './projection.ts';
 import { own, setOwn } from './own.ts';
@@ -139,40 +140,16 @@ function end(draft: JobProgressState, status: JobStatus, at: number): void {
   draft.current = null;
 }
 
-/** The status an event moves an item to, or undefined when it leaves the item as it is. */
-function nextStatus(
-  type: RecordedEvent['type'],
-  current: ItemStatus | undefined,
-): ItemStatus | undefined {
-  switch (type) {
-    case 'items.planned':
-      return current === undefined ? 'pending' : undefined;
-    case 'items.released':
-      // A released item goes back to pending; its next start counts as a retry.
-      return current === 'inFlight' || current === 'failed' ? 'pending' : undefined;
-    case 'item.started':
-      return 'inFlight';
-    case 'item.completed':
-      return 'completed';
-    case 'item.failed':
-      return 'failed';
-    case 'item.skipped':
-      return 'skipped';
-    default:
-      return undefined;
-  }
-}
-
-/** Moves one item to the status the event gives it; true when it moved. */
+/** Moves one item to the status the event gives it, and counts the move. */
 function moveItem(
   draft: JobProgressState,
   items: ItemWriter<ItemStatus>,
   type: RecordedEvent['type'],
   itemId: string,
-): boolean {
+): void {
   const before = items.get(itemId);
-  const after = nextStatus(type, before);
-  if (after === undefined) return false;
+  const after = itemStatusAfter(type, before);
+  if (after === undefined) return;
   const { counts } = draft;
   if (before === undefined) {
     counts.planned += 1;
@@ -182,7 +159,6 @@ function moveItem(
   }
   counts[after] += 1;
   items.set(itemId, after);
-  return true;
 }
 
 /** Counts one item outcome by type and against the current stage. */
@@ -202,10 +178,10 @@ function countOutcome(
 }
 
 /**
- * Recomputes processed after any change. Processed never decreases, so it is kept event
+ * Raises processed to the outcomes counted so far. It never decreases, so it is kept event
  * by event; total and percent depend on the current state only (see `settleTotals`).
  */
-function settle(draft: JobProgressState): void {
+function raiseProcessed(draft: JobProgressState): void {
   const { counts } = draft;
   draft.processed = Math.max(draft.processed, counts.completed + counts.failed + counts.skipped);
 }
@@ -259,8 +235,9 @@ function clampPercent(percent: number, allDone: boolean): number {
 }
 
 /**
- * Applies one event to a draft in place; the single definition of the projection, used
- * by both `evolve` (on a fresh draft) and the accumulator (on its own).
+ * Applies one event to a draft in place: the one definition of the projection, used by
+ * `evolve` (on a fresh draft) and the accumulator (on its own); totals are left to
+ * `settleTotals`.
  */
 function apply(draft: JobProgressState, items: ItemWriter<ItemStatus>, event: RecordedEvent): void {
   const at = event.occurredAt.getTime();
@@ -284,11 +261,11 @@ function apply(draft: JobProgressState, items: ItemWriter<ItemStatus>, event: Re
         weight: stage.weight ?? 1,
       }));
       draft.declaredTotal = data.total ?? draft.declaredTotal;
-      return settle(draft);
+      return raiseProcessed(draft);
     }
     case 'job.scope_changed':
       draft.declaredTotal = event.data.total;
-      return settle(draft);
+      return raiseProcessed(draft);
     case 'stage.started':
       endStage(draft.stages, at);
       draft.stage = event.data.stage;
@@ -300,30 +277,30 @@ function apply(draft: JobProgressState, items: ItemWriter<ItemStatus>, event: Re
         total: event.data.total ?? null,
         processed: 0,
       });
-      return settle(draft);
+      return raiseProcessed(draft);
     case 'items.planned':
       for (const item of event.data.items) moveItem(draft, items, event.type, item.id);
-      return settle(draft);
+      return raiseProcessed(draft);
     case 'items.released':
       for (const itemId of event.data.itemIds) moveItem(draft, items, event.type, itemId);
-      return settle(draft);
+      return raiseProcessed(draft);
     case 'item.started':
       moveItem(draft, items, event.type, event.data.itemId);
       draft.current = event.data.itemId;
-      return settle(draft);
+      return raiseProcessed(draft);
     case 'item.completed':
       moveItem(draft, items, event.type, event.data.itemId);
       countOutcome(draft, event.data.type ?? 'item', 'completed');
-      return settle(draft);
+      return raiseProcessed(draft);
     case 'item.failed':
       moveItem(draft, items, event.type, event.data.itemId);
       countOutcome(draft, event.data.type ?? 'item', 'failed');
       draft.lastError = event.data.error;
-      return settle(draft);
+      return raiseProcessed(draft);
     case 'item.skipped':
       moveItem(draft, items, event.type, event.data.itemId);
       countOutcome(draft, event.data.type ?? 'item', 'skipped');
-      return settle(draft);
+      return raiseProcessed(draft);
     case 'progress.reported': {
       const { data } = event;
       if (data.counts) {
@@ -336,7 +313,7 @@ function apply(draft: JobProgressState, items: ItemWriter<ItemStatus>, event: Re
       draft.reportedPercent = data.percent ?? draft.reportedPercent;
       draft.message = data.message ?? draft.message;
       draft.current = data.current ?? draft.current;
-      return settle(draft);
+      return raiseProcessed(draft);
     }
     case 'checkpoint.saved':
       draft.lastCheckpoint = {
@@ -360,14 +337,14 @@ function apply(draft: JobProgressState, items: ItemWriter<ItemStatus>, event: Re
     case 'job.completed':
       end(draft, 'completed', at);
       draft.result = event.data.result ?? null;
-      return settle(draft);
+      return raiseProcessed(draft);
     case 'job.failed':
       end(draft, 'failed', at);
       draft.lastError = event.data.error;
-      return settle(draft);
+      return raiseProcessed(draft);
     case 'job.cancelled':
       end(draft, 'cancelled', at);
-      return settle(draft);
+      return raiseProcessed(draft);
   }
 }
 

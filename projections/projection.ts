@@ -25,7 +25,10 @@ export interface Projection<S> {
   readonly version: number;
   initial(): S;
   evolve(state: S, event: RecordedEvent): S;
-  /** Optional fast path for bulk folds, starting from a copy of `state`; see `Accumulator`. */
+  /**
+   * Optional fast path for bulk folds (see `Accumulator`). It must leave `state` as it was,
+   * working on its own copy; callers must not change what its `result()` returns.
+   */
   accumulate?(state: S): Accumulator<S>;
 }
 

@@ -89,6 +89,7 @@ export interface EventChecks {
   json: (data: unknown) => z.ZodError | undefined;
 }
 
+/** zod's runtime parser alone: the reference the fast path is tested against. */
 export const zodChecks: EventChecks = {
   envelope: (input) => envelope.safeParse(input),
   data: (type, data) => eventDataSchemas[type].safeParse(data).error,
@@ -100,6 +101,7 @@ const quickDataSchemas = dataSchemasWith(quickJson);
 let compiledEnvelope: typeof envelope | undefined;
 const compiledData: Partial<Record<EventType, z.ZodType>> = {};
 
+/** Compiled schemas first, zod's runtime parser for anything they do not accept. */
 export const quickChecks: EventChecks = {
   envelope: (input) => (compiledEnvelope ??= z.compile(envelope)).safeParse(input),
   // `validate` builds no output value; nothing here would read it.
