@@ -1,21 +1,10 @@
 import type { EventInput } from '../schema/events.ts';
+import { seededRandom } from '../src/demo/seeded-random.ts';
 
 /**
  * Deterministic job histories for the benchmark: the same seed gives the same events,
  * ids and JSON text on every run, so figures from different runs compare like for like.
  */
-
-/** mulberry32: a tiny seeded PRNG; `Math.random` would make runs incomparable. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /** FNV-1a, to derive a per-job seed from its id. */
 function hashString(text: string): number {
