@@ -2,7 +2,8 @@ import type { FailureError } from '../schema/events.ts';
 import { classifyFailure } from './failure-classification.ts';
 import { isCustomEvent } from '../schema/recorded-event.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { emptyItemTable, itemEntries, itemWriter, mapItemWriter } from './item-table.ts';
+import { draftedFold } from './drafted-fold.ts';
+import { emptyItemTable, itemEntries } from './item-table.ts';
 import type { ItemTable, ItemWriter } from './item-table.ts';
 import type { Projection } from './projection.ts';
 import { own, setOwn } from './own.ts';
@@ -115,7 +116,6 @@ function draftOf(state: JobFailuresState): JobFailuresState {
 
 /** Applies one event to a draft in place, for `evolve` and the accumulator alike. */
 function apply(draft: JobFailuresState, items: ItemWriter<FailedItem>, event: RecordedEvent): void {
-  draft.version = event.version;
   if (isCustomEvent(event)) return;
   switch (event.type) {
     case 'item.failed': {
@@ -159,24 +159,7 @@ export const jobFailures: Projection<JobFailuresState> = {
   name: 'job-failures',
   version: 1,
   initial: () => ({ version: 0, groups: {}, byCategory: {}, items: emptyItemTable() }),
-  evolve(state, event) {
-    if (event.version <= state.version) return state;
-    const draft = draftOf(state);
-    const items = itemWriter(state.items);
-    apply(draft, items, event);
-    draft.items = items.table();
-    return draft;
-  },
-  accumulate(state) {
-    const draft = draftOf(state);
-    const items = mapItemWriter(state.items);
-    return {
-      add(event) {
-        if (event.version > draft.version) apply(draft, items, event);
-      },
-      result: () => ({ ...draftOf(draft), items: items.table() }),
-    };
-  },
+  ...draftedFold({ draftOf, apply }),
 };
 
 /** Groups, largest first. */

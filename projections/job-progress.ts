@@ -1,11 +1,12 @@
 import type { FailureError, JsonValue } from '../schema/events.ts';
 import { isCustomEvent } from '../schema/recorded-event.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { emptyItemTable, itemWriter, mapItemWriter } from './item-table.ts';
+import { draftedFold } from './drafted-fold.ts';
+import { emptyItemTable } from './item-table.ts';
 import type { ItemTable, ItemWriter } from './item-table.ts';
 import { itemStatusAfter } from './job-items.ts';
 import type { ItemStatus } from './job-items.ts';
-import type { Accumulator, Projection } from './projection.ts';
+import type { Projection } from './projection.ts';
 import { own, setOwn } from './own.ts';
 
 /** A job's lifecycle status. */
@@ -242,7 +243,6 @@ function clampPercent(percent: number, allDone: boolean): number {
 function apply(draft: JobProgressState, items: ItemWriter<ItemStatus>, event: RecordedEvent): void {
   const at = event.occurredAt.getTime();
   draft.jobId ??= event.streamId;
-  draft.version = event.version;
   draft.updatedAt = at;
   if (isCustomEvent(event)) return;
   switch (event.type) {
@@ -348,31 +348,6 @@ function apply(draft: JobProgressState, items: ItemWriter<ItemStatus>, event: Re
   }
 }
 
-function evolve(state: JobProgressState, event: RecordedEvent): JobProgressState {
-  if (event.version <= state.version) return state;
-  const draft = draftOf(state);
-  const items = itemWriter(state.items);
-  apply(draft, items, event);
-  settleTotals(draft);
-  draft.items = items.table();
-  return draft;
-}
-
-function accumulate(state: JobProgressState): Accumulator<JobProgressState> {
-  const draft = draftOf(state);
-  const items = mapItemWriter(state.items);
-  return {
-    add(event) {
-      if (event.version > draft.version) apply(draft, items, event);
-    },
-    result() {
-      // Totals are a function of the current state, so once per result is enough.
-      settleTotals(draft);
-      return { ...draftOf(draft), items: items.table() };
-    },
-  };
-}
-
 /**
  * One job's progress: status, stages with durations, items by status and type, total,
  * processed, percent, message, current item and last checkpoint.
@@ -381,6 +356,5 @@ export const jobProgress: Projection<JobProgressState> = {
   name: 'job-progress',
   version: 1,
   initial,
-  evolve,
-  accumulate,
+  ...draftedFold({ draftOf, apply, settle: settleTotals }),
 };
