@@ -112,19 +112,39 @@ export const quickChecks: EventChecks = {
   json: (data) => (isQuickJson(data, 0) ? undefined : jsonValue.safeParse(data).error),
 };
 
-/** A `\u0000` escape in JSON text (not an escaped backslash followed by `u0000`). */
-const escapedNul = /(?:^|[^\\])(?:\\\\)*\\u0000/;
-
-/** The cheap substring test first: almost no event has the sequence at all. */
-const hasEscapedNul = (json: string) => json.includes('\\u0000') && escapedNul.test(json);
-
 /**
- * A UTF-16 surrogate escape in JSON text. `JSON.stringify` writes paired surrogates as the
- * characters themselves and escapes only lone ones, which PostgreSQL's jsonb refuses.
+ * Escapes in JSON text that PostgreSQL's jsonb refuses, each with what to tell the
+ * producer. `JSON.stringify` writes paired surrogates as the characters themselves and
+ * escapes only lone ones. Each pattern skips an escaped backslash followed by the letters,
+ * and each has a cheap substring test first: almost no event has the sequence at all.
  */
-const escapedSurrogate = /(?:^|[^\\])(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/;
+const unstorableEscapes = [
+  {
+    hint: '\\u0000',
+    pattern: /(?:^|[^\\])(?:\\\\)*\\u0000/,
+    message:
+      'expected text without NUL characters (\\u0000), which PostgreSQL cannot store, received a string containing one',
+  },
+  {
+    hint: '\\ud',
+    pattern: /(?:^|[^\\])(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/,
+    message:
+      'expected well-formed Unicode text, which PostgreSQL can store, received a string with a lone UTF-16 surrogate',
+  },
+];
 
-const hasLoneSurrogate = (json: string) => json.includes('\\ud') && escapedSurrogate.test(json);
+/** What is wrong with an event's JSON texts that PostgreSQL would refuse, or undefined. */
+function unstorableText(data: string, metadata: string): string | undefined {
+  for (const { hint, pattern, message } of unstorableEscapes) {
+    if (
+      (data.includes(hint) && pattern.test(data)) ||
+      (metadata.includes(hint) && pattern.test(metadata))
+    ) {
+      return message;
+    }
+  }
+  return undefined;
+}
 
 /** Times every store keeps exactly (PostgreSQL's own range is wider, a `Date`'s wider still). */
 const earliestTime = Date.parse('0001-01-01T00:00:00.000Z');
@@ -245,20 +265,9 @@ function prepareEvent(
     });
     return undefined;
   }
-  if (hasEscapedNul(dataJson) || hasEscapedNul(metadataJson)) {
-    issues.push({
-      path: `${path}.data`,
-      message:
-        'expected text without NUL characters (\\u0000), which PostgreSQL cannot store, received a string containing one',
-    });
-    return undefined;
-  }
-  if (hasLoneSurrogate(dataJson) || hasLoneSurrogate(metadataJson)) {
-    issues.push({
-      path: `${path}.data`,
-      message:
-        'expected well-formed Unicode text, which PostgreSQL can store, received a string with a lone UTF-16 surrogate',
-    });
+  const unstorable = unstorableText(dataJson, metadataJson);
+  if (unstorable !== undefined) {
+    issues.push({ path: `${path}.data`, message: unstorable });
     return undefined;
   }
   // UTF-8 takes at most 3 bytes per UTF-16 unit, so most events need no byte count.
