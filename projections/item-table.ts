@@ -8,12 +8,16 @@ export type ItemTable<V> = Record<string, V>[];
 
 const bucketCount = 64;
 
+/** How many buckets every item table has. */
+export const itemBucketCount = bucketCount;
+
 /** An empty table. */
 export function emptyItemTable<V>(): ItemTable<V> {
   return Array.from({ length: bucketCount }, () => ({}));
 }
 
-function bucketOf(itemId: string): number {
+/** The bucket an item id falls in, 0 to `itemBucketCount - 1`: stable everywhere. */
+export function bucketOf(itemId: string): number {
   // FNV-1a: cheap, stable across runs and machines.
   let hash = 0x811c9dc5;
   for (let index = 0; index < itemId.length; index += 1) {

@@ -70,6 +70,34 @@ export function itemStatusAfter(
   }
 }
 
+/** The ids of the items an event names; empty for events about the job as a whole. */
+export function eventItemIds(event: RecordedEvent): string[] {
+  if (isCustomEvent(event)) return [];
+  switch (event.type) {
+    case 'items.planned':
+      return event.data.items.map((item) => item.id);
+    case 'items.released':
+      return event.data.itemIds;
+    case 'item.started':
+    case 'item.completed':
+    case 'item.failed':
+    case 'item.skipped':
+      return [event.data.itemId];
+    case 'job.started':
+    case 'job.scope_changed':
+    case 'stage.started':
+    case 'progress.reported':
+    case 'checkpoint.saved':
+    case 'log.written':
+    case 'job.paused':
+    case 'job.resumed':
+    case 'job.completed':
+    case 'job.failed':
+    case 'job.cancelled':
+      return [];
+  }
+}
+
 /**
  * The item changes one event makes, as new records by item id; empty for events that
  * do not touch items. Shared by the projections that track items.

@@ -23,8 +23,32 @@ export interface StreamsTable {
   updated_at: Generated<Date>;
 }
 
+/** Row of `projection_checkpoints`: one generation of a persisted projection. */
+export interface ProjectionCheckpointsTable {
+  projection: string;
+  generation: number;
+  code_version: number;
+  status: 'building' | 'active';
+  transaction_id: ColumnType<string, string | undefined, string>;
+  position: ColumnType<bigint | string, string | undefined, string>;
+  events: ColumnType<bigint | string, string | undefined, string>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+/** Row of `projection_states`: one part of one key's state in one generation. */
+export interface ProjectionStatesTable {
+  projection: string;
+  generation: number;
+  key: string;
+  part: string;
+  value: unknown;
+}
+
 /** The ledger's tables as Kysely sees them. */
 export interface Database {
   events: EventsTable;
   streams: StreamsTable;
+  projection_checkpoints: ProjectionCheckpointsTable;
+  projection_states: ProjectionStatesTable;
 }

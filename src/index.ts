@@ -18,12 +18,14 @@ export { JobRecorder } from './job-recorder.ts';
 export type { EventAppender, JobRecorderOptions, RecordOptions } from './job-recorder.ts';
 export { Ledger } from './ledger.ts';
 export type {
-  LedgerLocation,
   ReadAllOptions,
   ReadAllPage,
   ReadStreamOptions,
   ReplayResult,
+  SubscribeOptions,
+  WatchOptions,
 } from './ledger.ts';
+export type { LedgerLocation } from './ledger-store.ts';
 export type { JobListing, ListJobsOptions } from './list-jobs.ts';
 export { LiveFold } from './live-fold.ts';
 export { importNdjson, toExportLine } from './ndjson.ts';

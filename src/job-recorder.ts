@@ -11,6 +11,7 @@ import { describeError } from '../projections/failure-classification.ts';
 import type { ClassificationRule } from '../projections/failure-classification.ts';
 import type { AppendResult } from './append-statement.ts';
 import type { ExpectedVersion } from './errors.ts';
+import type { ResumeOptions, ResumePoint } from './resume-job.ts';
 
 /** What a recorder needs of a ledger: the HTTP client implements the same. */
 export interface EventAppender {
@@ -19,6 +20,11 @@ export interface EventAppender {
     events: readonly EventInput[],
     options?: { expectedVersion?: ExpectedVersion },
   ): Promise<AppendResult>;
+}
+
+/** A ledger that can also resume a job: what `JobRecorder.resume` needs. */
+export interface JobResumer {
+  resume(jobId: string, options?: ResumeOptions): Promise<ResumePoint>;
 }
 
 /** Per-call envelope overrides: reuse `eventId` on retry so a retry never counts twice. */
@@ -176,8 +182,16 @@ export class JobRecorder {
     return this.one('job.paused', reason === undefined ? {} : { reason }, options);
   }
 
-  resume(reason?: string, options?: RecordOptions): Promise<AppendResult> {
-    return this.one('job.resumed', reason === undefined ? {} : { reason }, options);
+  /**
+   * Resumes the job after a crash or a pause: releases items whose lease expired, records
+   * `job.resumed`, and returns the last checkpoint and the items left (see `Ledger.resume`).
+   */
+  resume(options?: ResumeOptions): Promise<ResumePoint> {
+    const resumer = this.ledger as Partial<JobResumer>;
+    if (typeof resumer.resume !== 'function') {
+      return Promise.reject(new TypeError('this recorder appends only; resume needs a Ledger'));
+    }
+    return resumer.resume(this.jobId, options);
   }
 
   complete(result?: JsonValue, options?: RecordOptions): Promise<AppendResult> {

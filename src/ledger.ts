@@ -1,6 +1,18 @@
 import { performance } from 'node:perf_hooks';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
+import {
+  asyncScheduler,
+  defer,
+  distinctUntilChanged,
+  map,
+  mergeMap,
+  Observable,
+  startWith,
+  switchMap,
+  throttleTime,
+  throwError,
+} from 'rxjs';
 import { z } from 'zod';
 import type { Database } from '../schema/database.ts';
 import type { EventInput } from '../schema/events.ts';
@@ -9,10 +21,24 @@ import type { RecordedEvent } from '../schema/recorded-event.ts';
 import type { UpcasterIndex } from '../schema/upcast.ts';
 import { accumulatorFor } from '../projections/projection.ts';
 import type { Projection } from '../projections/projection.ts';
+import { jobProgress } from '../projections/job-progress.ts';
+import type { JobProgressState } from '../projections/job-progress.ts';
 import { executeAppend, prepareStreams, streamIdSchema } from './append-statement.ts';
 import type { AppendResult, StreamAppend } from './append-statement.ts';
 import { parseCursor, startCursor } from './cursor.ts';
 import { readAhead } from './read-ahead.ts';
+import type { LedgerLocation, LedgerStore } from './ledger-store.ts';
+import { followLog } from './log-follower.ts';
+import { JobViews } from './job-views.ts';
+import type { JobStatusView, JobView, JobsQuery, StageMetric } from './job-views.ts';
+import { persistedProjections } from './persisted-projection.ts';
+import { ProjectionRunner } from './projection-runner.ts';
+import type { ProjectionRunnerOptions, RunnerContext } from './projection-runner.ts';
+import { readGenerations, startBuilding } from './projection-tables.ts';
+import type { Generation } from './projection-tables.ts';
+import { resumeJob } from './resume-job.ts';
+import type { ResumeOptions, ResumePoint } from './resume-job.ts';
+import { getItem } from '../projections/item-table.ts';
 import type { Cursor } from './cursor.ts';
 import { InvalidInputError, type ExpectedVersion } from './errors.ts';
 import { JobRecorder } from './job-recorder.ts';
@@ -32,6 +58,34 @@ export interface ReadAllOptions {
   types?: readonly string[];
   /** Only these streams (job ids). */
   streamIds?: readonly string[];
+  /** Only jobs of these projects (as their `job.started` named them). */
+  projects?: readonly string[];
+}
+
+/** Options of `subscribe` and `follow`: a filter, a starting cursor, and pacing. */
+export interface SubscribeOptions extends Omit<ReadAllOptions, 'limit'> {
+  /** Events per read while catching up (default 1,000). */
+  batchSize?: number;
+  /** Longest wait between polls when no wake-up arrives (default 1,000 ms). */
+  pollIntervalMs?: number;
+}
+
+/** Options of `watch`. */
+export interface WatchOptions {
+  /** Emit at most one snapshot per this many milliseconds, the latest (default 0: every change). */
+  throttleMs?: number;
+  /** Longest wait between polls when no wake-up arrives (default 1,000 ms). */
+  pollIntervalMs?: number;
+}
+
+/** A persisted projection's generation and how many events it has yet to fold. */
+export interface ProjectionStatus {
+  name: string;
+  /** The version of the projection's code in this process. */
+  codeVersion: number;
+  /** Null before the projection was ever run. */
+  generation: Generation | null;
+  lag: { events: number; capped: boolean };
 }
 
 /** A page of the global log and the cursor to continue from. */
@@ -59,17 +113,17 @@ export interface ReplayResult<S> {
   eventsPerSecond: number;
 }
 
-/** Where the ledger keeps its log. */
-export interface LedgerLocation {
-  store: 'postgres' | 'pglite';
-  /** A redacted URL for PostgreSQL, the data folder (or `memory://`) for PGlite. */
-  description: string;
-}
-
 const readAllSchema = z.strictObject({
   limit: z.number().int().min(1).max(limits.readPage).optional(),
   types: z.array(z.string().min(1).max(limits.nameLength)).max(100).optional(),
   streamIds: z.array(streamIdSchema).max(1_000).optional(),
+  projects: z.array(z.string().min(1).max(limits.nameLength)).max(100).optional(),
+});
+
+const pacingSchema = z.strictObject({
+  batchSize: z.number().int().min(1).max(limits.readPage).optional(),
+  pollIntervalMs: z.number().int().min(10).max(60_000).optional(),
+  throttleMs: z.number().int().min(0).max(60_000).optional(),
 });
 
 /**
@@ -82,13 +136,26 @@ const readAllSchema = z.strictObject({
  * const progress = await ledger.project('job-1', jobProgress);
  */
 export class Ledger {
+  /** The Kysely instance over the log; for queries the ledger does not offer yet. */
+  readonly db: Kysely<Database>;
+  readonly location: LedgerLocation;
+
+  private readonly views: JobViews;
+  private readonly runners = new Map<string, ProjectionRunner<unknown>>();
+
   constructor(
-    /** The Kysely instance over the log; for queries the ledger does not offer yet. */
-    readonly db: Kysely<Database>,
-    readonly location: LedgerLocation,
+    private readonly store: LedgerStore,
     private readonly upcasters: UpcasterIndex,
-    private readonly onClose: () => Promise<void>,
-  ) {}
+  ) {
+    this.db = store.db;
+    this.location = store.location;
+    this.views = new JobViews({
+      db: this.db,
+      readStream: (streamId, fromVersion, limit) =>
+        this.readStreamTail(streamId, fromVersion, limit),
+      readPage: (after, limit) => this.readAll({ after, limit }),
+    });
+  }
 
   /**
    * Appends events to one stream, atomically, in one round trip. Re-appending the same
@@ -153,7 +220,7 @@ export class Ledger {
     const parsed = readAllSchema.safeParse(rest);
     if (!parsed.success) throw new InvalidInputError(toValidationIssues(parsed.error, ''));
     const cursor = after === undefined ? startCursor : parseCursor(after);
-    const { limit = limits.readPage, types, streamIds } = parsed.data;
+    const { limit = limits.readPage, types, streamIds, projects } = parsed.data;
     let query = selectEventColumns(this.db.selectFrom('events'))
       .where(sql<boolean>`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`)
       .where(
@@ -161,6 +228,20 @@ export class Ledger {
       );
     if (types && types.length > 0) query = query.where('type', 'in', types);
     if (streamIds && streamIds.length > 0) query = query.where('stream_id', 'in', streamIds);
+    if (projects && projects.length > 0) {
+      // A job belongs to the project its first event, `job.started`, names.
+      query = query.where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('events as started')
+            .select(sql`1`.as('one'))
+            .whereRef('started.stream_id', '=', 'events.stream_id')
+            .where('started.version', '=', 1 as never)
+            .where('started.type', '=', 'job.started')
+            .where(sql<boolean>`started.data->>'project' in (${sql.join(projects)})`),
+        ),
+      );
+    }
     const rows = await query.orderBy('transaction_id').orderBy('position').limit(limit).execute();
     const events = rows.map((row) => toRecordedEvent(row, this.upcasters));
     const last = events.at(-1);
@@ -183,6 +264,326 @@ export class Ledger {
         page.events.length < limit ? null : this.readAll({ ...options, after: page.next, limit }),
     );
     for await (const page of pages) if (page.events.length > 0) yield page;
+  }
+
+  /**
+   * Follows the log from a cursor, page by page: catches up, then waits for new events.
+   * The next page is read only when the caller asks for it, so memory stays at one page.
+   * Ends when `signal` aborts.
+   *
+   * @example
+   * for await (const page of ledger.follow({ after: '0:0', types: ['item.failed'] }, signal)) save(page.next);
+   */
+  async *follow(options: SubscribeOptions = {}, signal?: AbortSignal): AsyncGenerator<ReadAllPage> {
+    const { batchSize = 1_000, pollIntervalMs = 1_000, after, ...filter } = options;
+    const parsed = pacingSchema.safeParse({ batchSize, pollIntervalMs });
+    if (!parsed.success) throw new InvalidInputError(toValidationIssues(parsed.error, ''));
+    const start = after === undefined ? startCursor : parseCursor(after);
+    // Validates the filter before anything is awaited.
+    await this.readAll({ ...filter, after: start, limit: 1 });
+    yield* followLog({
+      after: start,
+      batchSize,
+      pollIntervalMs,
+      readPage: (cursor, limit) => this.readAll({ ...filter, after: cursor, limit }),
+      wakeUps: this.store.wakeUps,
+      signal: signal ?? new AbortController().signal,
+    });
+  }
+
+  /**
+   * An Observable of recorded events after a cursor: it catches up in batches, then
+   * follows live, woken by LISTEN/NOTIFY and polling as a fallback, so no event is ever
+   * skipped. Unsubscribing stops the reads.
+   *
+   * @example
+   * ledger.subscribe({ streamIds: [jobId] }).subscribe((event) => console.log(event.type));
+   */
+  subscribe(options: SubscribeOptions = {}): Observable<RecordedEvent> {
+    return this.subscribePages(options).pipe(mergeMap((page) => page.events));
+  }
+
+  /** Like `subscribe`, a page of events at a time. */
+  subscribePages(options: SubscribeOptions = {}): Observable<ReadAllPage> {
+    return new Observable<ReadAllPage>((subscriber) => {
+      const controller = new AbortController();
+      void (async () => {
+        for await (const page of this.follow(options, controller.signal)) {
+          if (subscriber.closed) break;
+          subscriber.next(page);
+        }
+        subscriber.complete();
+      })().catch((error: unknown) => subscriber.error(error));
+      return () => controller.abort();
+    });
+  }
+
+  /**
+   * A cursor that every committed event before now precedes: the events after it are
+   * those of transactions still running at the call, and any later.
+   */
+  async liveCursor(): Promise<Cursor> {
+    const { rows } = await sql<{
+      xmin: string;
+    }>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`.execute(this.db);
+    // Positions start at 1, so (xmin, 0) is just before the first event of xmin.
+    return { transactionId: BigInt(rows[0]!.xmin), position: 0n };
+  }
+
+  /**
+   * A job's progress, live: the current snapshot first, then a new one after every change
+   * (at most one per `throttleMs`).
+   *
+   * @example
+   * ledger.watch(jobId, { throttleMs: 100 }).subscribe((progress) => render(progress.percent));
+   */
+  watch(jobId: string, options: WatchOptions = {}): Observable<JobProgressState> {
+    return this.watchFold(jobId, jobProgress, options);
+  }
+
+  /** Any one-job projection, live, as `watch` does for progress. */
+  watchFold<S>(
+    jobId: string,
+    projection: Projection<S>,
+    options: WatchOptions = {},
+  ): Observable<S> {
+    const parsed = pacingSchema.safeParse(options);
+    if (!parsed.success)
+      return throwError(() => new InvalidInputError(toValidationIssues(parsed.error, '')));
+    const { throttleMs = 0, pollIntervalMs } = parsed.data;
+    const snapshots = defer(async () => {
+      // Taken first: anything the fold below misses comes after this cursor.
+      const after = await this.liveCursor();
+      const accumulator = accumulatorFor(projection);
+      for await (const events of this.readStreamPages(jobId)) {
+        for (const event of events) accumulator.add(event);
+      }
+      return { after, accumulator };
+    }).pipe(
+      switchMap(({ after, accumulator }) =>
+        this.subscribePages({
+          after,
+          streamIds: [jobId],
+          ...(pollIntervalMs === undefined ? {} : { pollIntervalMs }),
+        }).pipe(
+          map((page) => {
+            // Events the first fold already saw come again; the projection skips them.
+            for (const event of page.events) accumulator.add(event);
+            return accumulator.result();
+          }),
+          startWith(accumulator.result()),
+        ),
+      ),
+      distinctUntilChanged(),
+    );
+    return throttleMs > 0
+      ? snapshots.pipe(throttleTime(throttleMs, asyncScheduler, { leading: true, trailing: true }))
+      : snapshots;
+  }
+
+  /**
+   * The overview of every job (or one project's), live: the list first, then again after
+   * each change, at most one per `throttleMs` (default 250).
+   */
+  watchJobs(query: JobsQuery = {}, options: WatchOptions = {}): Observable<JobView[]> {
+    const parsed = pacingSchema.safeParse(options);
+    if (!parsed.success) {
+      return throwError(() => new InvalidInputError(toValidationIssues(parsed.error, '')));
+    }
+    const { throttleMs = 250, pollIntervalMs } = parsed.data;
+    return defer(() => this.liveCursor()).pipe(
+      switchMap((after) =>
+        this.subscribePages({
+          after,
+          ...(query.project === undefined ? {} : { projects: [query.project] }),
+          ...(pollIntervalMs === undefined ? {} : { pollIntervalMs }),
+        }).pipe(startWith(null)),
+      ),
+      throttleTime(throttleMs, asyncScheduler, { leading: true, trailing: true }),
+      // Each query reads past the latest change; an older one still running is dropped.
+      switchMap(() => this.jobs(query)),
+    );
+  }
+
+  /** One project's jobs, live, as `watchJobs` gives them. */
+  watchProject(project: string, query: Omit<JobsQuery, 'project'> = {}, options?: WatchOptions) {
+    return this.watchJobs({ ...query, project }, options);
+  }
+
+  /** Every job, live, as `watchJobs` gives them. */
+  watchAll(query: JobsQuery = {}, options?: WatchOptions): Observable<JobView[]> {
+    return this.watchJobs(query, options);
+  }
+
+  /**
+   * Where a job stands now, in constant time: its stored progress plus the events after
+   * it, its ETA, and its children rolled up. Null for an unknown job.
+   *
+   * @example
+   * const view = await ledger.status(jobId);
+   * console.log(view?.progress.percent, view?.eta.etaMs);
+   */
+  status(jobId: string): Promise<JobStatusView | null> {
+    return this.views.status(jobId);
+  }
+
+  /** Jobs by project, kind, status or parent, or only the active ones; most recent first. */
+  jobs(query: JobsQuery = {}): Promise<JobView[]> {
+    return this.views.jobs(query);
+  }
+
+  /** Every project with its jobs counted by status. */
+  projectOverview(query: Pick<JobsQuery, 'active' | 'finishedVisibleMs' | 'now'> = {}) {
+    return this.views.projects(query);
+  }
+
+  /** Count, mean and p95 duration and throughput of each stage name, per job kind. */
+  stageMetrics(query: Pick<JobsQuery, 'project' | 'kind'> = {}): Promise<StageMetric[]> {
+    return this.views.stageMetrics(query);
+  }
+
+  /**
+   * True when the item completed or was skipped, for producers that skip done work.
+   *
+   * @example
+   * if (!(await ledger.isProcessed(jobId, url))) await crawl(url);
+   */
+  async isProcessed(jobId: string, itemId: string): Promise<boolean> {
+    const state = await this.views.jobState(jobId, [itemId]);
+    const status = state ? getItem(state.progress.items, itemId) : undefined;
+    return status === 'completed' || status === 'skipped';
+  }
+
+  /**
+   * Resumes a crashed job: releases the items whose lease expired (so their next attempt
+   * counts as a retry), records `job.resumed`, and returns the last checkpoint and what
+   * is left to do.
+   *
+   * @example
+   * const { checkpoint, pending } = await ledger.resume(jobId, { leaseExpiredBefore: new Date() });
+   */
+  resume(jobId: string, options: ResumeOptions = {}): Promise<ResumePoint> {
+    return resumeJob(this, jobId, options);
+  }
+
+  /**
+   * Keeps the persisted projections current in the background until the returned stop is
+   * called. Across processes one runner per projection works; the others wait.
+   */
+  runProjections(options: ProjectionRunnerOptions = {}): { stop(): Promise<void> } {
+    const started: ProjectionRunner<unknown>[] = [];
+    for (const definition of persistedProjections.values()) {
+      if (this.runners.has(definition.name)) continue;
+      const runner = new ProjectionRunner(this.runnerContext(), definition, options);
+      this.runners.set(definition.name, runner);
+      runner.start();
+      started.push(runner);
+    }
+    return {
+      stop: async () => {
+        await Promise.all(started.map((runner) => runner.stop()));
+        for (const runner of started) this.runners.delete(runner.definition.name);
+      },
+    };
+  }
+
+  /**
+   * Folds what the persisted projections have not seen yet, here and now, unless a runner
+   * elsewhere holds their lock (it keeps them current). Returns the ones it caught up.
+   */
+  async catchUpProjections(options: ProjectionRunnerOptions = {}): Promise<string[]> {
+    const done: string[] = [];
+    for (const definition of persistedProjections.values()) {
+      if (this.runners.has(definition.name)) continue;
+      const runner = new ProjectionRunner(this.runnerContext(), definition, options);
+      if (await runner.catchUp()) done.push(definition.name);
+    }
+    return done;
+  }
+
+  /**
+   * Rebuilds persisted projections (all, or the one named) from the log into a new
+   * generation while the current one keeps serving, and switches when it has caught up.
+   * Waits for the runner that holds the lock when it lives in another process.
+   */
+  async rebuild(name?: string, options: { timeoutMs?: number } = {}): Promise<Generation[]> {
+    const definitions =
+      name === undefined ? [...persistedProjections.values()] : [persistedProjection(name)];
+    const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
+    const built: Generation[] = [];
+    for (const definition of definitions) {
+      const building = await startBuilding(this.db, definition.name, definition.projection.version);
+      const local = this.runners.get(definition.name);
+      if (local) local.wake();
+      else await new ProjectionRunner(this.runnerContext(), definition).catchUp();
+      for (;;) {
+        const rows = await readGenerations(this.db, definition.name);
+        const active = rows.find((row) => row.status === 'active');
+        if (active && active.generation >= building.generation) {
+          built.push(active);
+          break;
+        }
+        if (Date.now() > deadline) {
+          throw new Error(`Projection '${definition.name}': the rebuild did not finish in time`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+    return built;
+  }
+
+  /** Each persisted projection's generations, checkpoints and how far they trail the log. */
+  async projectionStatus(): Promise<ProjectionStatus[]> {
+    const generations = await readGenerations(this.db);
+    const statuses: ProjectionStatus[] = [];
+    for (const definition of persistedProjections.values()) {
+      const rows = generations.filter((row) => row.projection === definition.name);
+      if (rows.length === 0) {
+        statuses.push({
+          name: definition.name,
+          codeVersion: definition.projection.version,
+          generation: null,
+          lag: await this.countAfter(startCursor),
+        });
+      }
+      for (const row of rows) {
+        statuses.push({
+          name: definition.name,
+          codeVersion: definition.projection.version,
+          generation: row,
+          lag: await this.countAfter(row.cursor),
+        });
+      }
+    }
+    return statuses;
+  }
+
+  /** Events after a cursor that a gap-safe reader can see, counted up to a million. */
+  private async countAfter(cursor: Cursor): Promise<{ events: number; capped: boolean }> {
+    const cap = 1_000_000;
+    const { rows } = await sql<{ count: string }>`
+      select count(*)::text as count from (
+        select 1 from events
+         where transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+           and (transaction_id, position) > (${cursor.transactionId.toString()}::xid8, ${cursor.position.toString()}::bigint)
+         limit ${cap}) as lagging`.execute(this.db);
+    const events = Number(rows[0]!.count);
+    return { events, capped: events >= cap };
+  }
+
+  private runnerContext(): RunnerContext {
+    return { store: this.store, readPage: (after, limit) => this.readAll({ after, limit }) };
+  }
+
+  /** The events of a stream after a version, one query, for tails that are short. */
+  private async readStreamTail(streamId: string, fromVersion: number, limit: number) {
+    const rows = await selectEventColumns(this.db.selectFrom('events'))
+      .where('stream_id', '=', streamId)
+      .where('version', '>=', fromVersion as never)
+      .orderBy('version')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => toRecordedEvent(row, this.upcasters));
   }
 
   /** Folds one job's events through a projection. */
@@ -268,10 +669,25 @@ export class Ledger {
     return new JobRecorder(this, jobId, options);
   }
 
-  /** Closes the connections (and, for PGlite, the data folder lock). */
-  close(): Promise<void> {
-    return this.onClose();
+  /** Stops the projection runners and closes the connections (and the PGlite folder lock). */
+  async close(): Promise<void> {
+    await Promise.all([...this.runners.values()].map((runner) => runner.stop()));
+    this.runners.clear();
+    await this.store.close();
   }
+}
+
+function persistedProjection(name: string) {
+  const definition = persistedProjections.get(name);
+  if (!definition) {
+    throw new InvalidInputError([
+      {
+        path: 'projection',
+        message: `expected one of ${[...persistedProjections.keys()].map((key) => JSON.stringify(key)).join(', ')}, received ${JSON.stringify(name)}`,
+      },
+    ]);
+  }
+  return definition;
 }
 
 function invalid(path: string, expected: string, received: unknown): InvalidInputError {

@@ -9,7 +9,9 @@ import { indexUpcasters } from '../schema/upcast.ts';
 import type { Upcaster } from '../schema/upcast.ts';
 import { InvalidInputError, StoreBusyError } from './errors.ts';
 import { Ledger } from './ledger.ts';
+import type { LedgerStore, RunnerLock } from './ledger-store.ts';
 import { migrateToLatest } from './migrations.ts';
+import { pgliteWakeUps, postgresWakeUps } from './wake-ups.ts';
 
 /** How to open a ledger. With no `databaseUrl`, the embedded PGlite store is used. */
 export interface OpenLedgerOptions {
@@ -53,7 +55,7 @@ export async function openLedger(options: OpenLedgerOptions = {}): Promise<Ledge
   const opened = options.databaseUrl
     ? openPostgres(options.databaseUrl, options)
     : await openPglite(options.dataDir ?? defaultDataDir, options);
-  const ledger = new Ledger(opened.db, opened.location, upcasters, opened.close);
+  const ledger = new Ledger(opened, upcasters);
   try {
     if (options.schema) await ensureSchema(opened.db, options.schema);
     if (options.migrate !== false) await migrateToLatest(opened.db, options.schema);
@@ -64,13 +66,7 @@ export async function openLedger(options: OpenLedgerOptions = {}): Promise<Ledge
   return ledger;
 }
 
-interface OpenedStore {
-  db: Kysely<Database>;
-  location: Ledger['location'];
-  close: () => Promise<void>;
-}
-
-function openPostgres(databaseUrl: string, options: OpenLedgerOptions): OpenedStore {
+function openPostgres(databaseUrl: string, options: OpenLedgerOptions): LedgerStore {
   // A leaked open transaction would hold every gap-safe reader back (DESIGN §3).
   const settings = ['-c idle_in_transaction_session_timeout=60000'];
   if (options.schema) settings.push(`-c search_path=${options.schema}`);
@@ -86,11 +82,47 @@ function openPostgres(databaseUrl: string, options: OpenLedgerOptions): OpenedSt
   return {
     db,
     location: { store: 'postgres', description: redactUrl(databaseUrl) },
+    wakeUps: postgresWakeUps(databaseUrl),
+    tryLock: (name) => tryAdvisoryLock(databaseUrl, `headway:${options.schema ?? ''}:${name}`),
     close: () => db.destroy(),
   };
 }
 
-async function openPglite(dataDir: string, options: OpenLedgerOptions): Promise<OpenedStore> {
+/**
+ * A session advisory lock on a connection of its own, so that it lasts while the holder
+ * lives and is released by the server when the holder's connection dies.
+ */
+async function tryAdvisoryLock(databaseUrl: string, key: string): Promise<RunnerLock | null> {
+  const client = new pg.Client({
+    connectionString: databaseUrl,
+    application_name: 'headway-runner',
+  });
+  const lost = new AbortController();
+  const onLost = () => lost.abort(new Error(`lost the runner lock ${key}`));
+  client.on('error', onLost);
+  client.on('end', onLost);
+  await client.connect();
+  try {
+    const result = await client.query<{ locked: boolean }>(
+      'select pg_try_advisory_lock(hashtextextended($1, 0)) as locked',
+      [key],
+    );
+    if (!result.rows[0]?.locked) {
+      await client.end();
+      return null;
+    }
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw error;
+  }
+  return {
+    lost: lost.signal,
+    // Ending the session releases its advisory locks.
+    release: () => client.end().catch(() => undefined),
+  };
+}
+
+async function openPglite(dataDir: string, options: OpenLedgerOptions): Promise<LedgerStore> {
   const inMemory = dataDir === 'memory://';
   const folder = inMemory ? dataDir : resolve(dataDir);
   let release = (): Promise<void> => Promise.resolve();
@@ -123,9 +155,23 @@ async function openPglite(dataDir: string, options: OpenLedgerOptions): Promise<
         : {}),
     }),
   });
+  // The folder lock keeps other processes out, so runner locks need only be in-process.
+  const held = new Set<string>();
   return {
     db,
     location: { store: 'pglite', description: folder },
+    wakeUps: pgliteWakeUps(pglite),
+    tryLock: (name) => {
+      if (held.has(name)) return Promise.resolve(null);
+      held.add(name);
+      return Promise.resolve({
+        lost: new AbortController().signal,
+        release: () => {
+          held.delete(name);
+          return Promise.resolve();
+        },
+      });
+    },
     close: async () => {
       await db.destroy();
       await release();

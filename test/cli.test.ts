@@ -102,7 +102,9 @@ describe('headway CLI on the embedded store', () => {
     expect(page.events.length).toBeGreaterThan(0);
     expect(new Set(page.events.map((event) => event.type))).toEqual(new Set(['item.failed']));
     const human = await headway(store, 'timeline', jobId, '--type', 'items.released');
-    expect(human.stdout).toMatch(/items\.released \d+ items: lease expired: worker crashed/);
+    expect(human.stdout).toMatch(
+      /items\.released \d+ items: lease expired: restarted after a worker crash/,
+    );
   });
 
   it('exports the failure report', async () => {

@@ -14,6 +14,20 @@ kysely_migration.name character varying not null
 kysely_migration.timestamp character varying not null
 kysely_migration_lock.id character varying not null
 kysely_migration_lock.is_locked integer not null default 0
+projection_checkpoints.projection text not null
+projection_checkpoints.generation integer not null
+projection_checkpoints.code_version integer not null
+projection_checkpoints.status text not null
+projection_checkpoints.transaction_id xid8 not null default '0'::xid8
+projection_checkpoints.position bigint not null default 0
+projection_checkpoints.events bigint not null default 0
+projection_checkpoints.created_at timestamp with time zone not null default now()
+projection_checkpoints.updated_at timestamp with time zone not null default now()
+projection_states.projection text not null
+projection_states.generation integer not null
+projection_states.key text not null
+projection_states.part text not null
+projection_states.value jsonb not null
 streams.stream_id text not null
 streams.version bigint not null
 streams.created_at timestamp with time zone not null default now()
@@ -26,6 +40,10 @@ events events_stream_version_key: UNIQUE (stream_id, version)
 events events_version_check: CHECK ((version >= 1))
 kysely_migration kysely_migration_pkey: PRIMARY KEY (name)
 kysely_migration_lock kysely_migration_lock_pkey: PRIMARY KEY (id)
+projection_checkpoints projection_checkpoints_generation_check: CHECK ((generation >= 1))
+projection_checkpoints projection_checkpoints_pkey: PRIMARY KEY (projection, generation)
+projection_checkpoints projection_checkpoints_status_check: CHECK ((status = ANY (ARRAY['building'::text, 'active'::text])))
+projection_states projection_states_pkey: PRIMARY KEY (projection, generation, key, part)
 streams streams_pkey: PRIMARY KEY (stream_id)
 streams streams_version_check: CHECK ((version >= 0))
 
@@ -36,11 +54,18 @@ CREATE UNIQUE INDEX events_stream_version_key ON events USING btree (stream_id, 
 CREATE INDEX events_transaction_position_idx ON events USING btree (transaction_id, "position")
 CREATE UNIQUE INDEX kysely_migration_lock_pkey ON kysely_migration_lock USING btree (id)
 CREATE UNIQUE INDEX kysely_migration_pkey ON kysely_migration USING btree (name)
+CREATE UNIQUE INDEX projection_checkpoints_one_active ON projection_checkpoints USING btree (projection) WHERE (status = 'active'::text)
+CREATE UNIQUE INDEX projection_checkpoints_one_building ON projection_checkpoints USING btree (projection) WHERE (status = 'building'::text)
+CREATE UNIQUE INDEX projection_checkpoints_pkey ON projection_checkpoints USING btree (projection, generation)
+CREATE INDEX projection_states_parent_idx ON projection_states USING btree (projection, generation, (((value -> 'progress'::text) ->> 'parentJobId'::text))) WHERE ((part = ''::text) AND (((value -> 'progress'::text) ->> 'parentJobId'::text) IS NOT NULL))
+CREATE UNIQUE INDEX projection_states_pkey ON projection_states USING btree (projection, generation, key, part)
+CREATE INDEX projection_states_project_idx ON projection_states USING btree (projection, generation, (((value -> 'progress'::text) ->> 'project'::text))) WHERE (part = ''::text)
 CREATE UNIQUE INDEX streams_pkey ON streams USING btree (stream_id)
 
 -- triggers
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events FOR EACH STATEMENT EXECUTE FUNCTION headway_reject_change()
 CREATE TRIGGER events_no_update_or_delete BEFORE DELETE OR UPDATE ON events FOR EACH ROW EXECUTE FUNCTION headway_reject_change()
+CREATE TRIGGER events_notify AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION headway_notify_append()
 
 -- functions
 CREATE OR REPLACE FUNCTION headway_append(p_stream_ids text[], p_expected bigint[], p_event_streams integer[], p_event_ids uuid[], p_types text[], p_schema_versions integer[], p_data jsonb, p_metadata jsonb, p_occurred_at timestamp with time zone[])
@@ -175,6 +200,16 @@ BEGIN
       JOIN events ev ON ev.event_id = e.id
      WHERE v_retry[e.si];
   END IF;
+END
+$function$
+
+CREATE OR REPLACE FUNCTION headway_notify_append()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  PERFORM pg_notify('headway_events', current_schema());
+  RETURN NULL;
 END
 $function$
 

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { EventInput, FailureError, JsonValue } from '../../schema/events.ts';
 import { combineProjections } from '../../projections/combine.ts';
 import { estimateEta, jobEta } from '../../projections/job-eta.ts';
-import { allItems, inFlightItems, itemRecord, jobItems } from '../../projections/job-items.ts';
+import { allItems, itemRecord, jobItems } from '../../projections/job-items.ts';
 import { jobProgress } from '../../projections/job-progress.ts';
 import { classifyFailure } from '../../projections/failure-classification.ts';
 import type { Ledger } from '../ledger.ts';
@@ -230,22 +230,21 @@ export async function runDemo(ledger: Ledger, options: DemoOptions = {}): Promis
 
   async function resumeAfterCrash(): Promise<void> {
     // What a restarted worker does: find the checkpoint and the items left in flight.
-    const { progress } = await live.refresh();
-    const items = await ledger.project(job.jobId, jobItems);
-    const checkpoint = progress.lastCheckpoint?.cursor as { nextIndex?: number } | undefined;
-    run.resumedFrom = checkpoint ?? null;
     clock.now += 45_000; // the lease runs out before the restart notices
-    run.released = inFlightItems(items).map((item) => item.itemId);
-    if (run.released.length > 0) {
-      await job.release(run.released, 'lease expired: worker crashed', { occurredAt: at() });
-    }
+    const point = await job.resume({
+      leaseExpiredBefore: clock.now,
+      reason: 'restarted after a worker crash',
+      occurredAt: at(),
+    });
+    const checkpoint = point.checkpoint as { nextIndex?: number } | null;
+    run.resumedFrom = checkpoint;
+    run.released = point.expired;
     await job.log(
       'warn',
-      `restarting from checkpoint ${JSON.stringify(checkpoint ?? null)}`,
+      `restarted from checkpoint ${JSON.stringify(point.checkpoint)}`,
       { released: run.released.length },
       { occurredAt: at() },
     );
-    await job.resume('restarted after a worker crash', { occurredAt: at() });
     await processItems(checkpoint?.nextIndex ?? 0, Infinity);
   }
 

@@ -1,0 +1,312 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../schema/database.ts';
+import type { RecordedEvent } from '../schema/recorded-event.ts';
+import { accumulatorFor } from '../projections/projection.ts';
+import type { Cursor } from './cursor.ts';
+import type { LedgerStore, RunnerLock } from './ledger-store.ts';
+import { followLog, isTransient } from './log-follower.ts';
+import { mainPart } from './persisted-projection.ts';
+import type { PersistedProjection } from './persisted-projection.ts';
+import {
+  readGenerations,
+  readStateParts,
+  startBuilding,
+  switchToBuilt,
+  writeBatch,
+} from './projection-tables.ts';
+import type { Generation, StateRow } from './projection-tables.ts';
+import { reconnectDelayMs } from './wake-ups.ts';
+
+/** How a runner reads, caches and retries. */
+export interface ProjectionRunnerOptions {
+  /** Events per batch, and so per transaction (default 2,000). */
+  batchSize?: number;
+  /** Job states kept in memory between batches (default 1,000). */
+  cacheSize?: number;
+  /** Longest wait between polls when no wake-up arrives (default 1,000 ms). */
+  pollIntervalMs?: number;
+  /** Wait between attempts to take the lock another process holds (default 2,000 ms). */
+  lockRetryMs?: number;
+  /** Errors the runner recovered from by starting over; default: ignored. */
+  onError?: (error: unknown) => void;
+  /** Runs inside each batch's transaction just before it commits; a throw rolls it back. */
+  beforeCommit?: (batch: { generation: Generation; events: number }) => void | Promise<void>;
+}
+
+/** A page of the log to fold. */
+interface LogPage {
+  events: RecordedEvent[];
+  next: Cursor;
+}
+
+/** What a runner needs of the ledger. */
+export interface RunnerContext {
+  store: Pick<LedgerStore, 'db' | 'tryLock' | 'wakeUps'>;
+  readPage(after: Cursor, limit: number): Promise<LogPage>;
+}
+
+/** Beyond this many events of one job in a batch, a Map-backed accumulator beats `evolve`. */
+const accumulateAbove = 64;
+
+/**
+ * Keeps one persisted projection current: folds new events of the log into its states
+ * and moves its checkpoint in the same transaction, so each event takes effect once even
+ * if the process dies mid-batch. Only the holder of the projection's lock runs; another
+ * process takes over when the holder's connection dies.
+ *
+ * @example
+ * const runner = new ProjectionRunner(context, jobsProjection);
+ * runner.start();
+ * await runner.stop();
+ */
+export class ProjectionRunner<S> {
+  private readonly options: Required<Omit<ProjectionRunnerOptions, 'beforeCommit'>> &
+    Pick<ProjectionRunnerOptions, 'beforeCommit'>;
+  private readonly stopping = new AbortController();
+  private loop: Promise<void> | null = null;
+  private restartFollow: AbortController | null = null;
+
+  constructor(
+    private readonly context: RunnerContext,
+    readonly definition: PersistedProjection<S>,
+    options: ProjectionRunnerOptions = {},
+  ) {
+    this.options = {
+      batchSize: options.batchSize ?? 2_000,
+      cacheSize: options.cacheSize ?? 1_000,
+      pollIntervalMs: options.pollIntervalMs ?? 1_000,
+      lockRetryMs: options.lockRetryMs ?? 2_000,
+      onError: options.onError ?? (() => undefined),
+      ...(options.beforeCommit ? { beforeCommit: options.beforeCommit } : {}),
+    };
+  }
+
+  private get db(): Kysely<Database> {
+    return this.context.store.db;
+  }
+
+  /** Runs in the background until `stop`: waits for the lock, catches up, then follows. */
+  start(): void {
+    this.loop ??= this.runForever();
+  }
+
+  /** Stops following, lets the batch in flight finish or roll back, and releases the lock. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.loop;
+  }
+
+  /** Makes a running runner look again for a generation to build. */
+  wake(): void {
+    this.restartFollow?.abort();
+  }
+
+  /**
+   * Folds the log into the states until they have caught up, switching to a freshly built
+   * generation when there is one. Returns null when another process holds the lock.
+   */
+  async catchUp(): Promise<Generation | null> {
+    const lock = await this.context.store.tryLock(this.definition.name);
+    if (!lock) return null;
+    try {
+      return await this.catchUpHolding(lock);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  private async runForever(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping.signal.aborted) {
+      const lock = await this.tryLock();
+      if (!lock) {
+        await sleep(this.options.lockRetryMs, this.stopping.signal);
+        continue;
+      }
+      try {
+        await this.catchUpHolding(lock);
+        failures = 0;
+        await this.followHolding(lock);
+      } catch (error) {
+        if (this.stopping.signal.aborted) break;
+        this.options.onError(error);
+        await sleep(reconnectDelayMs(failures++), this.stopping.signal);
+      } finally {
+        await lock.release();
+      }
+    }
+  }
+
+  private async tryLock(): Promise<RunnerLock | null> {
+    try {
+      return await this.context.store.tryLock(this.definition.name);
+    } catch (error) {
+      if (!isTransient(error)) this.options.onError(error);
+      return null;
+    }
+  }
+
+  /** The generation to fold into: a building one, else the active one if its code is current. */
+  private async target(): Promise<Generation> {
+    const { name, projection } = this.definition;
+    const generations = await readGenerations(this.db, name);
+    const building = generations.find((row) => row.status === 'building');
+    const active = generations.find((row) => row.status === 'active');
+    if (!building && active?.codeVersion === projection.version) return active;
+    return startBuilding(this.db, name, projection.version);
+  }
+
+  private async catchUpHolding(lock: RunnerLock): Promise<Generation> {
+    let generation = await this.target();
+    const cache = new StateCache<S>(this.options.cacheSize);
+    for (;;) {
+      this.throwIfStopped(lock);
+      const page = await this.context.readPage(generation.cursor, this.options.batchSize);
+      if (page.events.length > 0) generation = await this.apply(generation, page, cache);
+      if (page.events.length < this.options.batchSize) break;
+    }
+    if (generation.status === 'building') {
+      await switchToBuilt(this.db, generation);
+      generation = { ...generation, status: 'active' };
+    }
+    this.cache = cache;
+    return generation;
+  }
+
+  private cache: StateCache<S> | null = null;
+
+  private async followHolding(lock: RunnerLock): Promise<void> {
+    let generation = await this.target();
+    if (generation.status === 'building') return;
+    const restart = new AbortController();
+    this.restartFollow = restart;
+    // A rebuild asked for by another process shows up as a building generation.
+    const watcher = setInterval(() => {
+      void readGenerations(this.db, this.definition.name)
+        .then((rows) => {
+          if (rows.some((row) => row.status === 'building')) restart.abort();
+        })
+        .catch(() => undefined);
+    }, this.options.pollIntervalMs * 5);
+    const cache = this.cache ?? new StateCache<S>(this.options.cacheSize);
+    try {
+      const pages = followLog({
+        after: generation.cursor,
+        batchSize: this.options.batchSize,
+        pollIntervalMs: this.options.pollIntervalMs,
+        readPage: (cursor, limit) => this.context.readPage(cursor, limit),
+        wakeUps: this.context.store.wakeUps,
+        signal: AbortSignal.any([this.stopping.signal, lock.lost, restart.signal]),
+      });
+      for await (const page of pages) {
+        this.throwIfStopped(lock);
+        generation = await this.apply(generation, page, cache);
+      }
+    } finally {
+      clearInterval(watcher);
+      this.restartFollow = null;
+    }
+  }
+
+  private throwIfStopped(lock: RunnerLock): void {
+    lock.lost.throwIfAborted();
+  }
+
+  /** Folds one page into the states and writes them with the checkpoint, atomically. */
+  private async apply(generation: Generation, page: LogPage, cache: StateCache<S>) {
+    const { definition } = this;
+    const byKey = new Map<string, RecordedEvent[]>();
+    for (const event of page.events) {
+      const events = byKey.get(event.streamId);
+      if (events) events.push(event);
+      else byKey.set(event.streamId, [event]);
+    }
+    const missing = [...byKey.keys()].filter((key) => !cache.has(key));
+    const loaded = await readStateParts(this.db, definition.name, generation.generation, missing);
+    const next = new Map<string, S>();
+    const rows: StateRow[] = [];
+    for (const [key, events] of byKey) {
+      const before =
+        cache.get(key) ??
+        (loaded.has(key) ? definition.join(loaded.get(key)!) : definition.projection.initial());
+      const after = foldEvents(definition, before, events);
+      if (after === before) continue;
+      next.set(key, after);
+      const parts = definition.split(after);
+      const changed = new Set([mainPart]);
+      for (const event of events) for (const part of definition.partsFor(event)) changed.add(part);
+      for (const part of changed) {
+        if (parts.has(part)) rows.push({ key, part, value: parts.get(part) });
+      }
+    }
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        await writeBatch(trx, generation, page.next, page.events.length, rows);
+        await this.options.beforeCommit?.({ generation, events: page.events.length });
+      });
+    } catch (error) {
+      // What the cache holds may be ahead of what was committed.
+      cache.clear();
+      throw error;
+    }
+    for (const [key, state] of next) cache.set(key, state);
+    return { ...generation, cursor: page.next, events: generation.events + page.events.length };
+  }
+}
+
+function foldEvents<S>(definition: PersistedProjection<S>, state: S, events: RecordedEvent[]): S {
+  const { projection } = definition;
+  if (events.length > accumulateAbove) {
+    const accumulator = accumulatorFor(projection, state);
+    for (const event of events) accumulator.add(event);
+    return accumulator.result();
+  }
+  let current = state;
+  for (const event of events) current = projection.evolve(current, event);
+  return current;
+}
+
+/** The most recently used states, up to a count. */
+class StateCache<S> {
+  private readonly states = new Map<string, S>();
+
+  constructor(private readonly capacity: number) {}
+
+  has(key: string): boolean {
+    return this.states.has(key);
+  }
+
+  get(key: string): S | undefined {
+    const state = this.states.get(key);
+    if (state !== undefined) {
+      this.states.delete(key);
+      this.states.set(key, state);
+    }
+    return state;
+  }
+
+  set(key: string, state: S): void {
+    this.states.delete(key);
+    this.states.set(key, state);
+    if (this.states.size > this.capacity) {
+      this.states.delete(this.states.keys().next().value!);
+    }
+  }
+
+  clear(): void {
+    this.states.clear();
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+  });
+}
