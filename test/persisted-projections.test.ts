@@ -1,7 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { EventInput } from '../schema/events.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import { jobEta } from '../projections/job-eta.ts';
 import type { JobEtaState } from '../projections/job-eta.ts';

@@ -24,3 +24,22 @@ export function parseTimestamp(value: string): string {
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/** Parses a whole number >= 0 for an option, with a clear error otherwise. */
+export function parseNonNegativeInt(value: string): number {
+  const parsed = Number(value);
+  if (value.trim() === '' || !Number.isSafeInteger(parsed) || parsed < 0) {
+    throw new InvalidArgumentError(`expected a whole number >= 0, received '${value}'`);
+  }
+  return parsed;
+}
+
+/** Parses a log cursor `<transactionId>:<position>` for an option. */
+export function parseCursorOption(value: string): string {
+  if (!/^\d{1,20}:\d{1,20}$/.test(value.trim())) {
+    throw new InvalidArgumentError(
+      `expected a cursor "<transactionId>:<position>" such as "812:1044", received '${value}'`,
+    );
+  }
+  return value.trim();
+}

@@ -50,3 +50,22 @@ export function toJson(value: unknown, indent?: number): string {
 export function printLines(lines: readonly string[]): void {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
+
+/**
+ * An AbortSignal that SIGINT or SIGTERM aborts, for commands that run until stopped;
+ * `dispose` puts the default handlers back.
+ */
+export function abortOnSignals(): { signal: AbortSignal; abort(): void; dispose(): void } {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return {
+    signal: controller.signal,
+    abort: stop,
+    dispose: () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    },
+  };
+}

@@ -6,8 +6,13 @@ import { registerFailures } from './commands/failures.ts';
 import { registerImport } from './commands/import.ts';
 import { registerJobs } from './commands/jobs.ts';
 import { registerMigrate } from './commands/migrate.ts';
+import { registerProjections } from './commands/projections.ts';
+import { registerRebuild } from './commands/rebuild.ts';
+import { registerResume } from './commands/resume.ts';
 import { registerStatus } from './commands/status.ts';
+import { registerTail } from './commands/tail.ts';
 import { registerTimeline } from './commands/timeline.ts';
+import { registerWatch } from './commands/watch.ts';
 
 /** Builds the `headway` program; each command lives in `commands/`. */
 export function buildProgram(): Command {
@@ -25,10 +30,15 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerJobs(program);
   registerStatus(program);
+  registerWatch(program);
+  registerResume(program);
   registerTimeline(program);
   registerFailures(program);
+  registerTail(program);
   registerExport(program);
   registerImport(program);
+  registerProjections(program);
+  registerRebuild(program);
   registerMigrate(program);
   return program;
 }
