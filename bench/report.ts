@@ -23,6 +23,9 @@ export interface BenchResult {
   fold: { eventsPerSec: number };
   jobSnapshot: { events: number; ms: number };
   pglite: { batchAppendPerSec: number; replayPerSec: number };
+  liveLatency: { p50Ms: number; p99Ms: number; eventsPerSec: number; subscribers: number };
+  rebuild: { eventsPerSec: number; events: number; baselinePerSec: number; ratio: number };
+  statusQuery: { p50Ms: number; p99Ms: number; queries: number };
 }
 
 /** Figures the table shows beside the result. */
@@ -50,6 +53,7 @@ const mark = (met: boolean) => (met ? 'yes' : 'NO');
 /** The readable table: workload, our figure, the raw baseline, the ratio, the target. */
 export function formatTable(result: BenchResult, extras: TableExtras): string {
   const { batchAppend, singleAppend, concurrentAppend, replay, fold, jobSnapshot, pglite } = result;
+  const { liveLatency, rebuild, statusQuery } = result;
   const rows: string[][] = [
     ['workload', 'figure', 'baseline (raw SQL, same run)', 'ratio', 'target', 'met'],
     [
@@ -99,6 +103,30 @@ export function formatTable(result: BenchResult, extras: TableExtras): string {
       '',
       '<= 500 ms',
       mark(jobSnapshot.ms <= 500),
+    ],
+    [
+      'liveLatency',
+      `p50 ${liveLatency.p50Ms} ms, p99 ${liveLatency.p99Ms} ms at ${number(liveLatency.eventsPerSec)} events/s, ${liveLatency.subscribers} subscribers`,
+      '',
+      '',
+      'p99 <= 25 ms',
+      mark(liveLatency.p99Ms <= 25),
+    ],
+    [
+      'rebuild',
+      `${rate(rebuild.eventsPerSec, 'events')}, ${number(rebuild.events)} events`,
+      `keyset x10000: ${rate(rebuild.baselinePerSec, 'rows')}`,
+      String(rebuild.ratio),
+      '>= 0.5',
+      mark(rebuild.ratio >= 0.5),
+    ],
+    [
+      'statusQuery',
+      `p50 ${statusQuery.p50Ms} ms, p99 ${statusQuery.p99Ms} ms over ${number(statusQuery.queries)} queries during appends`,
+      '',
+      '',
+      'p99 <= 5 ms',
+      mark(statusQuery.p99Ms <= 5),
     ],
     ['pglite batchAppend', rate(pglite.batchAppendPerSec, 'events'), '', '', '', ''],
     ['pglite replay', rate(pglite.replayPerSec, 'events'), '', '', '', ''],

@@ -20,6 +20,10 @@ export interface BenchSizes {
   /** PGlite: batchAppend jobs (of `eventsPerBatch`) and replay log jobs (of `eventsPerReplayJob`). */
   pgliteBatchJobs: number;
   pgliteReplayJobs: number;
+  /** liveLatency: how long the producer appends at 2,000 events/s. */
+  liveDurationMs: number;
+  /** statusQuery: status queries timed while appends run. */
+  statusQueries: number;
 }
 
 export const fullSizes: BenchSizes = {
@@ -36,6 +40,8 @@ export const fullSizes: BenchSizes = {
   snapshotRuns: 5,
   pgliteBatchJobs: 20,
   pgliteReplayJobs: 10,
+  liveDurationMs: 10_000,
+  statusQueries: 2_000,
 };
 
 export const quickSizes: BenchSizes = {
@@ -52,4 +58,6 @@ export const quickSizes: BenchSizes = {
   snapshotRuns: 3,
   pgliteBatchJobs: 5,
   pgliteReplayJobs: 2,
+  liveDurationMs: 3_000,
+  statusQueries: 500,
 };

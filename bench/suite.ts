@@ -14,6 +14,7 @@ import {
 import { jobEvents, jobIds, toRawRows } from './generate-events.ts';
 import { pgliteWorkloads } from './pglite-workloads.ts';
 import { foldInMemory, jobSnapshot, loadJobs, seedJob } from './read-workloads.ts';
+import { liveLatency, rebuildAll, statusUnderLoad } from './live-workloads.ts';
 import { replayHeapCapMb, replayInChild } from './replay.ts';
 import { round } from './report.ts';
 import type { BenchResult, TableExtras } from './report.ts';
@@ -96,6 +97,9 @@ export async function runSuite(context: SuiteContext): Promise<{
       );
     }
 
+    // While the log holds exactly the replay events.
+    const rebuild = await step('rebuild', () => rebuildAll(ledger));
+
     const { foldPerSec, foldEvents } = await step('fold', async () => {
       const events = await loadJobs(ledger, replayJobs.slice(0, sizes.foldJobs));
       return { foldPerSec: foldInMemory(events, sizes.foldMinMs), foldEvents: events.length };
@@ -134,6 +138,18 @@ export async function runSuite(context: SuiteContext): Promise<{
       return jobSnapshot(ledger, 'snapshot-0001', sizes.snapshotRuns);
     });
 
+    const live = await step('live latency', () =>
+      liveLatency(oneConnection, ledger, {
+        eventsPerSec: 2_000,
+        subscribers: 10,
+        durationMs: sizes.liveDurationMs,
+      }),
+    );
+
+    const status = await step('status queries during appends', () =>
+      statusUnderLoad(ledger, oneConnection, sizes.statusQueries),
+    );
+
     const pglite = await step('pglite', () => pgliteWorkloads(sizes));
 
     const result: BenchResult = {
@@ -169,6 +185,23 @@ export async function runSuite(context: SuiteContext): Promise<{
       pglite: {
         batchAppendPerSec: round.rate(pglite.batchAppendPerSec),
         replayPerSec: round.rate(pglite.replayPerSec),
+      },
+      liveLatency: {
+        p50Ms: round.ms(live.p50Ms),
+        p99Ms: round.ms(live.p99Ms),
+        eventsPerSec: 2_000,
+        subscribers: 10,
+      },
+      rebuild: {
+        eventsPerSec: round.rate(rebuild.eventsPerSec),
+        events: rebuild.events,
+        baselinePerSec: round.rate(rawRead.perSec),
+        ratio: round.ratio(rebuild.eventsPerSec / rawRead.perSec),
+      },
+      statusQuery: {
+        p50Ms: round.ms(status.p50Ms),
+        p99Ms: round.ms(status.p99Ms),
+        queries: status.samples,
       },
     };
     const extras: TableExtras = {

@@ -103,7 +103,11 @@ export interface JobViewsContext {
   /** Events of one stream after a version, in order, at most `limit`. */
   readStream(streamId: string, fromVersion: number, limit: number): Promise<RecordedEvent[]>;
   /** The whole log after a cursor, at most `limit` events. */
-  readPage(after: Cursor, limit: number): Promise<{ events: RecordedEvent[]; next: Cursor }>;
+  readPage(
+    after: Cursor,
+    limit: number,
+    filter?: { types?: string[]; streamIds?: string[] },
+  ): Promise<{ events: RecordedEvent[]; next: Cursor }>;
 }
 
 const defaultFinishedVisibleMs = 10 * 60_000;
@@ -267,6 +271,10 @@ export class JobViews {
       .sort((a, b) => a.kind.localeCompare(b.kind) || a.stage.localeCompare(b.stage));
   }
 
+  private tailEvents(start: Cursor, filter?: { types?: string[]; streamIds?: string[] }) {
+    return pagesAfter(this.context, start, filter);
+  }
+
   /**
    * Stored states that may match, plus every job the log past the checkpoint touches,
    * folded up to date. The SQL filters are a first cut; `jobs` filters again after the fold.
@@ -307,17 +315,25 @@ export class JobViews {
         states.set(row.key, jobsProjection.join(new Map([[mainPart, row.value]])));
     }
     // The log past the checkpoint (all of it without a generation).
-    let after = generation?.cursor ?? { transactionId: 0n, position: 0n };
-    const tail = new Map<string, RecordedEvent[]>();
-    for (;;) {
-      const page = await this.context.readPage(after, limits.readPage);
-      for (const event of page.events) {
-        const events = tail.get(event.streamId);
-        if (events) events.push(event);
-        else tail.set(event.streamId, [event]);
+    const start = generation?.cursor ?? { transactionId: 0n, position: 0n };
+    let tailFilter: { streamIds: string[] } | undefined;
+    if (filter.parentJobId !== undefined) {
+      // Children only: the stored ones and those started since, so a parent's status
+      // never folds the whole tail of the log.
+      const children = new Set(states.keys());
+      for await (const event of this.tailEvents(start, { types: ['job.started'] })) {
+        if (event.type === 'job.started' && event.data.parentJobId === filter.parentJobId) {
+          children.add(event.streamId);
+        }
       }
-      after = page.next;
-      if (page.events.length < limits.readPage) break;
+      if (children.size === 0) return states;
+      tailFilter = { streamIds: [...children].slice(0, 1_000) };
+    }
+    const tail = new Map<string, RecordedEvent[]>();
+    for await (const event of this.tailEvents(start, tailFilter)) {
+      const events = tail.get(event.streamId);
+      if (events) events.push(event);
+      else tail.set(event.streamId, [event]);
     }
     if (tail.size === 0) return states;
     const parts = new Map<string, Map<string, unknown>>();
@@ -342,6 +358,21 @@ export class JobViews {
       states.set(key, state);
     }
     return states;
+  }
+}
+
+/** Events after a cursor, page by page, until caught up. */
+async function* pagesAfter(
+  context: JobViewsContext,
+  start: Cursor,
+  filter?: { types?: string[]; streamIds?: string[] },
+): AsyncGenerator<RecordedEvent> {
+  let after = start;
+  for (;;) {
+    const page = await context.readPage(after, limits.readPage, filter);
+    yield* page.events;
+    after = page.next;
+    if (page.events.length < limits.readPage) return;
   }
 }
 

@@ -153,7 +153,7 @@ export class Ledger {
       db: this.db,
       readStream: (streamId, fromVersion, limit) =>
         this.readStreamTail(streamId, fromVersion, limit),
-      readPage: (after, limit) => this.readAll({ after, limit }),
+      readPage: (after, limit, filter) => this.readAll({ ...filter, after, limit }),
     });
   }
 

@@ -1,0 +1,138 @@
+import { performance } from 'node:perf_hooks';
+import type { Subscription } from 'rxjs';
+import type { Ledger } from '../src/ledger.ts';
+import { jobEvents } from './generate-events.ts';
+import { percentile, perSecond } from './stats.ts';
+
+/** Milliseconds from commit to delivery. */
+export interface LatencyPercentiles {
+  p50Ms: number;
+  p99Ms: number;
+  samples: number;
+}
+
+/**
+ * liveLatency: `subscribers` live subscriptions while one producer appends at a steady
+ * `eventsPerSec` in appends every 10 ms. Each sample is the time from the append's commit
+ * being acknowledged to one subscriber receiving its last event; an event delivered before
+ * the acknowledgement counts as 0 ms.
+ */
+export async function liveLatency(
+  writer: Ledger,
+  reader: Ledger,
+  options: { eventsPerSec: number; subscribers: number; durationMs: number },
+): Promise<LatencyPercentiles> {
+  const tickMs = 10;
+  const perTick = Math.max(1, Math.round((options.eventsPerSec * tickMs) / 1_000));
+  const committedAt = new Map<string, number>();
+  const deliveredAt: { eventId: string; at: number }[] = [];
+  const after = await reader.liveCursor();
+  const subscriptions: Subscription[] = [];
+  for (let index = 0; index < options.subscribers; index += 1) {
+    subscriptions.push(
+      reader.subscribe({ after, streamIds: ['live-0001'], pollIntervalMs: 1_000 }).subscribe({
+        next: (event) => deliveredAt.push({ eventId: event.eventId, at: performance.now() }),
+      }),
+    );
+  }
+  // Give every subscription time to open its LISTEN connection and first read.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const events = jobEvents(
+    'live-0001',
+    Math.ceil((options.durationMs / tickMs) * perTick) + perTick,
+  );
+  const started = performance.now();
+  let sent = 0;
+  const appends: Promise<void>[] = [];
+  for (let tick = 0; performance.now() - started < options.durationMs; tick += 1) {
+    const batch = events.slice(sent, sent + perTick).map((event) => ({
+      ...event,
+      eventId: crypto.randomUUID(),
+    }));
+    sent += batch.length;
+    appends.push(
+      writer.append('live-0001', batch).then(() => {
+        committedAt.set(batch.at(-1)!.eventId, performance.now());
+      }),
+    );
+    const next = started + (tick + 1) * tickMs;
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - performance.now())));
+  }
+  await Promise.all(appends);
+  const expected = sent * options.subscribers;
+  const deadline = performance.now() + 10_000;
+  while (deliveredAt.length < expected && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  for (const subscription of subscriptions) subscription.unsubscribe();
+  if (deliveredAt.length < expected) {
+    throw new Error(`liveLatency: ${deliveredAt.length} of ${expected} deliveries arrived`);
+  }
+  const latencies = deliveredAt
+    .filter(({ eventId }) => committedAt.has(eventId))
+    .map(({ eventId, at }) => Math.max(0, at - committedAt.get(eventId)!))
+    .sort((a, b) => a - b);
+  return {
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+    samples: latencies.length,
+  };
+}
+
+/** rebuild: a full rebuild of every persisted projection over the log as it stands. */
+export async function rebuildAll(
+  ledger: Ledger,
+): Promise<{ eventsPerSec: number; events: number }> {
+  // The first catch-up builds generation 1; the rebuild then times a second full pass.
+  await ledger.catchUpProjections();
+  const started = performance.now();
+  const generations = await ledger.rebuild();
+  const elapsed = performance.now() - started;
+  const events = generations[0]?.events ?? 0;
+  return { eventsPerSec: perSecond(events, elapsed), events };
+}
+
+/**
+ * statusQuery: `ledger.status` of a job, `queries` times in a row, while a producer
+ * appends to that job and a runner keeps the projections current.
+ */
+export async function statusUnderLoad(
+  ledger: Ledger,
+  writer: Ledger,
+  queries: number,
+): Promise<LatencyPercentiles & { appendedDuring: number }> {
+  const jobId = 'status-0001';
+  const events = jobEvents(jobId, 200_000);
+  await writer.append(jobId, events.slice(0, 1_000));
+  await ledger.catchUpProjections();
+  const runner = ledger.runProjections({ pollIntervalMs: 200 });
+  let appending = true;
+  let appended = 0;
+  const producer = (async () => {
+    for (let start = 1_000; appending && start < events.length; start += 20) {
+      await writer.append(jobId, events.slice(start, start + 20));
+      appended += 20;
+    }
+  })();
+  const latencies: number[] = [];
+  try {
+    await ledger.status(jobId);
+    for (let index = 0; index < queries; index += 1) {
+      const before = performance.now();
+      const view = await ledger.status(jobId);
+      latencies.push(performance.now() - before);
+      if (!view) throw new Error('statusQuery: the job vanished');
+    }
+  } finally {
+    appending = false;
+    await producer;
+    await runner.stop();
+  }
+  latencies.sort((a, b) => a - b);
+  return {
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+    samples: latencies.length,
+    appendedDuring: appended,
+  };
+}
