@@ -1,0 +1,201 @@
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import { Subscription } from 'rxjs';
+import { estimateEta, jobEta } from '../../../projections/job-eta.ts';
+import type { EtaEstimate, JobEtaState } from '../../../projections/job-eta.ts';
+import type { JobProgressState, JobStatus } from '../../../projections/job-progress.ts';
+import { NotFoundError } from '../../errors.ts';
+import { parsePositiveInt } from '../arguments.ts';
+import { abortOnSignals, printLines, withLedger } from '../context.ts';
+import { formatCount, formatDuration } from '../format.ts';
+
+const finished: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'cancelled']);
+
+/** One stage as the watch shows it; percent is null while its size is unknown. */
+interface StageLine {
+  name: string;
+  state: 'pending' | 'running' | 'done';
+  processed: number;
+  total: number | null;
+  percent: number | null;
+}
+
+/** `headway watch <job>`: live progress bars until the job ends or Ctrl-C. */
+export function registerWatch(program: Command): void {
+  program
+    .command('watch')
+    .description("follow a job's progress live: overall and per stage, rate, ETA and failures")
+    .argument('<job>', 'job id')
+    .option(
+      '--interval <ms>',
+      'at most one update per this many ms (default 100 on a terminal, else 1000)',
+      parsePositiveInt,
+    )
+    .action(async (jobId: string, options: { interval?: number }, command: Command) => {
+      await withLedger(command, async (ledger) => {
+        if ((await ledger.status(jobId)) === null) throw new NotFoundError(`Job '${jobId}'`);
+        const tty = process.stdout.isTTY === true;
+        const interval = options.interval ?? (tty ? 100 : 1_000);
+        const view = tty ? new BarsView(interval) : new LinesView();
+        const stop = abortOnSignals();
+        let last: JobEtaState | null = null;
+        try {
+          await new Promise<void>((resolve, reject) => {
+            // Closed by `finish`; a subscription added after that is ended at once.
+            const subscription = new Subscription();
+            const finish = () => {
+              subscription.unsubscribe();
+              resolve();
+            };
+            subscription.add(
+              ledger.watchFold(jobId, jobEta, { throttleMs: interval }).subscribe({
+                next: (state) => {
+                  last = state;
+                  view.render(state, Date.now());
+                  if (finished.has(state.progress.status)) finish();
+                },
+                error: reject,
+                complete: finish,
+              }),
+            );
+            stop.signal.addEventListener('abort', finish, { once: true });
+          });
+        } finally {
+          view.stop(last);
+          stop.dispose();
+        }
+      });
+    });
+}
+
+/** The stages to show: the declared ones in order, else those seen so far. */
+function stageLines(progress: JobProgressState): StageLine[] {
+  const names =
+    progress.declaredStages.length > 0
+      ? progress.declaredStages.map((stage) => stage.name)
+      : [...new Set(progress.stages.map((run) => run.name))];
+  return names.map((name) => {
+    const run = progress.stages.findLast((candidate) => candidate.name === name);
+    if (!run) return { name, state: 'pending', processed: 0, total: null, percent: 0 };
+    const ended = run.endedAt !== null;
+    const percent =
+      run.total !== null && run.total > 0
+        ? Math.min(100, (run.processed / run.total) * 100)
+        : // A stage of unknown size is all done once it ends, unless the job stopped short.
+          ended && progress.status !== 'failed' && progress.status !== 'cancelled'
+          ? 100
+          : null;
+    return {
+      name,
+      state: ended ? 'done' : 'running',
+      processed: run.processed,
+      total: run.total,
+      percent,
+    };
+  });
+}
+
+function describeEta(estimate: EtaEstimate, status: JobStatus): string {
+  if (finished.has(status)) return 'done';
+  if (estimate.etaMs === null) return 'ETA –';
+  const range = estimate.range
+    ? ` (${formatDuration(estimate.range.lowMs)} – ${formatDuration(estimate.range.highMs)})`
+    : '';
+  return `ETA ${formatDuration(estimate.etaMs)}${range}`;
+}
+
+function describeRate(estimate: EtaEstimate): string {
+  return estimate.ratePerSecond === null ? '– /s' : `${estimate.ratePerSecond.toFixed(1)}/s`;
+}
+
+function describeCount(processed: number, total: number | null): string {
+  return `${formatCount(processed)}/${total === null ? '?' : formatCount(total)}`;
+}
+
+interface View {
+  render(state: JobEtaState, now: number): void;
+  /** Ends the display, leaving the last state on screen. */
+  stop(last: JobEtaState | null): void;
+}
+
+/** Plain lines for pipes and logs: one per update. */
+class LinesView implements View {
+  render(state: JobEtaState, now: number): void {
+    const { progress } = state;
+    const estimate = estimateEta(state, now);
+    const stage = stageLines(progress).find((line) => line.state === 'running');
+    const stagePart = stage
+      ? ` | stage ${stage.name} ${stage.percent === null ? formatCount(stage.processed) : `${stage.percent.toFixed(1)}%`}`
+      : '';
+    const at = new Date(now).toISOString().slice(11, 19);
+    printLines([
+      `${at} ${progress.status} ${progress.percent.toFixed(1)}% ${describeCount(progress.processed, progress.total)}${stagePart} | ${describeRate(estimate)} | ${describeEta(estimate, progress.status)} | failed ${formatCount(progress.counts.failed)}`,
+    ]);
+  }
+
+  stop(): void {}
+}
+
+/** Bars on a terminal: the job's, then one per stage; the ETA ticks down between updates. */
+class BarsView implements View {
+  private readonly bars = new cliProgress.MultiBar(
+    {
+      stream: process.stdout,
+      format: '{label} {bar} {pct} {count} | {detail}',
+      barsize: 30,
+      hideCursor: true,
+      clearOnComplete: false,
+      // Signals are ours to handle: Ctrl-C ends the watch and then stops the bars.
+      gracefulExit: false,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  private overall: cliProgress.SingleBar | null = null;
+  private readonly stages = new Map<string, cliProgress.SingleBar>();
+  private last: JobEtaState | null = null;
+  private readonly ticker: NodeJS.Timeout;
+
+  constructor(interval: number) {
+    this.ticker = setInterval(
+      () => {
+        if (this.last) this.render(this.last, Date.now());
+      },
+      Math.max(interval, 1_000),
+    );
+  }
+
+  render(state: JobEtaState, now: number): void {
+    this.last = state;
+    const { progress } = state;
+    const estimate = estimateEta(state, now);
+    const stages = stageLines(progress);
+    const width = Math.max(12, ...stages.map((line) => line.name.length + 2));
+    const label = (progress.name ?? progress.jobId ?? 'job').slice(0, 40);
+    const overall = {
+      label: label.padEnd(width),
+      pct: `${progress.percent.toFixed(1).padStart(5)}%`,
+      count: describeCount(progress.processed, progress.total),
+      detail: `${progress.status} | ${describeRate(estimate)} | ${describeEta(estimate, progress.status)} | failed ${formatCount(progress.counts.failed)}`,
+    };
+    if (this.overall) this.overall.update(progress.percent, overall);
+    else this.overall = this.bars.create(100, progress.percent, overall);
+    for (const line of stages) {
+      const payload = {
+        label: `  ${line.name}`.padEnd(width),
+        pct: line.percent === null ? '    –' : `${line.percent.toFixed(1).padStart(5)}%`,
+        count: describeCount(line.processed, line.total),
+        detail: line.state,
+      };
+      const value = line.percent ?? 0;
+      const bar = this.stages.get(line.name);
+      if (bar) bar.update(value, payload);
+      else this.stages.set(line.name, this.bars.create(100, value, payload));
+    }
+  }
+
+  stop(last: JobEtaState | null): void {
+    clearInterval(this.ticker);
+    if (last) this.render(last, Date.now());
+    this.bars.stop();
+  }
+}
