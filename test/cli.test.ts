@@ -1,42 +1,15 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ItemCounts } from '../projections/job-progress.ts';
 import { openLedger } from '../src/open-ledger.ts';
-
-const bin = new URL('../src/cli/headway.mjs', import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { jsonOf, runHeadway } from './cli-runner.ts';
 
 /** Runs the real `headway` bin on the embedded store in `dataDir`. */
-function headway(dataDir: string, ...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const env = { ...process.env };
-    delete env.DATABASE_URL;
-    delete env.HEADWAY_DATABASE_URL;
-    execFile(
-      process.execPath,
-      [bin, '--data-dir', dataDir, ...args],
-      { env, maxBuffer: 64 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-const json = <T>(run: Run): T => {
-  expect(run.stderr).toBe('');
-  expect(run.code).toBe(0);
-  return JSON.parse(run.stdout) as T;
-};
+const headway = (dataDir: string, ...args: string[]) =>
+  runHeadway(['--data-dir', dataDir, ...args]);
+const json = jsonOf;
 
 describe('headway CLI on the embedded store', () => {
   let folder: string;
