@@ -4,8 +4,10 @@ import { z } from 'zod';
 import type { Database } from '../schema/database.ts';
 import { limits } from '../schema/limits.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { addValue, emptyHistogram, mean, quantile } from '../projections/histogram.ts';
-import type { Histogram } from '../projections/histogram.ts';
+import { addValue, emptyHistogram } from '../projections/histogram.ts';
+import { own, setOwn } from '../projections/own.ts';
+import { stageFigures } from '../projections/stage-metrics.ts';
+import type { StageFigures, StageMetricsState } from '../projections/stage-metrics.ts';
 import { estimateEta, jobEta } from '../projections/job-eta.ts';
 import type { EtaEstimate, JobEtaState } from '../projections/job-eta.ts';
 import type { JobProgressState, JobStatus } from '../projections/job-progress.ts';
@@ -75,16 +77,7 @@ const jobsQuerySchema = z.strictObject({
 });
 
 /** Figures of one stage name within one job kind, across jobs. */
-export interface StageMetric {
-  kind: string;
-  stage: string;
-  /** Finished runs of the stage. */
-  runs: number;
-  meanMs: number | null;
-  p95Ms: number | null;
-  /** Items per second while the stage ran. */
-  itemsPerSecond: number | null;
-}
+export type StageMetric = StageFigures;
 
 /** One project's jobs counted. */
 export interface ProjectView {
@@ -241,34 +234,27 @@ export class JobViews {
   /** Count, mean and p95 duration and throughput of each stage name, per job kind. */
   async stageMetrics(query: Pick<JobsQuery, 'project' | 'kind'> = {}): Promise<StageMetric[]> {
     const jobs = await this.jobs({ ...query, limit: 10_000 });
-    const byStage = new Map<
-      string,
-      { kind: string; stage: string; durations: Histogram; items: number }
-    >();
+    const stages: StageMetricsState['stages'] = {};
     for (const { progress } of jobs) {
       const kind = progress.kind ?? '(unknown)';
       for (const run of progress.stages) {
         if (run.durationMs === null) continue;
-        const key = `${kind}\u0000${run.name}`;
-        let entry = byStage.get(key);
-        if (!entry) {
-          entry = { kind, stage: run.name, durations: emptyHistogram(), items: 0 };
-          byStage.set(key, entry);
-        }
-        addValue(entry.durations, run.durationMs);
-        entry.items += run.processed;
+        const key = `${kind}/${run.name}`;
+        const aggregate = own(stages, key) ?? {
+          kind,
+          stage: run.name,
+          runs: 0,
+          durations: emptyHistogram(),
+          items: 0,
+        };
+        aggregate.runs += 1;
+        addValue(aggregate.durations, run.durationMs);
+        aggregate.items += run.processed;
+        setOwn(stages, key, aggregate);
       }
     }
-    return [...byStage.values()]
-      .map(({ kind, stage, durations, items }) => ({
-        kind,
-        stage,
-        runs: durations.count,
-        meanMs: mean(durations),
-        p95Ms: quantile(durations, 0.95),
-        itemsPerSecond: durations.sum > 0 ? items / (durations.sum / 1_000) : null,
-      }))
-      .sort((a, b) => a.kind.localeCompare(b.kind) || a.stage.localeCompare(b.stage));
+    // The same figures the pure stage-metrics projection gives, from stored job states.
+    return stageFigures({ jobs: {}, stages });
   }
 
   private tailEvents(start: Cursor, filter?: { types?: string[]; streamIds?: string[] }) {
