@@ -16,6 +16,14 @@ export function emptyItemTable<V>(): ItemTable<V> {
   return Array.from({ length: bucketCount }, () => ({}));
 }
 
+/** True when no bucket holds an item. */
+export function isEmptyTable<V>(table: ItemTable<V>): boolean {
+  for (const bucket of table) {
+    for (const _ in bucket) return false;
+  }
+  return true;
+}
+
 /** The bucket an item id falls in, 0 to `itemBucketCount - 1`: stable everywhere. */
 export function bucketOf(itemId: string): number {
   // FNV-1a: cheap, stable across runs and machines.

@@ -1,5 +1,9 @@
 import { isCustomEvent } from '../schema/recorded-event.ts';
-import { jobProgress } from './job-progress.ts';
+import type { RecordedEvent } from '../schema/recorded-event.ts';
+import { draftedFold } from './drafted-fold.ts';
+import type { ItemWriter } from './item-table.ts';
+import type { ItemStatus } from './job-items.ts';
+import { jobProgressSteps } from './job-progress.ts';
 import type { JobProgressState } from './job-progress.ts';
 import type { Projection } from './projection.ts';
 
@@ -29,12 +33,53 @@ function welford(stats: { n: number; mean: number; m2: number }, value: number) 
   return { n, mean, m2: stats.m2 + delta * (value - mean) };
 }
 
+/** A copy that `apply` may change in place; the Welford sums are replaced, never changed. */
+function draftOf(state: JobEtaState): JobEtaState {
+  return { ...state, progress: jobProgressSteps.draftOf(state.progress) };
+}
+
+/** Applies one event to the progress, then moves the rate window it falls in. */
+function apply(draft: JobEtaState, items: ItemWriter<ItemStatus>, event: RecordedEvent): void {
+  const processedBefore = draft.progress.processed;
+  jobProgressSteps.apply(draft.progress, items, event);
+  if (isCustomEvent(event)) return;
+  const at = Math.max(event.occurredAt.getTime(), draft.lastAt ?? -Infinity);
+  if (event.type === 'job.started' || event.type === 'job.resumed') {
+    // Time spent stopped is no measure of the rate.
+    draft.windowStart = at;
+    draft.windowWork = 0;
+    draft.lastAt = at;
+    return;
+  }
+  if (
+    (event.type === 'item.completed' || event.type === 'item.failed') &&
+    event.data.durationMs !== undefined
+  ) {
+    draft.durations = welford(draft.durations, event.data.durationMs);
+  }
+  const work = draft.progress.processed - processedBefore;
+  if (work <= 0) return;
+  const windowStart = draft.windowStart ?? at;
+  draft.windowWork += work;
+  draft.lastAt = at;
+  if (at - windowStart < windowMs) {
+    draft.windowStart = windowStart;
+    return;
+  }
+  const rate = draft.windowWork / ((at - windowStart) / 1_000);
+  draft.windowStart = at;
+  draft.windowWork = 0;
+  draft.ema = beta * draft.ema + (1 - beta) * rate;
+  draft.emaSteps += 1;
+  draft.rates = welford(draft.rates, rate);
+}
+
 /** One job's rate and ETA inputs; read it with `estimateEta(state, now)`. */
 export const jobEta: Projection<JobEtaState> = {
   name: 'job-eta',
   version: 1,
   initial: () => ({
-    progress: jobProgress.initial(),
+    progress: jobProgressSteps.initial(),
     windowStart: null,
     windowWork: 0,
     lastAt: null,
@@ -43,38 +88,12 @@ export const jobEta: Projection<JobEtaState> = {
     rates: { n: 0, mean: 0, m2: 0 },
     durations: { n: 0, mean: 0, m2: 0 },
   }),
-  evolve(state, event) {
-    if (event.version <= state.progress.version) return state;
-    const progress = jobProgress.evolve(state.progress, event);
-    const next: JobEtaState = { ...state, progress };
-    if (isCustomEvent(event)) return next;
-    const at = Math.max(event.occurredAt.getTime(), state.lastAt ?? -Infinity);
-    if (event.type === 'job.started' || event.type === 'job.resumed') {
-      // Time spent stopped is no measure of the rate.
-      return { ...next, windowStart: at, windowWork: 0, lastAt: at };
-    }
-    if (
-      (event.type === 'item.completed' || event.type === 'item.failed') &&
-      event.data.durationMs !== undefined
-    ) {
-      next.durations = welford(state.durations, event.data.durationMs);
-    }
-    const work = progress.processed - state.progress.processed;
-    if (work <= 0) return next;
-    const windowStart = state.windowStart ?? at;
-    const windowWork = state.windowWork + work;
-    next.lastAt = at;
-    if (at - windowStart < windowMs) return { ...next, windowStart, windowWork };
-    const rate = windowWork / ((at - windowStart) / 1_000);
-    return {
-      ...next,
-      windowStart: at,
-      windowWork: 0,
-      ema: beta * state.ema + (1 - beta) * rate,
-      emaSteps: state.emaSteps + 1,
-      rates: welford(state.rates, rate),
-    };
-  },
+  ...draftedFold({
+    draftOf,
+    apply,
+    settle: (draft) => jobProgressSteps.settle(draft.progress),
+    core: (state) => state.progress,
+  }),
 };
 
 /** An ETA as of `now`: a point and a range, or only a rate when the total is unknown. */

@@ -2,6 +2,7 @@ import type { FailureError, JsonValue } from '../schema/events.ts';
 import { isCustomEvent } from '../schema/recorded-event.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import { draftedFold } from './drafted-fold.ts';
+import type { DraftedFold } from './drafted-fold.ts';
 import { emptyItemTable } from './item-table.ts';
 import type { ItemTable, ItemWriter } from './item-table.ts';
 import { itemStatusAfter } from './job-items.ts';
@@ -348,6 +349,14 @@ function apply(draft: JobProgressState, items: ItemWriter<ItemStatus>, event: Re
   }
 }
 
+/** The in-place steps of `jobProgress`, for projections that extend it (`jobEta`). */
+export const jobProgressSteps = {
+  initial,
+  draftOf,
+  apply,
+  settle: settleTotals,
+} satisfies DraftedFold<JobProgressState, ItemStatus> & { initial(): JobProgressState };
+
 /**
  * One job's progress: status, stages with durations, items by status and type, total,
  * processed, percent, message, current item and last checkpoint.
@@ -356,5 +365,5 @@ export const jobProgress: Projection<JobProgressState> = {
   name: 'job-progress',
   version: 1,
   initial,
-  ...draftedFold({ draftOf, apply, settle: settleTotals }),
+  ...draftedFold(jobProgressSteps),
 };

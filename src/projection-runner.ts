@@ -15,11 +15,12 @@ import {
   writeBatch,
 } from './projection-tables.ts';
 import type { Generation, StateRow } from './projection-tables.ts';
+import { readAhead } from './read-ahead.ts';
 import { reconnectDelayMs } from './wake-ups.ts';
 
 /** How a runner reads, caches and retries. */
 export interface ProjectionRunnerOptions {
-  /** Events per batch, and so per transaction (default 2,000). */
+  /** Events per batch, and so per transaction (default 10,000). */
   batchSize?: number;
   /** Job states kept in memory between batches (default 1,000). */
   cacheSize?: number;
@@ -72,7 +73,7 @@ export class ProjectionRunner<S> {
     options: ProjectionRunnerOptions = {},
   ) {
     this.options = {
-      batchSize: options.batchSize ?? 2_000,
+      batchSize: options.batchSize ?? 10_000,
       cacheSize: options.cacheSize ?? 1_000,
       pollIntervalMs: options.pollIntervalMs ?? 1_000,
       lockRetryMs: options.lockRetryMs ?? 2_000,
@@ -159,11 +160,16 @@ export class ProjectionRunner<S> {
   private async catchUpHolding(lock: RunnerLock): Promise<Generation> {
     let generation = await this.target();
     const cache = new StateCache<S>(this.options.cacheSize);
-    for (;;) {
+    const { batchSize } = this.options;
+    // The next page is read while this one is folded and written.
+    const pages = readAhead(
+      () => this.context.readPage(generation.cursor, batchSize),
+      (page) =>
+        page.events.length < batchSize ? null : this.context.readPage(page.next, batchSize),
+    );
+    for await (const page of pages) {
       this.throwIfStopped(lock);
-      const page = await this.context.readPage(generation.cursor, this.options.batchSize);
       if (page.events.length > 0) generation = await this.apply(generation, page, cache);
-      if (page.events.length < this.options.batchSize) break;
     }
     if (generation.status === 'building') {
       await switchToBuilt(this.db, generation);
