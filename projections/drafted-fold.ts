@@ -32,7 +32,8 @@ export interface DraftedFold<S, V> {
 export function draftedFold<S, V>(
   spec: DraftedFold<S, V>,
 ): Required<Pick<Projection<S>, 'evolve' | 'accumulate'>> {
-  const core = spec.core ?? ((state: S) => state as unknown as VersionedItems<V>);
+  const core = (state: S): VersionedItems<V> =>
+    spec.core ? spec.core(state) : (state as unknown as VersionedItems<V>);
   const step = (draft: S, items: ItemWriter<V>, event: RecordedEvent) => {
     core(draft).version = event.version;
     spec.apply(draft, items, event);
