@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import type pg from 'pg';
 import type { Subscription } from 'rxjs';
 import type { Ledger } from '../src/ledger.ts';
 import { jobEvents } from './generate-events.ts';
@@ -94,45 +95,70 @@ export async function rebuildAll(
 
 /**
  * statusQuery: `ledger.status` of a job, `queries` times in a row, while a producer
- * appends to that job and a runner keeps the projections current.
+ * appends to that job at a steady `eventsPerSec` (20 events every 10 ms at 2,000/s) and
+ * a runner keeps the projections current. Each status query is followed by the baseline,
+ * one primary-key read of the job's stream row on a raw connection, under the same load.
  */
 export async function statusUnderLoad(
   ledger: Ledger,
   writer: Ledger,
-  queries: number,
-): Promise<LatencyPercentiles & { appendedDuring: number }> {
+  raw: pg.Client,
+  options: { queries: number; eventsPerSec: number },
+): Promise<
+  LatencyPercentiles & { baseline: LatencyPercentiles; appendedDuring: number; jobEvents: number }
+> {
   const jobId = 'status-0001';
   const events = jobEvents(jobId, 200_000);
-  await writer.append(jobId, events.slice(0, 1_000));
+  await writer.append(jobId, events.slice(0, 10_000));
   await ledger.catchUpProjections();
-  const runner = ledger.runProjections({ pollIntervalMs: 200 });
+  const runner = ledger.runProjections();
   let appending = true;
   let appended = 0;
+  const tickMs = 10;
+  const perTick = Math.max(1, Math.round((options.eventsPerSec * tickMs) / 1_000));
   const producer = (async () => {
-    for (let start = 1_000; appending && start < events.length; start += 20) {
-      await writer.append(jobId, events.slice(start, start + 20));
-      appended += 20;
+    const started = performance.now();
+    for (let tick = 0, start = 10_000; appending && start < events.length; tick += 1) {
+      await writer.append(jobId, events.slice(start, start + perTick));
+      start += perTick;
+      appended += perTick;
+      const next = started + (tick + 1) * tickMs;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - performance.now())));
     }
   })();
   const latencies: number[] = [];
+  const baseline: number[] = [];
+  const keyRead = { text: 'select version from streams where stream_id = $1', values: [jobId] };
+  let lastVersion = 0;
   try {
     await ledger.status(jobId);
-    for (let index = 0; index < queries; index += 1) {
-      const before = performance.now();
+    for (let index = 0; index < options.queries; index += 1) {
+      let before = performance.now();
       const view = await ledger.status(jobId);
       latencies.push(performance.now() - before);
       if (!view) throw new Error('statusQuery: the job vanished');
+      lastVersion = view.progress.version;
+      before = performance.now();
+      await raw.query(keyRead);
+      baseline.push(performance.now() - before);
     }
   } finally {
     appending = false;
     await producer;
     await runner.stop();
   }
-  latencies.sort((a, b) => a - b);
+  const percentiles = (values: number[]): LatencyPercentiles => {
+    values.sort((a, b) => a - b);
+    return {
+      p50Ms: percentile(values, 0.5),
+      p99Ms: percentile(values, 0.99),
+      samples: values.length,
+    };
+  };
   return {
-    p50Ms: percentile(latencies, 0.5),
-    p99Ms: percentile(latencies, 0.99),
-    samples: latencies.length,
+    ...percentiles(latencies),
+    baseline: percentiles(baseline),
     appendedDuring: appended,
+    jobEvents: lastVersion,
   };
 }

@@ -147,7 +147,10 @@ export async function runSuite(context: SuiteContext): Promise<{
     );
 
     const status = await step('status queries during appends', () =>
-      statusUnderLoad(ledger, oneConnection, sizes.statusQueries),
+      statusUnderLoad(ledger, oneConnection, raw, {
+        queries: sizes.statusQueries,
+        eventsPerSec: 2_000,
+      }),
     );
 
     const pglite = await step('pglite', () => pgliteWorkloads(sizes));
@@ -202,6 +205,10 @@ export async function runSuite(context: SuiteContext): Promise<{
         p50Ms: round.ms(status.p50Ms),
         p99Ms: round.ms(status.p99Ms),
         queries: status.samples,
+        appendsPerSec: 2_000,
+        jobEvents: status.jobEvents,
+        baselineP50Ms: round.ms(status.baseline.p50Ms),
+        baselineP99Ms: round.ms(status.baseline.p99Ms),
       },
     };
     const extras: TableExtras = {

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { z } from 'zod';
 import type { Database } from '../schema/database.ts';
 import { limits } from '../schema/limits.ts';
@@ -9,14 +9,22 @@ import { own, setOwn } from '../projections/own.ts';
 import { stageFigures } from '../projections/stage-metrics.ts';
 import type { StageFigures, StageMetricsState } from '../projections/stage-metrics.ts';
 import { estimateEta, jobEta } from '../projections/job-eta.ts';
+import { fold } from '../projections/projection.ts';
 import type { EtaEstimate, JobEtaState } from '../projections/job-eta.ts';
 import type { JobProgressState, JobStatus } from '../projections/job-progress.ts';
 import type { Cursor } from './cursor.ts';
 import { InvalidInputError } from './errors.ts';
 import { jobsProjection, mainPart } from './persisted-projection.ts';
-import { readGenerations, readStateParts } from './projection-tables.ts';
+import {
+  readGenerations,
+  readItemSubset,
+  readStateParts,
+  toGeneration,
+} from './projection-tables.ts';
 import type { Generation } from './projection-tables.ts';
 import { toValidationIssues } from './prepare-events.ts';
+import { selectEventColumns } from './recorded-row.ts';
+import type { EventRow } from './recorded-row.ts';
 
 /** A job's progress without its per-item table. */
 export type JobSnapshot = Omit<JobProgressState, 'items'>;
@@ -93,13 +101,23 @@ export interface ProjectView {
 /** What the views need of the ledger. */
 export interface JobViewsContext {
   db: Kysely<Database>;
-  /** Events of one stream after a version, in order, at most `limit`. */
-  readStream(streamId: string, fromVersion: number, limit: number): Promise<RecordedEvent[]>;
-  /** The whole log after a cursor, at most `limit` events. */
-  readPage(
+  /** Events of one stream from a version, in order, at most `limit`, read through `db`. */
+  readStream(
+    db: Kysely<Database>,
+    streamId: string,
+    fromVersion: number,
+    limit: number,
+  ): Promise<RecordedEvent[]>;
+  /** An `events` row, as `selectEventColumns` reads it, as a recorded event. */
+  toRecordedEvent(row: EventRow): RecordedEvent;
+  /**
+   * Committed events after a cursor, at most `limit`; not gap-safe, since the views fold
+   * a tail past a checkpoint once and move no cursor.
+   */
+  readCommitted(
     after: Cursor,
     limit: number,
-    filter?: { types?: string[]; streamIds?: string[] },
+    filter?: { streamIds?: string[] },
   ): Promise<{ events: RecordedEvent[]; next: Cursor }>;
 }
 
@@ -125,43 +143,112 @@ export class JobViews {
   }
 
   /**
+   * In one round trip: the current generation, the job's stored state without its items,
+   * the first page of its events after that state, and its children's ids when asked for.
+   */
+  private async head(db: Kysely<Database>, jobId: string, withChildren: boolean) {
+    const storedVersion = sql<number>`coalesce((s.value -> 'progress' ->> 'version')::int, 0)`;
+    const tail = selectEventColumns(db.selectFrom('events'))
+      .where('stream_id', '=', jobId)
+      .where('version', '>', storedVersion as never)
+      .orderBy('version')
+      .limit(limits.readPage);
+    const { rows } = await sql<
+      Partial<Selectable<Database['projection_checkpoints']>> & {
+        value: JobEtaState | null;
+        children: string[] | null;
+        tail: EventRow[];
+      }
+    >`
+      select c.*, s.value,
+             case when ${withChildren} then array(${childrenQuery(db, jobId)}) end as children,
+             (select coalesce(json_agg(t order by t.version), '[]') from (${tail}) as t) as tail
+        from (select 1) as one
+        left join projection_checkpoints c
+          on c.projection = ${jobsProjection.name} and c.status = 'active'
+         and c.code_version = ${jobsProjection.projection.version}
+        left join projection_states s
+          on s.projection = c.projection and s.generation = c.generation
+         and s.key = ${jobId} and s.part = ${mainPart}`.execute(db);
+    const { value, children, tail: tailRows, ...checkpoint } = rows[0]!;
+    const generation =
+      checkpoint.generation == null
+        ? null
+        : toGeneration(checkpoint as Selectable<Database['projection_checkpoints']>);
+    return {
+      generation,
+      main: value,
+      children: children ?? [],
+      tail: tailRows.map((row) => this.context.toRecordedEvent(row)),
+    };
+  }
+
+  /**
    * One job's state: stored, plus the events of its stream after it; null if unknown.
-   * Item buckets are loaded only for `itemIds` and for items the tail touches.
+   * Its item table holds only `itemIds` and the items the tail touches.
    */
   async jobState(jobId: string, itemIds: readonly string[] = []): Promise<JobEtaState | null> {
-    const generation = await this.generation();
-    const read = async (parts: string[]) =>
-      generation
-        ? ((
-            await readStateParts(
-              this.context.db,
-              jobsProjection.name,
-              generation.generation,
-              [jobId],
-              parts,
-            )
-          ).get(jobId) ?? new Map<string, unknown>())
-        : new Map<string, unknown>();
-    const stored = await read([mainPart, ...jobsProjection.partsOfItems(itemIds)]);
-    const loaded = new Set(stored.keys());
-    let state = jobsProjection.join(stored);
-    for (;;) {
-      const tail = await this.context.readStream(
-        jobId,
-        state.progress.version + 1,
-        limits.readPage,
-      );
-      if (tail.length === 0) break;
-      if (loaded.has(mainPart)) {
-        const missing = [
-          ...new Set(tail.flatMap((event) => jobsProjection.partsFor(event))),
-        ].filter((part) => !loaded.has(part));
+    return (await this.jobStateAndChildren(jobId, itemIds, false)).state;
+  }
+
+  /**
+   * The job's state and its children's ids, read in one snapshot: the runner commits
+   * between any two reads, and items of a newer state must not meet an older main part.
+   */
+  private jobStateAndChildren(
+    jobId: string,
+    itemIds: readonly string[],
+    withChildren: boolean,
+  ): Promise<{ state: JobEtaState | null; generation: Generation | null; children: string[] }> {
+    return this.context.db
+      .transaction()
+      .setIsolationLevel('repeatable read')
+      .setAccessMode('read only')
+      .execute(async (trx) => {
+        const { generation, main, children, tail } = await this.head(trx, jobId, withChildren);
+        const stored = generation && main ? { generation, main } : null;
+        const state = await this.foldTail(trx, jobId, itemIds, stored, tail);
+        return { state, generation, children };
+      });
+  }
+
+  /**
+   * Folds a job's stream past its stored state (from the start without one), starting
+   * with its first page, loading just the items the tail touches.
+   */
+  private async foldTail(
+    db: Kysely<Database>,
+    jobId: string,
+    itemIds: readonly string[],
+    stored: { generation: Generation; main: JobEtaState } | null,
+    firstPage: RecordedEvent[],
+  ): Promise<JobEtaState | null> {
+    let state = stored ? jobsProjection.join(new Map([[mainPart, stored.main]])) : jobEta.initial();
+    const loaded = new Set<string>();
+    let wanted = [...itemIds];
+    for (let page = 0; ; page += 1) {
+      const tail =
+        page === 0
+          ? firstPage
+          : await this.context.readStream(db, jobId, state.progress.version + 1, limits.readPage);
+      if (stored) {
+        for (const event of tail) wanted.push(...jobsProjection.itemsFor(event));
+        const missing = [...new Set(wanted)].filter((itemId) => !loaded.has(itemId));
+        wanted = [];
         if (missing.length > 0) {
-          state = jobsProjection.fill(state, await read(missing));
-          for (const part of missing) loaded.add(part);
+          const parts = await readItemSubset(
+            db,
+            jobsProjection.name,
+            stored.generation.generation,
+            jobId,
+            jobsProjection.partsOfItems(missing),
+            missing,
+          );
+          state = jobsProjection.withItems(state, parts);
+          for (const itemId of missing) loaded.add(itemId);
         }
       }
-      for (const event of tail) state = jobEta.evolve(state, event);
+      state = fold(jobEta, tail, state);
       if (tail.length < limits.readPage) break;
     }
     return state.progress.version === 0 ? null : state;
@@ -169,10 +256,15 @@ export class JobViews {
 
   /** A job's progress, ETA and roll-up of its children; null for an unknown job. */
   async status(jobId: string, now = Date.now()): Promise<JobStatusView | null> {
-    const state = await this.jobState(jobId);
+    const { state, generation, children } = await this.jobStateAndChildren(jobId, [], true);
     if (!state) return null;
-    const children = await this.jobs({ parentJobId: jobId, limit: 10_000, now });
-    return { ...toView(jobId, state, now), children: children.length ? rollUp(children) : null };
+    let rolledUp: JobRollUp | null = null;
+    if (children.length > 0) {
+      const states = await this.statesOf(children, generation);
+      const views = [...states].map(([childId, child]) => toView(childId, child, now));
+      rolledUp = rollUp(sortByUpdate(views));
+    }
+    return { ...toView(jobId, state, now), children: rolledUp };
   }
 
   /** Jobs matching the filters, most recently updated first. */
@@ -195,11 +287,7 @@ export class JobViews {
       if (filter.active && !isActive(progress, now, visibleMs)) continue;
       views.push(toView(jobId, state, now));
     }
-    views.sort(
-      (a, b) =>
-        (b.progress.updatedAt ?? 0) - (a.progress.updatedAt ?? 0) || a.jobId.localeCompare(b.jobId),
-    );
-    return views.slice(0, limit);
+    return sortByUpdate(views).slice(0, limit);
   }
 
   /** Every project's jobs counted, optionally only active jobs. */
@@ -257,10 +345,6 @@ export class JobViews {
     return stageFigures({ jobs: {}, stages });
   }
 
-  private tailEvents(start: Cursor, filter?: { types?: string[]; streamIds?: string[] }) {
-    return pagesAfter(this.context, start, filter);
-  }
-
   /**
    * Stored states that may match, plus every job the log past the checkpoint touches,
    * folded up to date. The SQL filters are a first cut; `jobs` filters again after the fold.
@@ -270,20 +354,19 @@ export class JobViews {
     limit: number,
   ): Promise<Map<string, JobEtaState>> {
     const generation = await this.generation();
-    const states = new Map<string, JobEtaState>();
+    if (filter.parentJobId !== undefined) {
+      const children = await childrenQuery(this.context.db, filter.parentJobId).execute();
+      return this.statesOf(
+        children.map((row) => row.stream_id),
+        generation,
+      );
+    }
+    const stored = new Map<string, JobEtaState>();
     if (generation) {
-      let query = this.context.db
-        .selectFrom('projection_states')
-        .select(['key', 'value'])
-        .where('projection', '=', jobsProjection.name)
-        .where('generation', '=', generation.generation)
-        .where('part', '=', mainPart);
+      let query = this.storedMainParts(generation);
       const field = (name: string) => sql<string>`value -> 'progress' ->> ${name}`;
       if (filter.project !== undefined) query = query.where(field('project'), '=', filter.project);
       if (filter.kind !== undefined) query = query.where(field('kind'), '=', filter.kind);
-      if (filter.parentJobId !== undefined) {
-        query = query.where(field('parentJobId'), '=', filter.parentJobId);
-      }
       if (filter.status) query = query.where(field('status'), 'in', filter.status);
       if (filter.active) {
         const endedSince =
@@ -298,68 +381,119 @@ export class JobViews {
         .limit(limit)
         .execute();
       for (const row of rows)
-        states.set(row.key, jobsProjection.join(new Map([[mainPart, row.value]])));
+        stored.set(row.key, jobsProjection.join(new Map([[mainPart, row.value]])));
     }
-    // The log past the checkpoint (all of it without a generation).
-    const start = generation?.cursor ?? { transactionId: 0n, position: 0n };
-    let tailFilter: { streamIds: string[] } | undefined;
-    if (filter.parentJobId !== undefined) {
-      // Children only: the stored ones and those started since, so a parent's status
-      // never folds the whole tail of the log.
-      const children = new Set(states.keys());
-      for await (const event of this.tailEvents(start, { types: ['job.started'] })) {
-        if (event.type === 'job.started' && event.data.parentJobId === filter.parentJobId) {
-          children.add(event.streamId);
-        }
+    return this.withTail(stored, generation, this.tailEvents(generation));
+  }
+
+  /** These jobs' states, stored plus their tails; unknown ids are left out. */
+  private async statesOf(
+    jobIds: readonly string[],
+    generation: Generation | null,
+  ): Promise<Map<string, JobEtaState>> {
+    const stored = new Map<string, JobEtaState>();
+    if (jobIds.length === 0) return stored;
+    if (generation) {
+      const rows = await this.storedMainParts(generation).where('key', 'in', jobIds).execute();
+      for (const row of rows)
+        stored.set(row.key, jobsProjection.join(new Map([[mainPart, row.value]])));
+    }
+    const tailsOf = async function* (this: JobViews) {
+      for (let start = 0; start < jobIds.length; start += maxStreamsPerRead) {
+        const streamIds = jobIds.slice(start, start + maxStreamsPerRead);
+        yield* this.tailEvents(generation, { streamIds });
       }
-      if (children.size === 0) return states;
-      tailFilter = { streamIds: [...children].slice(0, 1_000) };
+    };
+    return this.withTail(stored, generation, tailsOf.call(this));
+  }
+
+  private storedMainParts(generation: Generation) {
+    return this.context.db
+      .selectFrom('projection_states')
+      .select(['key', 'value'])
+      .where('projection', '=', jobsProjection.name)
+      .where('generation', '=', generation.generation)
+      .where('part', '=', mainPart);
+  }
+
+  /** The log past the generation's checkpoint (all of it without one), event by event. */
+  private async *tailEvents(
+    generation: Generation | null,
+    filter?: { streamIds: string[] },
+  ): AsyncGenerator<RecordedEvent> {
+    let after = generation?.cursor ?? { transactionId: 0n, position: 0n };
+    for (;;) {
+      const page = await this.context.readCommitted(after, limits.readPage, filter);
+      yield* page.events;
+      after = page.next;
+      if (page.events.length < limits.readPage) return;
     }
+  }
+
+  /**
+   * `stored` brought up to date with the tail. Each job the tail touches is read again
+   * whole-or-nothing (main part and the buckets its events touch, in one statement), so its
+   * parts come from one committed state, then folded with the tail.
+   */
+  private async withTail(
+    stored: Map<string, JobEtaState>,
+    generation: Generation | null,
+    events: AsyncIterable<RecordedEvent>,
+  ): Promise<Map<string, JobEtaState>> {
     const tail = new Map<string, RecordedEvent[]>();
-    for await (const event of this.tailEvents(start, tailFilter)) {
-      const events = tail.get(event.streamId);
-      if (events) events.push(event);
+    for await (const event of events) {
+      const stream = tail.get(event.streamId);
+      if (stream) stream.push(event);
       else tail.set(event.streamId, [event]);
     }
-    if (tail.size === 0) return states;
+    if (tail.size === 0) return stored;
     const parts = new Map<string, Map<string, unknown>>();
     if (generation) {
       const needed = new Set([mainPart]);
-      for (const events of tail.values()) {
-        for (const event of events)
+      for (const stream of tail.values()) {
+        for (const event of stream)
           for (const part of jobsProjection.partsFor(event)) needed.add(part);
       }
-      const stored = await readStateParts(
+      const rows = await readStateParts(
         this.context.db,
         jobsProjection.name,
         generation.generation,
         [...tail.keys()],
         [...needed],
       );
-      for (const [key, value] of stored) parts.set(key, value);
+      for (const [key, value] of rows) parts.set(key, value);
     }
-    for (const [key, events] of tail) {
-      let state = parts.has(key) ? jobsProjection.join(parts.get(key)!) : jobEta.initial();
-      for (const event of events) state = jobEta.evolve(state, event);
-      states.set(key, state);
+    for (const [key, stream] of tail) {
+      const base = parts.has(key) ? jobsProjection.join(parts.get(key)!) : jobEta.initial();
+      stored.set(key, fold(jobEta, stream, base));
     }
-    return states;
+    return stored;
   }
 }
 
-/** Events after a cursor, page by page, until caught up. */
-async function* pagesAfter(
-  context: JobViewsContext,
-  start: Cursor,
-  filter?: { types?: string[]; streamIds?: string[] },
-): AsyncGenerator<RecordedEvent> {
-  let after = start;
-  for (;;) {
-    const page = await context.readPage(after, limits.readPage, filter);
-    yield* page.events;
-    after = page.next;
-    if (page.events.length < limits.readPage) return;
-  }
+/** Streams per read of a tail; `readAll` takes at most 1,000 stream ids. */
+const maxStreamsPerRead = 1_000;
+
+/** Most children a job's status rolls up. */
+const maxChildren = 10_000;
+
+/** The ids of the jobs whose `job.started` names `jobId` as parent (served by an index). */
+function childrenQuery(db: Kysely<Database>, jobId: string) {
+  return db
+    .selectFrom('events')
+    .select('stream_id')
+    .where('type', '=', 'job.started')
+    .where(sql<string>`data ->> 'parentJobId'`, '=', jobId)
+    .orderBy('stream_id')
+    .limit(maxChildren);
+}
+
+/** Most recently updated first, then by id. */
+function sortByUpdate(views: JobView[]): JobView[] {
+  return views.sort(
+    (a, b) =>
+      (b.progress.updatedAt ?? 0) - (a.progress.updatedAt ?? 0) || a.jobId.localeCompare(b.jobId),
+  );
 }
 
 function isActive(progress: JobSnapshot, now: number, visibleMs: number): boolean {

@@ -151,9 +151,11 @@ export class Ledger {
     this.location = store.location;
     this.views = new JobViews({
       db: this.db,
-      readStream: (streamId, fromVersion, limit) =>
-        this.readStreamTail(streamId, fromVersion, limit),
-      readPage: (after, limit, filter) => this.readAll({ ...filter, after, limit }),
+      readStream: (db, streamId, fromVersion, limit) =>
+        this.readStreamTail(db, streamId, fromVersion, limit),
+      readCommitted: (after, limit, filter) =>
+        this.readEvents({ ...filter, after, limit }, { gapSafe: false }),
+      toRecordedEvent: (row) => toRecordedEvent(row, this.upcasters),
     });
   }
 
@@ -216,13 +218,26 @@ export class Ledger {
    * transaction that started before its own has ended, so none is ever skipped.
    */
   async readAll(options: ReadAllOptions = {}): Promise<ReadAllPage> {
+    return this.readEvents(options, { gapSafe: true });
+  }
+
+  /**
+   * `readAll`, or without its gap-safety: every committed event past the cursor, for
+   * callers that fold a tail once and never move a cursor past what they read.
+   */
+  private async readEvents(
+    options: ReadAllOptions,
+    { gapSafe }: { gapSafe: boolean },
+  ): Promise<ReadAllPage> {
     const { after, ...rest } = options;
     const parsed = readAllSchema.safeParse(rest);
     if (!parsed.success) throw new InvalidInputError(toValidationIssues(parsed.error, ''));
     const cursor = after === undefined ? startCursor : parseCursor(after);
     const { limit = limits.readPage, types, streamIds, projects } = parsed.data;
     let query = selectEventColumns(this.db.selectFrom('events'))
-      .where(sql<boolean>`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`)
+      .$if(gapSafe, (q) =>
+        q.where(sql<boolean>`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`),
+      )
       .where(
         sql<boolean>`(transaction_id, position) > (${cursor.transactionId.toString()}::xid8, ${cursor.position.toString()}::bigint)`,
       );
@@ -576,8 +591,13 @@ export class Ledger {
   }
 
   /** The events of a stream after a version, one query, for tails that are short. */
-  private async readStreamTail(streamId: string, fromVersion: number, limit: number) {
-    const rows = await selectEventColumns(this.db.selectFrom('events'))
+  private async readStreamTail(
+    db: Kysely<Database>,
+    streamId: string,
+    fromVersion: number,
+    limit: number,
+  ) {
+    const rows = await selectEventColumns(db.selectFrom('events'))
       .where('stream_id', '=', streamId)
       .where('version', '>=', fromVersion as never)
       .orderBy('version')

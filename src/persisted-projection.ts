@@ -1,5 +1,6 @@
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { bucketOf, itemBucketCount } from '../projections/item-table.ts';
+import { bucketOf, getItem, itemBucketCount } from '../projections/item-table.ts';
+import { setOwn } from '../projections/own.ts';
 import type { ItemTable } from '../projections/item-table.ts';
 import { jobEta } from '../projections/job-eta.ts';
 import type { JobEtaState } from '../projections/job-eta.ts';
@@ -21,14 +22,23 @@ export interface PersistedProjection<S> {
   readonly name: string;
   /** The per-job fold; its `version` marks the code, and a change rebuilds the tables. */
   readonly projection: Projection<S>;
-  /** The state as parts; `mainPart` always among them. */
-  split(state: S): Map<string, unknown>;
+  /**
+   * What folding `events` into `state` changed, as parts to write: `mainPart` whole, and
+   * of each touched item bucket only the touched items, which the store merges into the
+   * bucket (items are never removed), so a batch writes what it changed, not whole buckets.
+   */
+  changedParts(state: S, events: readonly RecordedEvent[]): Map<string, unknown>;
   /** The state back from parts; missing item buckets read as empty. */
   join(parts: StateParts): S;
-  /** `state` with the given parts besides `mainPart` put in: for states loaded in pieces. */
-  fill(state: S, parts: StateParts): S;
+  /**
+   * `state` with more of its items added: each given part holds some or all of one
+   * bucket's items, none of them in `state` yet. For states loaded in pieces.
+   */
+  withItems(state: S, parts: StateParts): S;
   /** The parts besides `mainPart` that folding this event reads or changes. */
   partsFor(event: RecordedEvent): string[];
+  /** The items folding this event reads or changes. */
+  itemsFor(event: RecordedEvent): string[];
   /** The parts besides `mainPart` that hold these items. */
   partsOfItems(itemIds: readonly string[]): string[];
 }
@@ -41,16 +51,13 @@ export function itemParts(itemIds: readonly string[]): string[] {
   return [...new Set(itemIds.map((id) => bucketPart(bucketOf(id))))];
 }
 
-function splitItems<V>(items: ItemTable<V>, parts: Map<string, unknown>): void {
-  items.forEach((bucket, index) => parts.set(bucketPart(index), bucket));
-}
-
 function joinItems<V>(parts: StateParts, base?: ItemTable<V>): ItemTable<V> {
-  return Array.from(
-    { length: itemBucketCount },
-    (_, index) =>
-      (parts.get(bucketPart(index)) as Record<string, V> | undefined) ?? base?.[index] ?? {},
-  );
+  return Array.from({ length: itemBucketCount }, (_, index) => {
+    const part = parts.get(bucketPart(index)) as Record<string, V> | undefined;
+    const known = base?.[index];
+    if (!part) return known ?? {};
+    return known ? { ...known, ...part } : part;
+  });
 }
 
 /**
@@ -60,10 +67,20 @@ function joinItems<V>(parts: StateParts, base?: ItemTable<V>): ItemTable<V> {
 export const jobsProjection: PersistedProjection<JobEtaState> = {
   name: 'jobs',
   projection: jobEta,
-  split(state) {
+  changedParts(state, events) {
     const parts = new Map<string, unknown>();
     parts.set(mainPart, { ...state, progress: { ...state.progress, items: [] } });
-    splitItems(state.progress.items, parts);
+    const { items } = state.progress;
+    for (const event of events) {
+      for (const itemId of eventItemIds(event)) {
+        const bucket = bucketOf(itemId);
+        const value = getItem(items, itemId);
+        if (value === undefined) continue;
+        let part = parts.get(bucketPart(bucket)) as Record<string, unknown> | undefined;
+        if (!part) parts.set(bucketPart(bucket), (part = {}));
+        setOwn(part, itemId, value);
+      }
+    }
     return parts;
   },
   join(parts) {
@@ -71,13 +88,14 @@ export const jobsProjection: PersistedProjection<JobEtaState> = {
     if (!main) return jobEta.initial();
     return { ...main, progress: { ...main.progress, items: joinItems(parts) } };
   },
-  fill(state, parts) {
+  withItems(state, parts) {
     return {
       ...state,
       progress: { ...state.progress, items: joinItems(parts, state.progress.items) },
     };
   },
   partsFor: (event) => itemParts(eventItemIds(event)),
+  itemsFor: eventItemIds,
   partsOfItems: itemParts,
 };
 

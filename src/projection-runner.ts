@@ -1,11 +1,10 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../schema/database.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { accumulatorFor } from '../projections/projection.ts';
+import { fold } from '../projections/projection.ts';
 import type { Cursor } from './cursor.ts';
 import type { LedgerStore, RunnerLock } from './ledger-store.ts';
 import { followLog, isTransient } from './log-follower.ts';
-import { mainPart } from './persisted-projection.ts';
 import type { PersistedProjection } from './persisted-projection.ts';
 import {
   readGenerations,
@@ -45,9 +44,6 @@ export interface RunnerContext {
   store: Pick<LedgerStore, 'db' | 'tryLock' | 'wakeUps'>;
   readPage(after: Cursor, limit: number): Promise<LogPage>;
 }
-
-/** Beyond this many events of one job in a batch, a Map-backed accumulator beats `evolve`. */
-const accumulateAbove = 64;
 
 /**
  * Keeps one persisted projection current: folds new events of the log into its states
@@ -235,14 +231,12 @@ export class ProjectionRunner<S> {
       const before =
         cache.get(key) ??
         (loaded.has(key) ? definition.join(loaded.get(key)!) : definition.projection.initial());
-      const after = foldEvents(definition, before, events);
+      // The accumulator copies each touched item bucket once per batch, not once per event.
+      const after = fold(definition.projection, events, before);
       if (after === before) continue;
       next.set(key, after);
-      const parts = definition.split(after);
-      const changed = new Set([mainPart]);
-      for (const event of events) for (const part of definition.partsFor(event)) changed.add(part);
-      for (const part of changed) {
-        if (parts.has(part)) rows.push({ key, part, value: parts.get(part) });
+      for (const [part, value] of definition.changedParts(after, events)) {
+        rows.push({ key, part, value });
       }
     }
     try {
@@ -258,18 +252,6 @@ export class ProjectionRunner<S> {
     for (const [key, state] of next) cache.set(key, state);
     return { ...generation, cursor: page.next, events: generation.events + page.events.length };
   }
-}
-
-function foldEvents<S>(definition: PersistedProjection<S>, state: S, events: RecordedEvent[]): S {
-  const { projection } = definition;
-  if (events.length > accumulateAbove) {
-    const accumulator = accumulatorFor(projection, state);
-    for (const event of events) accumulator.add(event);
-    return accumulator.result();
-  }
-  let current = state;
-  for (const event of events) current = projection.evolve(current, event);
-  return current;
 }
 
 /** The most recently used states, up to a count. */

@@ -1,8 +1,9 @@
 import { sql } from 'kysely';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Database } from '../schema/database.ts';
 import type { Cursor } from './cursor.ts';
 import { HeadwayError } from './errors.ts';
+import { mainPart } from './persisted-projection.ts';
 
 /** One generation of a persisted projection, as `projection_checkpoints` holds it. */
 export interface Generation {
@@ -41,7 +42,12 @@ export async function readGenerations(db: Db, projection?: string): Promise<Gene
   let query = db.selectFrom('projection_checkpoints').selectAll();
   if (projection !== undefined) query = query.where('projection', '=', projection);
   const rows = await query.orderBy('projection').orderBy('generation').execute();
-  return rows.map((row) => ({
+  return rows.map(toGeneration);
+}
+
+/** A `projection_checkpoints` row as a `Generation`. */
+export function toGeneration(row: Selectable<Database['projection_checkpoints']>): Generation {
+  return {
     projection: row.projection,
     generation: row.generation,
     codeVersion: row.code_version,
@@ -49,7 +55,7 @@ export async function readGenerations(db: Db, projection?: string): Promise<Gene
     cursor: { transactionId: BigInt(row.transaction_id), position: BigInt(row.position) },
     events: Number(row.events),
     updatedAt: row.updated_at,
-  }));
+  };
 }
 
 /**
@@ -105,8 +111,33 @@ export async function readStateParts(
 }
 
 /**
+ * From the item buckets of one key's state, only the items asked for: what a view needs
+ * to fold a short tail without reading whole buckets.
+ */
+export async function readItemSubset(
+  db: Db,
+  projection: string,
+  generation: number,
+  key: string,
+  itemParts: readonly string[],
+  itemIds: readonly string[],
+): Promise<Map<string, unknown>> {
+  if (itemParts.length === 0) return new Map();
+  const { rows } = await sql<{ part: string; value: unknown }>`
+    select s.part,
+           (select coalesce(jsonb_object_agg(ids.id, s.value -> ids.id), '{}'::jsonb)
+              from jsonb_array_elements_text(${JSON.stringify(itemIds)}::jsonb) as ids(id)
+             where s.value ? ids.id) as value
+      from projection_states s
+     where s.projection = ${projection} and s.generation = ${generation} and s.key = ${key}
+       and s.part in (${sql.join(itemParts)})`.execute(db);
+  return new Map(rows.map((row) => [row.part, row.value]));
+}
+
+/**
  * Writes changed state parts and moves the checkpoint from `from` to `to`, in the caller's
- * transaction. The checkpoint moves only if it still stands at `from`, so a runner that
+ * transaction. The main part is replaced; any other part (a bucket of items) is merged
+ * into the stored one, key by key. The checkpoint moves only if it still stands at `from`, so a runner that
  * lost its lock cannot write over its successor.
  */
 export async function writeBatch(
@@ -122,9 +153,9 @@ export async function writeBatch(
       insert into projection_states (projection, generation, key, part, value)
       select ${generation.projection}, ${generation.generation}, r.key, r.part, r.value
         from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(key text, part text, value jsonb)
-      on conflict (projection, generation, key, part) do update set value = excluded.value`.execute(
-      trx,
-    );
+      on conflict (projection, generation, key, part) do update
+        set value = case when excluded.part = ${mainPart} then excluded.value
+                         else projection_states.value || excluded.value end`.execute(trx);
   }
   const moved = await trx
     .updateTable('projection_checkpoints')

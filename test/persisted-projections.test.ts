@@ -242,6 +242,50 @@ for (const store of storesUnderTest()) {
       }
     });
 
+    it('status read while a runner commits equals the pure fold at the version it reports', async () => {
+      const ledger = await store.open();
+      try {
+        const job = ledger.job('racing');
+        await job.start({ name: 'racing', kind: 'crawl', project: 'race', total: 600 });
+        await ledger.catchUpProjections();
+        // Small batches, committed often, so the runner moves the stored state between
+        // the reads of one status query; items come back (released, retried) so that
+        // folding an event onto the wrong item status would miscount.
+        const runner = ledger.runProjections({ batchSize: 7, pollIntervalMs: 5 });
+        let appending = true;
+        const producer = (async () => {
+          for (let round = 0; appending && round < 200; round += 1) {
+            const itemId = `i${round % 40}`;
+            await job.record([
+              { type: 'item.started', data: { itemId } },
+              round % 5 === 0
+                ? { type: 'items.released', data: { itemIds: [itemId], reason: 'retry' } }
+                : { type: 'item.completed', data: { itemId } },
+            ]);
+          }
+        })();
+        const seen: { version: number; progress: unknown }[] = [];
+        try {
+          for (let query = 0; query < 60; query += 1) {
+            const view = (await ledger.status('racing'))!;
+            seen.push({ version: view.progress.version, progress: view.progress });
+          }
+        } finally {
+          appending = false;
+          await producer;
+          await runner.stop();
+        }
+        const stream = await streamOf(ledger, 'racing');
+        expect(new Set(seen.map((entry) => entry.version)).size).toBeGreaterThan(5);
+        for (const { version, progress } of seen) {
+          const { items: _items, ...expected } = fold(jobEta, stream.slice(0, version)).progress;
+          expect(progress).toEqual(expected);
+        }
+      } finally {
+        await ledger.close();
+      }
+    });
+
     it('cross-job views: active filter, recent order, stage metrics and a parent roll-up', async () => {
       const ledger = await store.open();
       try {
