@@ -6,6 +6,7 @@ export type HeadwayErrorCode =
   | 'invalid_event'
   | 'invalid_input'
   | 'event_too_large'
+  | 'job_finished'
   | 'not_found'
   | 'store_busy';
 
@@ -103,6 +104,19 @@ export class EventTooLargeError extends HeadwayError {
 export class NotFoundError extends HeadwayError {
   constructor(what: string) {
     super('not_found', `${what} was not found`);
+  }
+}
+
+/** The job has ended (completed, failed or cancelled), so it cannot resume. */
+export class JobFinishedError extends HeadwayError {
+  constructor(
+    readonly jobId: string,
+    readonly status: 'completed' | 'failed' | 'cancelled',
+  ) {
+    super(
+      'job_finished',
+      `Job '${jobId}' cannot resume: expected a pending, running or paused job, received one that ${status === 'cancelled' ? 'was cancelled' : status}; start a new job to run the work again`,
+    );
   }
 }
 

@@ -10,6 +10,7 @@ export {
   IdempotencyConflictError,
   InvalidEventError,
   InvalidInputError,
+  JobFinishedError,
   NotFoundError,
   StoreBusyError,
 } from './errors.ts';

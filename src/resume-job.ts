@@ -7,7 +7,7 @@ import { jobProgress } from '../projections/job-progress.ts';
 import type { JobStatus } from '../projections/job-progress.ts';
 import type { Projection } from '../projections/projection.ts';
 import type { AppendResult } from './append-statement.ts';
-import { ConcurrencyError, InvalidInputError, NotFoundError } from './errors.ts';
+import { ConcurrencyError, InvalidInputError, JobFinishedError, NotFoundError } from './errors.ts';
 import type { ExpectedVersion } from './errors.ts';
 import { toValidationIssues } from './prepare-events.ts';
 
@@ -65,7 +65,8 @@ const resumeView = combineProjections({ progress: jobProgress, items: jobItems }
 
 /**
  * Resumes a job after a crash: releases in-flight items whose lease expired, records
- * `job.resumed`, and returns the last checkpoint and the items left to do. The events go
+ * `job.resumed`, and returns the last checkpoint and the items left to do. A finished
+ * job is refused with `JobFinishedError`, and nothing is recorded. The events go
  * in with the version the answer was read at, so a concurrent change makes it read again.
  */
 export async function resumeJob(
@@ -82,6 +83,11 @@ export async function resumeJob(
   for (let attempt = 0; ; attempt += 1) {
     const { progress, items } = await context.project(jobId, resumeView);
     if (progress.version === 0) throw new NotFoundError(`Job '${jobId}'`);
+    const { status } = progress;
+    if (status === 'completed' || status === 'failed' || status === 'cancelled') {
+      // Nothing is recorded: a finished job stays finished.
+      throw new JobFinishedError(jobId, status);
+    }
     const expired = stuckItems(items, cutoff, options.defaultLeaseMs ?? 0).map(
       (item) => item.itemId,
     );

@@ -160,6 +160,22 @@ describe('headway CLI on the embedded store', () => {
     expect(json<unknown[]>(await headway(store, 'jobs', '--json'))).toEqual(before);
   });
 
+  it('keeps a --schema apart from the default tables', async () => {
+    const defaultJobs = json<unknown[]>(await headway(store, 'jobs', '--json'));
+    const run = await headway(store, '--schema', 'sandbox', 'demo', '--items', '20', '--no-crash');
+    expect(run.code).toBe(0);
+    const sandboxJobs = json<{ name: string }[]>(
+      await headway(store, '--schema', 'sandbox', 'jobs', '--json'),
+    );
+    expect(sandboxJobs.map((job) => job.name)).toEqual(['demo crawl']);
+    expect(json<unknown[]>(await headway(store, 'jobs', '--json'))).toEqual(defaultJobs);
+    const bad = await headway(store, '--schema', 'Not-A-Name', 'jobs');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(
+      /schema: expected a lower-case SQL identifier, received "Not-A-Name"/,
+    );
+  });
+
   it('refuses a second process on the same embedded store', async () => {
     const holder = await openLedger({ dataDir: store });
     try {

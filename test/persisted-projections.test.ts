@@ -237,6 +237,14 @@ for (const store of storesUnderTest()) {
         expect(itemRecord(attempts, 'b')!.attempts).toBe(2);
         expect(itemRecord(attempts, 'e')!.attempts).toBe(1);
         await expect(ledger.resume('no-such-job')).rejects.toThrow(/Job 'no-such-job'/);
+        // A finished job is refused, and nothing is recorded.
+        const finishedVersion = await ledger.streamVersion('resumable');
+        await expect(ledger.resume('resumable')).rejects.toMatchObject({
+          code: 'job_finished',
+          message: expect.stringMatching(/expected a pending, running or paused job.*completed/),
+        });
+        expect(await ledger.streamVersion('resumable')).toBe(finishedVersion);
+        expect((await ledger.status('resumable'))!.progress.status).toBe('completed');
       } finally {
         await ledger.close();
       }

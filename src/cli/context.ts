@@ -6,6 +6,7 @@ import { openLedger } from '../open-ledger.ts';
 export interface GlobalOptions {
   databaseUrl?: string;
   dataDir: string;
+  schema?: string;
 }
 
 /** The PostgreSQL URL chosen by flag or environment, if any. */
@@ -24,7 +25,11 @@ export async function withLedger<T>(
 ): Promise<T> {
   const options = command.optsWithGlobals<GlobalOptions>();
   const databaseUrl = resolveDatabaseUrl(options);
-  const ledger = await openLedger(databaseUrl ? { databaseUrl } : { dataDir: options.dataDir });
+  const schema = options.schema ?? (process.env.HEADWAY_SCHEMA || undefined);
+  const ledger = await openLedger({
+    ...(databaseUrl ? { databaseUrl } : { dataDir: options.dataDir }),
+    ...(schema ? { schema } : {}),
+  });
   try {
     return await action(ledger);
   } finally {

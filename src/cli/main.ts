@@ -25,6 +25,12 @@ export function buildProgram(): Command {
       ),
     )
     .addOption(new Option('--data-dir <dir>', 'folder of the embedded store').default('.headway'))
+    .addOption(
+      new Option(
+        '--schema <name>',
+        'schema that holds the tables (created if missing; default: $HEADWAY_SCHEMA, else the search path)',
+      ),
+    )
     .showHelpAfterError()
     .exitOverride();
   registerDemo(program);
