@@ -24,15 +24,19 @@ export function isEmptyTable<V>(table: ItemTable<V>): boolean {
   return true;
 }
 
-/** The bucket an item id falls in, 0 to `itemBucketCount - 1`: stable everywhere. */
-export function bucketOf(itemId: string): number {
-  // FNV-1a: cheap, stable across runs and machines.
+/** A 32-bit hash of an item id (FNV-1a): cheap, and stable across runs and machines. */
+export function itemHash(itemId: string): number {
   let hash = 0x811c9dc5;
   for (let index = 0; index < itemId.length; index += 1) {
     hash ^= itemId.charCodeAt(index);
     hash = Math.imul(hash, 0x01000193);
   }
-  return (hash >>> 0) % bucketCount;
+  return hash >>> 0;
+}
+
+/** The bucket an item id falls in, 0 to `itemBucketCount - 1`: stable everywhere. */
+export function bucketOf(itemId: string): number {
+  return itemHash(itemId) % bucketCount;
 }
 
 /** The value stored for an item, if any. */

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely, RawBuilder, Selectable } from 'kysely';
 import { z } from 'zod';
 import type { Database } from '../schema/database.ts';
 import { limits } from '../schema/limits.ts';
@@ -108,6 +108,8 @@ export interface JobViewsContext {
     fromVersion: number,
     limit: number,
   ): Promise<RecordedEvent[]>;
+  /** A job's whole state, items included, as a runner in this process holds it, if any. */
+  cachedState(jobId: string): JobEtaState | undefined;
   /** An `events` row, as `selectEventColumns` reads it, as a recorded event. */
   toRecordedEvent(row: EventRow): RecordedEvent;
   /**
@@ -136,9 +138,8 @@ export class JobViews {
   private async generation(): Promise<Generation | null> {
     const rows = await readGenerations(this.context.db, jobsProjection.name);
     return (
-      rows.find(
-        (row) => row.status === 'active' && row.codeVersion === jobsProjection.projection.version,
-      ) ?? null
+      rows.find((row) => row.status === 'active' && row.codeVersion === jobsProjection.version) ??
+      null
     );
   }
 
@@ -148,11 +149,6 @@ export class JobViews {
    */
   private async head(db: Kysely<Database>, jobId: string, withChildren: boolean) {
     const storedVersion = sql<number>`coalesce((s.value -> 'progress' ->> 'version')::int, 0)`;
-    const tail = selectEventColumns(db.selectFrom('events'))
-      .where('stream_id', '=', jobId)
-      .where('version', '>', storedVersion as never)
-      .orderBy('version')
-      .limit(limits.readPage);
     const { rows } = await sql<
       Partial<Selectable<Database['projection_checkpoints']>> & {
         value: JobEtaState | null;
@@ -160,27 +156,24 @@ export class JobViews {
         tail: EventRow[];
       }
     >`
-      select c.*, s.value,
-             case when ${withChildren} then array(${childrenQuery(db, jobId)}) end as children,
-             (select coalesce(json_agg(t order by t.version), '[]') from (${tail}) as t) as tail
+      select c.*, s.value, ${childrenAndTail(db, jobId, storedVersion, withChildren)}
         from (select 1) as one
         left join projection_checkpoints c
           on c.projection = ${jobsProjection.name} and c.status = 'active'
-         and c.code_version = ${jobsProjection.projection.version}
+         and c.code_version = ${jobsProjection.version}
         left join projection_states s
           on s.projection = c.projection and s.generation = c.generation
          and s.key = ${jobId} and s.part = ${mainPart}`.execute(db);
-    const { value, children, tail: tailRows, ...checkpoint } = rows[0]!;
+    const { value, children, tail, ...checkpoint } = rows[0]!;
     const generation =
       checkpoint.generation == null
         ? null
         : toGeneration(checkpoint as Selectable<Database['projection_checkpoints']>);
-    return {
-      generation,
-      main: value,
-      children: children ?? [],
-      tail: tailRows.map((row) => this.context.toRecordedEvent(row)),
-    };
+    return { generation, main: value, children: children ?? [], tail: this.toEvents(tail) };
+  }
+
+  private toEvents(rows: EventRow[]): RecordedEvent[] {
+    return rows.map((row) => this.context.toRecordedEvent(row));
   }
 
   /**
@@ -195,11 +188,32 @@ export class JobViews {
    * The job's state and its children's ids, read in one snapshot: the runner commits
    * between any two reads, and items of a newer state must not meet an older main part.
    */
-  private jobStateAndChildren(
+  private async jobStateAndChildren(
     jobId: string,
     itemIds: readonly string[],
     withChildren: boolean,
-  ): Promise<{ state: JobEtaState | null; generation: Generation | null; children: string[] }> {
+  ): Promise<{ state: JobEtaState | null; generation?: Generation | null; children: string[] }> {
+    const cached = this.context.cachedState(jobId);
+    if (cached) {
+      // A whole state, items included: one statement for what came after it.
+      const { db } = this.context;
+      const { rows } = await sql<{ children: string[] | null; tail: EventRow[] }>`
+        select ${childrenAndTail(db, jobId, sql<number>`${cached.progress.version}::int`, withChildren)}
+      `.execute(db);
+      const { children, tail } = rows[0]!;
+      let state = fold(jobEta, this.toEvents(tail), cached);
+      while (tail.length === limits.readPage) {
+        const page = await this.context.readStream(
+          db,
+          jobId,
+          state.progress.version + 1,
+          limits.readPage,
+        );
+        state = fold(jobEta, page, state);
+        if (page.length < limits.readPage) break;
+      }
+      return { state, children: children ?? [] };
+    }
     return this.context.db
       .transaction()
       .setIsolationLevel('repeatable read')
@@ -260,7 +274,7 @@ export class JobViews {
     if (!state) return null;
     let rolledUp: JobRollUp | null = null;
     if (children.length > 0) {
-      const states = await this.statesOf(children, generation);
+      const states = await this.statesOf(children, generation ?? (await this.generation()));
       const views = [...states].map(([childId, child]) => toView(childId, child, now));
       rolledUp = rollUp(sortByUpdate(views));
     }
@@ -476,6 +490,25 @@ const maxStreamsPerRead = 1_000;
 
 /** Most children a job's status rolls up. */
 const maxChildren = 10_000;
+
+/**
+ * Two columns: `children`, the ids of the job's children when `withChildren`, and `tail`,
+ * a JSON array of the first page of the job's events after `afterVersion`.
+ */
+function childrenAndTail(
+  db: Kysely<Database>,
+  jobId: string,
+  afterVersion: RawBuilder<number>,
+  withChildren: boolean,
+) {
+  const tail = selectEventColumns(db.selectFrom('events'))
+    .where('stream_id', '=', jobId)
+    .where('version', '>', afterVersion as never)
+    .orderBy('version')
+    .limit(limits.readPage);
+  return sql`case when ${withChildren} then array(${childrenQuery(db, jobId)}) end as children,
+    (select coalesce(json_agg(t order by t.version), '[]') from (${tail}) as t) as tail`;
+}
 
 /** The ids of the jobs whose `job.started` names `jobId` as parent (served by an index). */
 function childrenQuery(db: Kysely<Database>, jobId: string) {

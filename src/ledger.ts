@@ -31,7 +31,8 @@ import type { LedgerLocation, LedgerStore } from './ledger-store.ts';
 import { followLog } from './log-follower.ts';
 import { JobViews } from './job-views.ts';
 import type { JobStatusView, JobView, JobsQuery, StageMetric } from './job-views.ts';
-import { persistedProjections } from './persisted-projection.ts';
+import { jobsProjection, persistedProjections } from './persisted-projection.ts';
+import type { JobEtaState } from '../projections/job-eta.ts';
 import { ProjectionRunner } from './projection-runner.ts';
 import type { ProjectionRunnerOptions, RunnerContext } from './projection-runner.ts';
 import { readGenerations, startBuilding } from './projection-tables.ts';
@@ -156,6 +157,8 @@ export class Ledger {
       readCommitted: (after, limit, filter) =>
         this.readEvents({ ...filter, after, limit }, { gapSafe: false }),
       toRecordedEvent: (row) => toRecordedEvent(row, this.upcasters),
+      cachedState: (jobId) =>
+        this.runners.get(jobsProjection.name)?.cachedState(jobId) as JobEtaState | undefined,
     });
   }
 
@@ -527,7 +530,7 @@ export class Ledger {
     const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
     const built: Generation[] = [];
     for (const definition of definitions) {
-      const building = await startBuilding(this.db, definition.name, definition.projection.version);
+      const building = await startBuilding(this.db, definition.name, definition.version);
       const local = this.runners.get(definition.name);
       if (local) local.wake();
       else await new ProjectionRunner(this.runnerContext(), definition).catchUp();
@@ -556,7 +559,7 @@ export class Ledger {
       if (rows.length === 0) {
         statuses.push({
           name: definition.name,
-          codeVersion: definition.projection.version,
+          codeVersion: definition.version,
           generation: null,
           lag: await this.countAfter(startCursor),
         });
@@ -564,7 +567,7 @@ export class Ledger {
       for (const row of rows) {
         statuses.push({
           name: definition.name,
-          codeVersion: definition.projection.version,
+          codeVersion: definition.version,
           generation: row,
           lag: await this.countAfter(row.cursor),
         });

@@ -1,5 +1,5 @@
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { bucketOf, getItem, itemBucketCount } from '../projections/item-table.ts';
+import { emptyItemTable, getItem, itemBucketCount, itemHash } from '../projections/item-table.ts';
 import { setOwn } from '../projections/own.ts';
 import type { ItemTable } from '../projections/item-table.ts';
 import { jobEta } from '../projections/job-eta.ts';
@@ -20,19 +20,24 @@ export type StateParts = ReadonlyMap<string, unknown>;
 export interface PersistedProjection<S> {
   /** The name in the tables and in `headway projections`. */
   readonly name: string;
-  /** The per-job fold; its `version` marks the code, and a change rebuilds the tables. */
+  /** The per-job fold. */
   readonly projection: Projection<S>;
   /**
+   * The version of what is stored: of the fold and of how its states are split into
+   * parts. A generation written under another version is rebuilt.
+   */
+  readonly version: number;
+  /**
    * What folding `events` into `state` changed, as parts to write: `mainPart` whole, and
-   * of each touched item bucket only the touched items, which the store merges into the
-   * bucket (items are never removed), so a batch writes what it changed, not whole buckets.
+   * of each touched item part only the touched items, which the store merges into the
+   * part (items are never removed), so a batch writes what it changed.
    */
   changedParts(state: S, events: readonly RecordedEvent[]): Map<string, unknown>;
-  /** The state back from parts; missing item buckets read as empty. */
+  /** The state back from parts; missing item parts read as empty. */
   join(parts: StateParts): S;
   /**
-   * `state` with more of its items added: each given part holds some or all of one
-   * bucket's items, none of them in `state` yet. For states loaded in pieces.
+   * `state` with more of its items added: each given part holds some or all of one item
+   * part's items, none of them in `state` yet. For states loaded in pieces.
    */
   withItems(state: S, parts: StateParts): S;
   /** The parts besides `mainPart` that folding this event reads or changes. */
@@ -43,21 +48,41 @@ export interface PersistedProjection<S> {
   partsOfItems(itemIds: readonly string[]): string[];
 }
 
-const bucketPart = (index: number) => `items.${index}`;
+/**
+ * Items are stored in this many parts, finer than the 64 in-memory buckets, so a part of
+ * even a large job stays small: a batch rewrites, and a status query reads, a few small
+ * rows, under the size at which PostgreSQL compresses them. Part N holds items of bucket
+ * N mod 64.
+ */
+const itemPartCount = 1_024;
 
-/** The parts of the item buckets that hold these items. */
+const itemPartPrefix = 'items.';
+
+const itemPartOf = (itemId: string) => `${itemPartPrefix}${itemHash(itemId) % itemPartCount}`;
+
+/** The parts that hold these items. */
 export function itemParts(itemIds: readonly string[]): string[] {
-  if (itemIds.length === 1) return [bucketPart(bucketOf(itemIds[0]!))];
-  return [...new Set(itemIds.map((id) => bucketPart(bucketOf(id))))];
+  if (itemIds.length === 1) return [itemPartOf(itemIds[0]!)];
+  return [...new Set(itemIds.map(itemPartOf))];
 }
 
+/** `base` with the items of the given item parts put into their buckets; `base` is kept. */
 function joinItems<V>(parts: StateParts, base?: ItemTable<V>): ItemTable<V> {
-  return Array.from({ length: itemBucketCount }, (_, index) => {
-    const part = parts.get(bucketPart(index)) as Record<string, V> | undefined;
-    const known = base?.[index];
-    if (!part) return known ?? {};
-    return known ? { ...known, ...part } : part;
-  });
+  const table = base ? base.slice() : emptyItemTable<V>();
+  const copied = new Set<number>();
+  for (const [name, part] of parts) {
+    if (!name.startsWith(itemPartPrefix)) continue;
+    const bucket = Number(name.slice(itemPartPrefix.length)) % itemBucketCount;
+    if (!copied.has(bucket)) {
+      table[bucket] = { ...table[bucket] };
+      copied.add(bucket);
+    }
+    // setOwn: an item id may be any string, "__proto__" too.
+    for (const [itemId, value] of Object.entries(part as Record<string, V>)) {
+      setOwn(table[bucket]!, itemId, value);
+    }
+  }
+  return table;
 }
 
 /**
@@ -67,17 +92,19 @@ function joinItems<V>(parts: StateParts, base?: ItemTable<V>): ItemTable<V> {
 export const jobsProjection: PersistedProjection<JobEtaState> = {
   name: 'jobs',
   projection: jobEta,
+  // Fold version × 100 + layout version (2: items in 1,024 parts, merged).
+  version: jobEta.version * 100 + 2,
   changedParts(state, events) {
     const parts = new Map<string, unknown>();
     parts.set(mainPart, { ...state, progress: { ...state.progress, items: [] } });
     const { items } = state.progress;
     for (const event of events) {
       for (const itemId of eventItemIds(event)) {
-        const bucket = bucketOf(itemId);
         const value = getItem(items, itemId);
         if (value === undefined) continue;
-        let part = parts.get(bucketPart(bucket)) as Record<string, unknown> | undefined;
-        if (!part) parts.set(bucketPart(bucket), (part = {}));
+        const name = itemPartOf(itemId);
+        let part = parts.get(name) as Record<string, unknown> | undefined;
+        if (!part) parts.set(name, (part = {}));
         setOwn(part, itemId, value);
       }
     }

@@ -145,12 +145,12 @@ export class ProjectionRunner<S> {
 
   /** The generation to fold into: a building one, else the active one if its code is current. */
   private async target(): Promise<Generation> {
-    const { name, projection } = this.definition;
+    const { name, version } = this.definition;
     const generations = await readGenerations(this.db, name);
     const building = generations.find((row) => row.status === 'building');
     const active = generations.find((row) => row.status === 'active');
-    if (!building && active?.codeVersion === projection.version) return active;
-    return startBuilding(this.db, name, projection.version);
+    if (!building && active?.codeVersion === version) return active;
+    return startBuilding(this.db, name, version);
   }
 
   private async catchUpHolding(lock: RunnerLock): Promise<Generation> {
@@ -177,6 +177,14 @@ export class ProjectionRunner<S> {
 
   private cache: StateCache<S> | null = null;
 
+  /**
+   * A state this runner holds in memory, if any: the fold of its key's stream up to the
+   * state's version, committed or not, so readers in this process may start from it.
+   */
+  cachedState(key: string): S | undefined {
+    return this.cache?.get(key);
+  }
+
   private async followHolding(lock: RunnerLock): Promise<void> {
     let generation = await this.target();
     if (generation.status === 'building') return;
@@ -190,7 +198,7 @@ export class ProjectionRunner<S> {
         })
         .catch(() => undefined);
     }, this.options.pollIntervalMs * 5);
-    const cache = this.cache ?? new StateCache<S>(this.options.cacheSize);
+    const cache = (this.cache ??= new StateCache<S>(this.options.cacheSize));
     try {
       const pages = followLog({
         after: generation.cursor,

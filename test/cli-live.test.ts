@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareCursors, formatCursor, parseCursor } from '../src/cursor.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { openLedger } from '../src/open-ledger.ts';
+import { jobsProjection } from '../src/persisted-projection.ts';
 import { cliEnv, headwayBin, jsonOf, runHeadway } from './cli-runner.ts';
 import { postgresAvailable, postgresUrl } from './stores.ts';
 
@@ -279,7 +280,9 @@ describe('headway projections, rebuild, resume and watch on the embedded store',
       /^PROJECTION\s+CODE\s+GENERATION\s+STATUS\s+CHECKPOINT\s+EVENTS\s+LAG\s+UPDATED$/,
     );
     expect(stored.stdout.split('\n')[1]).toMatch(
-      new RegExp(`^jobs\\s+v1\\s+–\\s+not built\\s+–\\s+0\\s+${events}\\s+–$`),
+      new RegExp(
+        `^jobs\\s+v${jobsProjection.version}\\s+–\\s+not built\\s+–\\s+0\\s+${events}\\s+–$`,
+      ),
     );
 
     const caughtUp = json<Record<string, unknown>[]>(
@@ -288,7 +291,7 @@ describe('headway projections, rebuild, resume and watch on the embedded store',
     expect(caughtUp).toEqual([
       {
         name: 'jobs',
-        codeVersion: 1,
+        codeVersion: jobsProjection.version,
         generation: 1,
         status: 'active',
         cursor: lastCursor,
@@ -304,7 +307,7 @@ describe('headway projections, rebuild, resume and watch on the embedded store',
     expect(rebuilt.code).toBe(0);
     expect(rebuilt.stdout).toMatch(
       new RegExp(
-        `^Rebuilt jobs: generation 2 \\(code v1\\), ${events} events, checkpoint ${lastCursor}\\.\nTook [\\d.]+ (ms|s)\\.\n$`,
+        `^Rebuilt jobs: generation 2 \\(code v${jobsProjection.version}\\), ${events} events, checkpoint ${lastCursor}\\.\nTook [\\d.]+ (ms|s)\\.\n$`,
       ),
     );
   });
