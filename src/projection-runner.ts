@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../schema/database.ts';
+import { limits } from '../schema/limits.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import { fold } from '../projections/projection.ts';
 import type { Cursor } from './cursor.ts';
@@ -19,7 +20,10 @@ import { reconnectDelayMs } from './wake-ups.ts';
 
 /** How a runner reads, caches and retries. */
 export interface ProjectionRunnerOptions {
-  /** Events per batch, and so per transaction (default 10,000). */
+  /**
+   * Most events per batch, and so per transaction (default 50,000; read in pages of at
+   * most 10,000). Catching up fills whole batches; following takes what has arrived.
+   */
   batchSize?: number;
   /** Job states kept in memory between batches (default 1,000). */
   cacheSize?: number;
@@ -69,7 +73,7 @@ export class ProjectionRunner<S> {
     options: ProjectionRunnerOptions = {},
   ) {
     this.options = {
-      batchSize: options.batchSize ?? 10_000,
+      batchSize: options.batchSize ?? 50_000,
       cacheSize: options.cacheSize ?? 1_000,
       pollIntervalMs: options.pollIntervalMs ?? 1_000,
       lockRetryMs: options.lockRetryMs ?? 2_000,
@@ -157,16 +161,24 @@ export class ProjectionRunner<S> {
     let generation = await this.target();
     const cache = new StateCache<S>(this.options.cacheSize);
     const { batchSize } = this.options;
+    const pageSize = Math.min(batchSize, limits.readPage);
     // The next page is read while this one is folded and written.
     const pages = readAhead(
-      () => this.context.readPage(generation.cursor, batchSize),
-      (page) =>
-        page.events.length < batchSize ? null : this.context.readPage(page.next, batchSize),
+      () => this.context.readPage(generation.cursor, pageSize),
+      (page) => (page.events.length < pageSize ? null : this.context.readPage(page.next, pageSize)),
     );
+    let batch: RecordedEvent[] = [];
+    let next = generation.cursor;
     for await (const page of pages) {
       this.throwIfStopped(lock);
-      if (page.events.length > 0) generation = await this.apply(generation, page, cache);
+      for (const event of page.events) batch.push(event);
+      next = page.next;
+      if (batch.length >= batchSize) {
+        generation = await this.apply(generation, { events: batch, next }, cache);
+        batch = [];
+      }
     }
+    if (batch.length > 0) generation = await this.apply(generation, { events: batch, next }, cache);
     if (generation.status === 'building') {
       await switchToBuilt(this.db, generation);
       generation = { ...generation, status: 'active' };
@@ -202,7 +214,7 @@ export class ProjectionRunner<S> {
     try {
       const pages = followLog({
         after: generation.cursor,
-        batchSize: this.options.batchSize,
+        batchSize: Math.min(this.options.batchSize, limits.readPage),
         pollIntervalMs: this.options.pollIntervalMs,
         readPage: (cursor, limit) => this.context.readPage(cursor, limit),
         wakeUps: this.context.store.wakeUps,
