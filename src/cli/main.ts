@@ -9,6 +9,7 @@ import { registerMigrate } from './commands/migrate.ts';
 import { registerProjections } from './commands/projections.ts';
 import { registerRebuild } from './commands/rebuild.ts';
 import { registerResume } from './commands/resume.ts';
+import { registerServe } from './commands/serve.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerTail } from './commands/tail.ts';
 import { registerTimeline } from './commands/timeline.ts';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerDemo(program);
+  registerServe(program);
   registerJobs(program);
   registerStatus(program);
   registerWatch(program);

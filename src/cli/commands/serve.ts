@@ -1,0 +1,73 @@
+import type { Command } from 'commander';
+import { InvalidInputError } from '../../errors.ts';
+import { parseTokens } from '../../server/auth.ts';
+import { createServer } from '../../server/server.ts';
+import { parseNonNegativeInt } from '../arguments.ts';
+import { abortOnSignals, withLedger } from '../context.ts';
+
+interface ServeOptions {
+  host: string;
+  port: number;
+  log?: boolean;
+}
+
+/** `headway serve`: the HTTP API, with the projection runners, until Ctrl-C or SIGTERM. */
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('serve the HTTP API (tokens from $HEADWAY_TOKENS) and keep projections current')
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0: any free one)', parseNonNegativeInt, 4680)
+    .option('--log', 'log every request to stderr')
+    .action(async (options: ServeOptions, command: Command) => {
+      const tokens = process.env.HEADWAY_TOKENS ? parseTokens(process.env.HEADWAY_TOKENS) : null;
+      if (!tokens && !isLoopback(options.host)) {
+        throw new InvalidInputError([
+          {
+            path: '--host',
+            message: `expected a loopback address (127.0.0.1, ::1, localhost) while HEADWAY_TOKENS is unset, received '${options.host}'; set HEADWAY_TOKENS to serve other machines`,
+          },
+        ]);
+      }
+      await withLedger(command, async (ledger) => {
+        const stop = abortOnSignals();
+        const runners = ledger.runProjections();
+        const server = await createServer({
+          ledger,
+          ...(tokens ? { tokens } : {}),
+          logger: options.log ?? false,
+        });
+        try {
+          const address = await server.listen({ host: options.host, port: options.port });
+          const { store, description } = ledger.location;
+          const where =
+            store === 'pglite'
+              ? `the embedded store at ${description}`
+              : `PostgreSQL ${description}`;
+          process.stdout.write(
+            `Headway serving ${where} on ${address} (API: ${address}/openapi.json)\n`,
+          );
+          if (!tokens) {
+            process.stdout.write(
+              'No HEADWAY_TOKENS: every route is open, so the server listens on this machine only.\n',
+            );
+          }
+          if (!stop.signal.aborted) {
+            await new Promise((resolve) =>
+              stop.signal.addEventListener('abort', resolve, { once: true }),
+            );
+          }
+          process.stdout.write('Stopping: finishing requests and writing queued appends.\n');
+        } finally {
+          stop.dispose();
+          // Stops accepting, waits for requests in flight, then flushes the appender.
+          await server.close();
+          await runners.stop();
+        }
+      });
+    });
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

@@ -1,0 +1,118 @@
+import { z } from 'zod';
+import { eventDataSchemas, eventMetadata } from '../../schema/events.ts';
+import { limits } from '../../schema/limits.ts';
+
+/** Request schemas of the HTTP API: they validate requests and make the OpenAPI document. */
+
+const id = z.string().min(1).max(limits.idLength);
+const name = z.string().min(1).max(limits.nameLength);
+const isoTime = z.iso.datetime({ offset: true });
+const jobStatuses = ['pending', 'running', 'paused', 'completed', 'failed', 'cancelled'] as const;
+
+export const jobParams = z.strictObject({ id: id.describe('The job id') });
+
+export const projectParams = z.strictObject({
+  project: name.describe("A project name, or 'all' for every project"),
+});
+
+/** `POST /v1/jobs`: the facts of `job.started`, and the envelope of that event. */
+export const startJobBody = eventDataSchemas['job.started'].extend({
+  jobId: id.optional().describe('The job id; generated when absent'),
+  eventId: z.uuid().optional().describe('Idempotency key of the job.started event'),
+  occurredAt: isoTime.optional(),
+  metadata: eventMetadata.optional(),
+});
+
+/** One event as a producer sends it; the ledger checks `data` against the catalogue. */
+const eventInput = z
+  .object({
+    type: name.describe('A catalogue type (item.completed, stage.started, …) or x.<custom>'),
+    data: z.unknown().describe("The type's data, as the event catalogue defines it"),
+    eventId: z.uuid().optional().describe('Idempotency key; reuse it when retrying'),
+    occurredAt: isoTime.optional(),
+    metadata: eventMetadata.optional(),
+    schemaVersion: z.number().int().min(1).optional(),
+  })
+  .loose();
+
+export const appendBody = z.strictObject({
+  events: z.array(eventInput).min(1).max(limits.eventsPerAppend),
+  expectedVersion: z
+    .union([z.number().int().min(0), z.enum(['any', 'no_stream', 'stream_exists'])])
+    .optional()
+    .describe('Append only if the job is at this version (409 otherwise)'),
+});
+
+const booleanText = z
+  .enum(['true', 'false'])
+  .transform((value) => value === 'true')
+  .optional();
+
+/** A comma-separated list in a query string. */
+const commaList = z
+  .string()
+  .max(2_000)
+  .transform((value) => value.split(',').filter(Boolean));
+
+const limit = (max: number) => z.coerce.number().int().min(1).max(max).optional();
+
+export const jobsQuery = z.strictObject({
+  project: name.optional(),
+  kind: name.optional(),
+  status: commaList
+    .pipe(z.array(z.enum(jobStatuses)).max(jobStatuses.length))
+    .optional()
+    .describe('Comma-separated statuses'),
+  active: booleanText.describe('Only running, paused and pending jobs, and those just ended'),
+  parentJobId: id.optional(),
+  limit: limit(10_000),
+});
+
+export const failuresQuery = z.strictObject({
+  format: z.enum(['groups', 'export']).optional().describe("'export' for the export document"),
+});
+
+export const itemsQuery = z.strictObject({
+  status: z.enum(['pending', 'in_flight', 'failed', 'stuck']).optional(),
+  leaseMs: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe('For status=stuck: the lease of items started without one (default 0)'),
+  limit: limit(10_000),
+});
+
+export const timelineQuery = z.strictObject({
+  type: commaList.pipe(z.array(name).max(100)).optional().describe('Comma-separated event types'),
+  since: isoTime.optional(),
+  until: isoTime.optional(),
+  q: z.string().min(1).max(200).optional().describe('Text in messages, reasons and errors'),
+  after: z.string().max(40).optional().describe('The nextCursor of the previous page'),
+  limit: limit(1_000),
+  order: z.enum(['asc', 'desc']).optional(),
+});
+
+export const logsQuery = z.strictObject({
+  level: z.enum(['debug', 'info', 'warn', 'error']).optional(),
+  after: z.string().max(40).optional(),
+  limit: limit(1_000),
+});
+
+export const resumeBody = z
+  .strictObject({
+    leaseExpiredBefore: z.union([isoTime, z.number().finite()]).optional(),
+    defaultLeaseMs: z.number().int().min(0).optional(),
+    reason: z.string().min(1).max(limits.textLength).optional(),
+  })
+  .default({});
+
+export const projectProgressQuery = z.strictObject({
+  active: booleanText,
+  operationId: id.optional().describe('Only the jobs started with this parentJobId'),
+});
+
+export const stageMetricsQuery = z.strictObject({
+  project: name.optional(),
+  kind: name.optional(),
+});

@@ -1,0 +1,421 @@
+import { randomUUID } from 'node:crypto';
+import fastifySwagger from '@fastify/swagger';
+import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { EventInput } from '../../schema/events.ts';
+import type { RecordedEvent } from '../../schema/recorded-event.ts';
+import { exportFailures, failureGroups, jobFailures } from '../../projections/job-failures.ts';
+import {
+  allItems,
+  inFlightItems,
+  jobItems,
+  pendingItems,
+  stuckItems,
+} from '../../projections/job-items.ts';
+import { jobSummary, summarize } from '../../projections/job-summary.ts';
+import { CoalescingAppender } from '../coalescing-appender.ts';
+import { formatCursor } from '../cursor.ts';
+import { NotFoundError } from '../errors.ts';
+import type { Ledger } from '../ledger.ts';
+import { checkAccess } from './auth.ts';
+import type { Scope, TokenTable } from './auth.ts';
+import { body, sendError } from './http-errors.ts';
+import * as schemas from './schemas.ts';
+
+/** How a server is built. */
+export interface ServerOptions {
+  ledger: Ledger;
+  /** Tokens and their scopes; without any, every route is open (bind to loopback only). */
+  tokens?: TokenTable;
+  /** Largest request body in bytes (default 16 MiB). */
+  bodyLimitBytes?: number;
+  /** Fastify's request log (default off). */
+  logger?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The scope a token needs for this route; none means the route is public. */
+    scope?: Scope;
+  }
+}
+
+const defaultBodyLimit = 16 * 1024 * 1024;
+
+/**
+ * The HTTP API over a ledger: JSON routes under `/v1`, `/health` and `/openapi.json`.
+ * Appends go through one coalescing appender (group commit); `close()` on the returned
+ * server stops accepting, lets requests in flight finish, and writes what is queued.
+ *
+ * @example
+ * const server = await createServer({ ledger });
+ * await server.listen({ host: '127.0.0.1', port: 4680 });
+ */
+export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
+  const { ledger } = options;
+  const tokens = options.tokens ?? new Map();
+  const appender = new CoalescingAppender(ledger);
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimitBytes ?? defaultBodyLimit,
+    // Keep-alive sockets would hold `close()` open until clients hang up.
+    forceCloseConnections: 'idle',
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  // Positions and cursors are bigints: sent as strings.
+  app.setReplySerializer((payload) => JSON.stringify(payload, bigintsAsStrings));
+  app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send(body('not_found', `No route ${request.method} ${request.url}`)),
+  );
+  app.addHook('onRequest', async (request, reply) => {
+    const scope = request.routeOptions.config.scope;
+    if (!scope || tokens.size === 0) return;
+    const access = checkAccess(tokens, request.headers.authorization, scope);
+    if (access === 'unauthenticated') {
+      reply.header('www-authenticate', 'Bearer');
+      return reply
+        .code(401)
+        .send(
+          body(
+            'unauthenticated',
+            'expected an Authorization: Bearer <token> header with a known token',
+          ),
+        );
+    }
+    if (access === 'forbidden') {
+      return reply
+        .code(403)
+        .send(body('forbidden', `this token lacks the '${scope}' scope this route needs`));
+    }
+  });
+  app.addHook('onClose', async () => {
+    await appender.close();
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: {
+        title: 'Headway',
+        description: 'An event-sourced progress ledger for long-running jobs.',
+        version: '1',
+      },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  const read = { scope: 'read' } as const;
+  const append = { scope: 'append' } as const;
+
+  /** The job's stream version, or 404. */
+  const requireJob = async (jobId: string) => {
+    const version = await ledger.streamVersion(jobId);
+    if (version === 0) throw new NotFoundError(`Job '${jobId}'`);
+    return version;
+  };
+
+  app.post(
+    '/v1/jobs',
+    { config: append, schema: { body: schemas.startJobBody, summary: 'Start a job' } },
+    async (request, reply) => {
+      const { jobId = randomUUID(), eventId, occurredAt, metadata, ...data } = request.body;
+      const event = {
+        type: 'job.started',
+        data,
+        ...(eventId ? { eventId } : {}),
+        ...(occurredAt ? { occurredAt } : {}),
+        ...(metadata ? { metadata } : {}),
+      } as EventInput;
+      const result = await appender.append(jobId, [event], { expectedVersion: 'no_stream' });
+      return reply.code(201).send({ jobId, version: result.nextExpectedVersion });
+    },
+  );
+
+  app.post(
+    '/v1/jobs/:id/events',
+    {
+      config: append,
+      schema: {
+        params: schemas.jobParams,
+        body: schemas.appendBody,
+        summary: 'Append a batch of events to a job, whole or not at all',
+      },
+    },
+    async (request) => {
+      const { events, expectedVersion } = request.body;
+      const result = await appender.append(
+        request.params.id,
+        events as EventInput[],
+        expectedVersion === undefined ? {} : { expectedVersion },
+      );
+      return { jobId: result.streamId, version: result.nextExpectedVersion, events: result.events };
+    },
+  );
+
+  app.get(
+    '/v1/jobs',
+    { config: read, schema: { querystring: schemas.jobsQuery, summary: 'List jobs' } },
+    async (request) => {
+      const { status, ...query } = request.query;
+      const jobs = await ledger.jobs(
+        defined({ ...query, status: status?.length ? status : undefined }),
+      );
+      return { jobs };
+    },
+  );
+
+  app.get(
+    '/v1/jobs/:id',
+    { config: read, schema: { params: schemas.jobParams, summary: "A job's progress" } },
+    async (request) => {
+      const status = await ledger.status(request.params.id);
+      if (!status) throw new NotFoundError(`Job '${request.params.id}'`);
+      return status;
+    },
+  );
+
+  app.get(
+    '/v1/jobs/:id/eta',
+    { config: read, schema: { params: schemas.jobParams, summary: "A job's ETA" } },
+    async (request) => {
+      const status = await ledger.status(request.params.id);
+      if (!status) throw new NotFoundError(`Job '${request.params.id}'`);
+      return { jobId: status.jobId, ...status.eta };
+    },
+  );
+
+  app.get(
+    '/v1/jobs/:id/summary',
+    { config: read, schema: { params: schemas.jobParams, summary: "A job's summary" } },
+    async (request) => {
+      await requireJob(request.params.id);
+      const state = await ledger.project(request.params.id, jobSummary);
+      return { jobId: request.params.id, ...summarize(state) };
+    },
+  );
+
+  app.get(
+    '/v1/jobs/:id/failures',
+    {
+      config: read,
+      schema: {
+        params: schemas.jobParams,
+        querystring: schemas.failuresQuery,
+        summary: "A job's failures, grouped",
+      },
+    },
+    async (request) => {
+      const jobId = request.params.id;
+      await requireJob(jobId);
+      const state = await ledger.project(jobId, jobFailures);
+      if (request.query.format === 'export') {
+        return exportFailures(state, jobId, new Date().toISOString());
+      }
+      return { jobId, groups: failureGroups(state) };
+    },
+  );
+
+  app.get(
+    '/v1/jobs/:id/items',
+    {
+      config: read,
+      schema: {
+        params: schemas.jobParams,
+        querystring: schemas.itemsQuery,
+        summary: "A job's items, by status",
+      },
+    },
+    async (request) => {
+      const jobId = request.params.id;
+      await requireJob(jobId);
+      const state = await ledger.project(jobId, jobItems);
+      const { status, leaseMs = 0, limit = 1_000 } = request.query;
+      const items =
+        status === 'pending'
+          ? pendingItems(state)
+          : status === 'in_flight'
+            ? inFlightItems(state)
+            : status === 'stuck'
+              ? stuckItems(state, Date.now(), leaseMs)
+              : status === 'failed'
+                ? allItems(state).filter((item) => item.status === 'failed')
+                : allItems(state);
+      return { jobId, count: items.length, items: items.slice(0, limit) };
+    },
+  );
+
+  app.get(
+    '/v1/jobs/:id/timeline',
+    {
+      config: read,
+      schema: {
+        params: schemas.jobParams,
+        querystring: schemas.timelineQuery,
+        summary: "A job's events, filtered and paged",
+      },
+    },
+    async (request) => {
+      const jobId = request.params.id;
+      await requireJob(jobId);
+      const { type, since, until, q, after, limit, order } = request.query;
+      const page = await ledger.timeline({
+        jobId,
+        ...(type?.length ? { types: type } : {}),
+        ...(since ? { since } : {}),
+        ...(until ? { until } : {}),
+        ...(q ? { text: q } : {}),
+        ...(after ? { cursor: after } : {}),
+        ...(limit ? { limit } : {}),
+        ...(order ? { order } : {}),
+      });
+      return { events: page.events.map(toWire), nextCursor: page.nextCursor };
+    },
+  );
+
+  app.get(
+    '/v1/jobs/:id/logs',
+    {
+      config: read,
+      schema: {
+        params: schemas.jobParams,
+        querystring: schemas.logsQuery,
+        summary: "A job's log lines (log.written events), oldest first",
+      },
+    },
+    async (request) => {
+      const jobId = request.params.id;
+      await requireJob(jobId);
+      const { level, after, limit } = request.query;
+      const page = await ledger.timeline({
+        jobId,
+        types: ['log.written'],
+        ...(after ? { cursor: after } : {}),
+        ...(limit ? { limit } : {}),
+      });
+      // A page may hold fewer lines than `limit` when a level is asked for: follow nextCursor.
+      const lines = page.events.filter(
+        (event) => !level || (event.type === 'log.written' && event.data.level === level),
+      );
+      return { events: lines.map(toWire), nextCursor: page.nextCursor };
+    },
+  );
+
+  app.post(
+    '/v1/jobs/:id/resume',
+    {
+      config: append,
+      schema: {
+        params: schemas.jobParams,
+        body: schemas.resumeBody,
+        summary: 'Resume a crashed job: release expired leases, return what is left',
+      },
+    },
+    async (request) => {
+      const { leaseExpiredBefore, ...rest } = request.body;
+      return ledger.resume(request.params.id, {
+        ...defined(rest),
+        ...(leaseExpiredBefore === undefined
+          ? {}
+          : {
+              leaseExpiredBefore:
+                typeof leaseExpiredBefore === 'number'
+                  ? leaseExpiredBefore
+                  : new Date(leaseExpiredBefore),
+            }),
+      });
+    },
+  );
+
+  app.get(
+    '/v1/projects/:project/progress',
+    {
+      config: read,
+      schema: {
+        params: schemas.projectParams,
+        querystring: schemas.projectProgressQuery,
+        summary: "A project's jobs and their totals ('all': every project)",
+      },
+    },
+    async (request) => {
+      const { project } = request.params;
+      const { active, operationId } = request.query;
+      const filter = {
+        ...(active === undefined ? {} : { active }),
+        ...(operationId ? { parentJobId: operationId } : {}),
+        ...(project === 'all' ? {} : { project }),
+      };
+      const [projects, jobs] = await Promise.all([
+        ledger.projectOverview(active === undefined ? {} : { active }),
+        ledger.jobs({ ...filter, limit: 1_000 }),
+      ]);
+      return {
+        project,
+        projects: project === 'all' ? projects : projects.filter((row) => row.project === project),
+        jobs,
+      };
+    },
+  );
+
+  app.get(
+    '/v1/metrics/stages',
+    {
+      config: read,
+      schema: { querystring: schemas.stageMetricsQuery, summary: 'Stage durations across jobs' },
+    },
+    async (request) => ({ stages: await ledger.stageMetrics(defined(request.query)) }),
+  );
+
+  app.get(
+    '/health',
+    { schema: { summary: 'Database reachable, projection lag' } },
+    async (_request, reply) => {
+      try {
+        const projections = await ledger.projectionStatus();
+        return {
+          status: 'ok',
+          database: 'reachable',
+          projections: projections.map((projection) => ({
+            name: projection.name,
+            lagEvents: projection.lag.events,
+            lagCapped: projection.lag.capped,
+            checkpoint: projection.generation ? formatCursor(projection.generation.cursor) : null,
+          })),
+        };
+      } catch (error) {
+        reply.header('retry-after', '2');
+        return reply.code(503).send({
+          status: 'unavailable',
+          database: 'unreachable',
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    },
+  );
+
+  app.get('/openapi.json', { schema: { hide: true } }, () => Promise.resolve(app.swagger()));
+
+  await app.ready();
+  return app;
+}
+
+/** A recorded event as the API sends it: with its cursor, positions as strings. */
+function toWire(event: RecordedEvent) {
+  return { ...event, cursor: formatCursor(event) };
+}
+
+/** The object without its undefined fields, as exact optional property types want it. */
+function defined<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as {
+    [K in keyof T]: Exclude<T[K], undefined>;
+  };
+}
+
+function bigintsAsStrings(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}

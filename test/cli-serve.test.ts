@@ -1,0 +1,87 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openLedger } from '../src/open-ledger.ts';
+import { cliEnv, headwayBin, runHeadway } from './cli-runner.ts';
+
+describe('headway serve', () => {
+  let folder: string;
+
+  beforeAll(async () => {
+    folder = await mkdtemp(join(tmpdir(), 'headway-serve-'));
+  });
+  afterAll(async () => {
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it('refuses to listen beyond this machine without tokens, and rejects malformed tokens', async () => {
+    const open = await runHeadway(['--data-dir', join(folder, 'a'), 'serve', '--host', '0.0.0.0']);
+    expect(open.code).toBe(1);
+    expect(open.stderr).toMatch(
+      /--host: expected a loopback address .* while HEADWAY_TOKENS is unset, received '0\.0\.0\.0'/,
+    );
+    const badTokens = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(
+        process.execPath,
+        [headwayBin, '--data-dir', join(folder, 'a'), 'serve'],
+        {
+          env: { ...cliEnv(), HEADWAY_TOKENS: '{"short": ["read"]}' },
+        },
+      );
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('exit', (code) => resolve({ code, stderr }));
+    });
+    expect(badTokens.code).toBe(1);
+    expect(badTokens.stderr).toMatch(/HEADWAY_TOKENS: expected a JSON object from tokens of 16/);
+  });
+
+  it('serves the embedded store, then on SIGTERM finishes, writes what it took, and exits 0', async () => {
+    const store = join(folder, 'b');
+    const child = spawn(
+      process.execPath,
+      [headwayBin, '--data-dir', store, 'serve', '--port', '0'],
+      { env: cliEnv() },
+    );
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const deadline = Date.now() + 30_000;
+    while (!/on (http:\/\/\S+) /.test(stdout) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const base = /on (http:\/\/\S+) /.exec(stdout)![1]!;
+    expect(stdout).toContain('No HEADWAY_TOKENS: every route is open');
+
+    const started = await fetch(`${base}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jobId: 'served', name: 'served', kind: 'demo', project: 'serve' }),
+    });
+    expect(started.status).toBe(201);
+    const appends = Array.from({ length: 20 }, (_, index) =>
+      fetch(`${base}/v1/jobs/served/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          events: [{ type: 'item.completed', data: { itemId: `i${index}` } }],
+        }),
+      }),
+    );
+    expect((await Promise.all(appends)).map((response) => response.status)).toEqual(
+      Array(20).fill(200),
+    );
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stdout).toContain('Stopping: finishing requests and writing queued appends.');
+
+    const ledger = await openLedger({ dataDir: store });
+    try {
+      expect(await ledger.streamVersion('served')).toBe(21);
+    } finally {
+      await ledger.close();
+    }
+  });
+});
