@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ledger } from '../src/ledger.ts';
 import { parseTokens } from '../src/server/auth.ts';
 import { createServer } from '../src/server/server.ts';
+import { openLedger } from '../src/open-ledger.ts';
 import { storesUnderTest } from './stores.ts';
 
 const appendToken = 'append-token-0123456789';
@@ -390,3 +391,34 @@ for (const store of storesUnderTest()) {
     });
   });
 }
+
+describe('HTTP API with its database unreachable', () => {
+  it('answers 503 with Retry-After, on reads, appends and health', async () => {
+    // Nothing listens on port 1; the pool connects lazily, so the ledger opens.
+    const ledger = await openLedger({
+      databaseUrl: 'postgres://postgres@127.0.0.1:1/none',
+      migrate: false,
+    });
+    const server = await createServer({ ledger });
+    try {
+      const call = clientOf(await listen(server));
+      for (const [method, path, requestBody] of [
+        ['GET', '/v1/jobs/any'],
+        ['GET', '/v1/jobs'],
+        ['POST', '/v1/jobs/any/events', { events: [{ type: 'x.ping', data: {} }] }],
+        ['GET', '/health'],
+      ] as [string, string, unknown?][]) {
+        const response = await call(
+          method,
+          path,
+          requestBody === undefined ? {} : { body: requestBody },
+        );
+        expect(response.status, `${method} ${path}`).toBe(503);
+        expect(response.headers.get('retry-after')).toBe('2');
+      }
+    } finally {
+      await server.close();
+      await ledger.close();
+    }
+  });
+});
