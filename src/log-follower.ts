@@ -1,6 +1,7 @@
 import type { Cursor } from './cursor.ts';
 import { HeadwayError } from './errors.ts';
-import { reconnectDelayMs, type WakeUps } from './wake-ups.ts';
+import { reconnectDelayMs } from './backoff.ts';
+import type { WakeUps } from './wake-ups.ts';
 
 /** A page of the log as a follower reads it. */
 export interface FollowedPage<E> {

@@ -16,7 +16,7 @@ import {
 } from './projection-tables.ts';
 import type { Generation, StateRow } from './projection-tables.ts';
 import { readAhead } from './read-ahead.ts';
-import { reconnectDelayMs } from './wake-ups.ts';
+import { reconnectDelayMs } from './backoff.ts';
 
 /** How a runner reads, caches and retries. */
 export interface ProjectionRunnerOptions {

@@ -1,6 +1,7 @@
 import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { Observable, share } from 'rxjs';
+import { reconnectDelayMs } from './backoff.ts';
 
 /**
  * Hints that new events may have been committed. Live readers poll the log when one
@@ -10,12 +11,6 @@ export type WakeUps = Observable<void>;
 
 /** The channel the `events_notify` trigger of migration 0003 notifies. */
 export const eventsChannel = 'headway_events';
-
-/** Backoff of reconnects: 100 ms doubling to 5 s, with jitter. */
-export function reconnectDelayMs(attempt: number): number {
-  const ceiling = Math.min(5_000, 100 * 2 ** Math.min(attempt, 10));
-  return ceiling / 2 + Math.random() * (ceiling / 2);
-}
 
 /**
  * Wake-ups from PostgreSQL over one dedicated LISTEN connection, opened for the first

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ledger } from '../src/ledger.ts';
+import { readEventStream } from '../src/client/event-stream.ts';
 import { parseTokens } from '../src/server/auth.ts';
 import { createServer } from '../src/server/server.ts';
 import { openLedger } from '../src/open-ledger.ts';
@@ -63,6 +64,7 @@ for (const store of storesUnderTest()) {
     let ledger: Ledger;
     let server: FastifyInstance;
     let call: ReturnType<typeof clientOf>;
+    let base: string;
     /** Every request below carries the admin token unless it says otherwise. */
     const admin = (method: string, path: string, body?: unknown) =>
       call(method, path, body === undefined ? { token: adminToken } : { body, token: adminToken });
@@ -80,7 +82,8 @@ for (const store of storesUnderTest()) {
         ),
         bodyLimitBytes: 256 * 1024,
       });
-      call = clientOf(await listen(server));
+      base = await listen(server);
+      call = clientOf(base);
     });
     afterAll(async () => {
       await server.close();
@@ -307,6 +310,8 @@ for (const store of storesUnderTest()) {
         ['GET', '/v1/jobs/web-1/logs'],
         ['GET', '/v1/projects/all/progress'],
         ['GET', '/v1/metrics/stages'],
+        ['GET', '/v1/jobs/web-1/stream'],
+        ['GET', '/v1/stream'],
       ];
       const before = await ledger.streamVersion('web-1');
       for (const [method, path, requestBody] of routes) {
@@ -338,6 +343,86 @@ for (const store of storesUnderTest()) {
         ]),
       );
       expect(document.json.paths['/v1/jobs/{id}/events']!.post.requestBody).toBeDefined();
+    });
+
+    it('streams a job over SSE: snapshot, every event in order, and Last-Event-ID resumes exactly', async () => {
+      await call('POST', '/v1/jobs', {
+        token: appendToken,
+        body: { jobId: 'sse-1', name: 'sse', kind: 'k', project: 'sse' },
+      });
+      await call('POST', '/v1/jobs', {
+        token: appendToken,
+        body: { jobId: 'other', name: 'other', kind: 'k', project: 'elsewhere' },
+      });
+      const url = `${base}/v1/jobs/sse-1/stream?after=0:0`;
+      const first = new AbortController();
+      const seen: { id: string; version: number }[] = [];
+      let snapshot: unknown;
+      const produce = (async () => {
+        for (let batch = 0; batch < 10; batch += 1) {
+          const events = Array.from({ length: 5 }, (_, index) => ({
+            type: 'item.completed',
+            data: { itemId: `i${batch * 5 + index}` },
+          }));
+          await call('POST', '/v1/jobs/sse-1/events', { token: appendToken, body: { events } });
+          await call('POST', '/v1/jobs/other/events', {
+            token: appendToken,
+            body: { events: [{ type: 'x.noise', data: {} }] },
+          });
+        }
+      })();
+      // The first client leaves after 20 events.
+      for await (const message of readEventStream(url, {
+        token: readToken,
+        signal: first.signal,
+      })) {
+        if (message.event === 'snapshot') snapshot = message.data;
+        if (message.event !== 'event') continue;
+        seen.push({ id: message.id!, version: (message.data as { version: number }).version });
+        if (seen.length === 20) first.abort();
+      }
+      expect(snapshot).toMatchObject({ jobId: 'sse-1', progress: { jobId: 'sse-1' } });
+      await produce;
+      // The second comes back with its last id and reads to the end: 51 events in all.
+      const second = new AbortController();
+      for await (const message of readEventStream(url, {
+        token: readToken,
+        lastEventId: seen.at(-1)!.id,
+        signal: second.signal,
+      })) {
+        if (message.event !== 'event') continue;
+        expect((message.data as { streamId: string }).streamId).toBe('sse-1');
+        seen.push({ id: message.id!, version: (message.data as { version: number }).version });
+        if (seen.length === 51) second.abort();
+      }
+      expect(seen.map((entry) => entry.version)).toEqual(
+        Array.from({ length: 51 }, (_, i) => i + 1),
+      );
+
+      // The project stream carries only that project's events; a bad id is a 400.
+      const project = new AbortController();
+      const types: string[] = [];
+      for await (const message of readEventStream(`${base}/v1/stream?project=elsewhere&after=0:0`, {
+        token: readToken,
+        signal: project.signal,
+      })) {
+        if (message.event === 'snapshot') {
+          expect(message.data).toMatchObject({ jobs: [{ jobId: 'other' }] });
+          continue;
+        }
+        types.push((message.data as { type: string }).type);
+        if (types.length === 11) project.abort();
+      }
+      expect(types).toEqual(['job.started', ...Array(10).fill('x.noise')]);
+      await expect(
+        readEventStream(`${base}/v1/jobs/sse-1/stream`, {
+          token: readToken,
+          lastEventId: 'yesterday',
+        }).next(),
+      ).rejects.toMatchObject({ status: 400 });
+      await expect(
+        readEventStream(`${base}/v1/jobs/nope/stream`, { token: readToken }).next(),
+      ).rejects.toMatchObject({ status: 404 });
     });
 
     it('property: malformed bodies and query strings get a 4xx with a message and change nothing', async () => {

@@ -116,3 +116,18 @@ export const stageMetricsQuery = z.strictObject({
   project: name.optional(),
   kind: name.optional(),
 });
+
+const cursorText = z
+  .string()
+  .regex(/^\d{1,20}:\d{1,20}$/, 'expected a cursor such as 812:40')
+  .optional();
+
+export const jobStreamQuery = z.strictObject({
+  after: cursorText.describe('Start after this cursor (Last-Event-ID wins when both are sent)'),
+});
+
+export const streamQuery = z.strictObject({
+  project: name.optional(),
+  type: commaList.pipe(z.array(name).max(100)).optional().describe('Comma-separated event types'),
+  after: cursorText.describe('Start after this cursor (Last-Event-ID wins when both are sent)'),
+});

@@ -5,7 +5,6 @@ import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { EventInput } from '../../schema/events.ts';
-import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { exportFailures, failureGroups, jobFailures } from '../../projections/job-failures.ts';
 import {
   allItems,
@@ -21,6 +20,7 @@ import { NotFoundError } from '../errors.ts';
 import type { Ledger } from '../ledger.ts';
 import { checkAccess } from './auth.ts';
 import type { Scope, TokenTable } from './auth.ts';
+import { EventStreams, toWire } from './event-stream.ts';
 import { body, sendError } from './http-errors.ts';
 import * as schemas from './schemas.ts';
 
@@ -90,6 +90,12 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         .code(403)
         .send(body('forbidden', `this token lacks the '${scope}' scope this route needs`));
     }
+  });
+  const streams = new EventStreams();
+  // Open event streams would keep `close()` waiting for their clients to hang up.
+  app.addHook('preClose', (done) => {
+    streams.closeAll();
+    done();
   });
   app.addHook('onClose', async () => {
     await appender.close();
@@ -333,6 +339,53 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   );
 
   app.get(
+    '/v1/jobs/:id/stream',
+    {
+      config: read,
+      schema: {
+        params: schemas.jobParams,
+        querystring: schemas.jobStreamQuery,
+        summary:
+          "Server-Sent Events: the job's status, then each of its events (id: its cursor; Last-Event-ID resumes)",
+      },
+    },
+    async (request, reply) => {
+      const jobId = request.params.id;
+      await requireJob(jobId);
+      await streams.serve(request, reply, ledger, {
+        filter: { streamIds: [jobId] },
+        after: request.query.after,
+        snapshot: () => ledger.status(jobId),
+      });
+    },
+  );
+
+  app.get(
+    '/v1/stream',
+    {
+      config: read,
+      schema: {
+        querystring: schemas.streamQuery,
+        summary:
+          "Server-Sent Events: the active jobs, then every event (of a project's jobs); Last-Event-ID resumes",
+      },
+    },
+    async (request, reply) => {
+      const { project, type, after } = request.query;
+      await streams.serve(request, reply, ledger, {
+        filter: {
+          ...(project ? { projects: [project] } : {}),
+          ...(type?.length ? { types: type } : {}),
+        },
+        after,
+        snapshot: async () => ({
+          jobs: await ledger.jobs({ active: true, ...(project ? { project } : {}) }),
+        }),
+      });
+    },
+  );
+
+  app.get(
     '/v1/projects/:project/progress',
     {
       config: read,
@@ -402,11 +455,6 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
   await app.ready();
   return app;
-}
-
-/** A recorded event as the API sends it: with its cursor, positions as strings. */
-function toWire(event: RecordedEvent) {
-  return { ...event, cursor: formatCursor(event) };
 }
 
 /** The object without its undefined fields, as exact optional property types want it. */

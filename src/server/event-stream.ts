@@ -1,0 +1,110 @@
+import { once } from 'node:events';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RecordedEvent } from '../../schema/recorded-event.ts';
+import { formatCursor, parseCursor } from '../cursor.ts';
+import type { Cursor } from '../cursor.ts';
+import { InvalidInputError } from '../errors.ts';
+import type { Ledger, SubscribeOptions } from '../ledger.ts';
+
+/** A comment line this often keeps proxies from closing an idle stream. */
+const heartbeatMs = 15_000;
+
+/** The open event streams of a server, so that closing it can end them. */
+export class EventStreams {
+  private readonly open = new Set<AbortController>();
+
+  /** How many streams are open now. */
+  get size(): number {
+    return this.open.size;
+  }
+
+  /**
+   * Answers with Server-Sent Events: first `snapshot` (when given), then every event the
+   * filter lets through as `event: event` with its cursor as the id, until the client
+   * leaves or the server closes. A client that reconnects with `Last-Event-ID` (or asks
+   * with `after`) gets exactly the events after that cursor. Reading is paced by the
+   * socket: a slow client slows its own reads and is never buffered for.
+   */
+  async serve(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    ledger: Ledger,
+    options: {
+      filter: Omit<SubscribeOptions, 'after'>;
+      after?: string | undefined;
+      snapshot?: () => Promise<unknown>;
+    },
+  ): Promise<void> {
+    const lastEventId = request.headers['last-event-id'];
+    const resumeFrom = typeof lastEventId === 'string' ? lastEventId : options.after;
+    let after: Cursor;
+    try {
+      after = resumeFrom === undefined ? await ledger.liveCursor() : parseCursor(resumeFrom);
+    } catch {
+      throw new InvalidInputError([
+        {
+          path: typeof lastEventId === 'string' ? 'Last-Event-ID' : 'after',
+          message: `expected a cursor such as 812:40 (an event id of this stream), received ${JSON.stringify(resumeFrom)}`,
+        },
+      ]);
+    }
+    // Before any byte is sent, so a bad filter still gets a JSON 400.
+    await ledger.readAll({ ...options.filter, after, limit: 1 });
+    const snapshot = options.snapshot ? await options.snapshot() : undefined;
+
+    const controller = new AbortController();
+    this.open.add(controller);
+    reply.hijack();
+    const socket = reply.raw;
+    socket.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    request.raw.on('close', () => controller.abort());
+    const heartbeat = setInterval(() => socket.write(': ping\n\n'), heartbeatMs);
+    const write = async (text: string) => {
+      if (!socket.write(text)) {
+        await once(socket, 'drain', { signal: controller.signal });
+      }
+    };
+    try {
+      // Tells EventSource clients how long to wait before reconnecting.
+      await write('retry: 1000\n\n');
+      if (snapshot !== undefined) await write(frame('snapshot', snapshot));
+      for await (const page of ledger.follow({ ...options.filter, after }, controller.signal)) {
+        let text = '';
+        for (const event of page.events) text += frame('event', toWire(event), formatCursor(event));
+        if (text) await write(text);
+      }
+    } catch (error) {
+      if (!controller.signal.aborted) {
+        // Headers are gone; the client sees the stream end and reconnects with its last id.
+        request.log.error({ err: error }, 'event stream failed');
+      }
+    } finally {
+      clearInterval(heartbeat);
+      this.open.delete(controller);
+      socket.end();
+    }
+  }
+
+  /** Ends every open stream; their clients may reconnect elsewhere with their last id. */
+  closeAll(): void {
+    for (const controller of this.open) controller.abort();
+  }
+}
+
+/** One SSE message; data is JSON on one line. */
+function frame(event: string, data: unknown, id?: string): string {
+  const json = JSON.stringify(data, (_key, value: unknown) =>
+    typeof value === 'bigint' ? value.toString() : value,
+  );
+  return `${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${json}\n\n`;
+}
+
+/** A recorded event as the API sends it: with its cursor, positions as strings. */
+export function toWire(event: RecordedEvent) {
+  return { ...event, cursor: formatCursor(event) };
+}
