@@ -14,12 +14,12 @@ import type { ExpectedVersion } from './errors.ts';
 import type { ResumeOptions, ResumePoint } from './resume-job.ts';
 
 /** What a recorder needs of a ledger: the HTTP client implements the same. */
-export interface EventAppender {
+export interface EventAppender<R = AppendResult> {
   append(
     streamId: string,
     events: readonly EventInput[],
     options?: { expectedVersion?: ExpectedVersion },
-  ): Promise<AppendResult>;
+  ): Promise<R>;
 }
 
 /** A ledger that can also resume a job: what `JobRecorder.resume` needs. */
@@ -56,11 +56,11 @@ type PlannedItem = string | { id: string; type?: string; group?: string };
  * await job.itemFailed('b.jpg', new Error('ENOSPC: no space left'));
  * await job.complete();
  */
-export class JobRecorder {
+export class JobRecorder<R = AppendResult> {
   readonly jobId: string;
 
   constructor(
-    private readonly ledger: EventAppender,
+    private readonly ledger: EventAppender<R>,
     jobId?: string,
     private readonly options: JobRecorderOptions = {},
   ) {
@@ -68,12 +68,12 @@ export class JobRecorder {
   }
 
   /** Records `job.started`; fails with a `ConcurrencyError` if the job already exists. */
-  start(data: Data<'job.started'>, options?: RecordOptions): Promise<AppendResult> {
+  start(data: Data<'job.started'>, options?: RecordOptions): Promise<R> {
     return this.record([{ type: 'job.started', data, ...options }], 'no_stream');
   }
 
   /** Records `items.planned`; planning an item twice plans it once. */
-  plan(items: readonly PlannedItem[], options?: RecordOptions): Promise<AppendResult> {
+  plan(items: readonly PlannedItem[], options?: RecordOptions): Promise<R> {
     const normalised = items.map((item) => (typeof item === 'string' ? { id: item } : item));
     // Split so that each event stays under both the item count and the byte cap.
     const events: EventInput[] = [];
@@ -96,7 +96,7 @@ export class JobRecorder {
   }
 
   /** Records `job.scope_changed` for a total that was unknown or grew. */
-  scope(total: number, options?: RecordOptions): Promise<AppendResult> {
+  scope(total: number, options?: RecordOptions): Promise<R> {
     return this.one('job.scope_changed', { total }, options);
   }
 
@@ -109,7 +109,7 @@ export class JobRecorder {
     itemId: string,
     data: Omit<Data<'item.started'>, 'itemId'> = {},
     options?: RecordOptions,
-  ): Promise<AppendResult> {
+  ): Promise<R> {
     return this.one('item.started', { itemId, ...data }, options);
   }
 
@@ -117,7 +117,7 @@ export class JobRecorder {
     itemId: string,
     data: Omit<Data<'item.completed'>, 'itemId'> = {},
     options?: RecordOptions,
-  ): Promise<AppendResult> {
+  ): Promise<R> {
     return this.one('item.completed', { itemId, ...data }, options);
   }
 
@@ -127,7 +127,7 @@ export class JobRecorder {
     thrown: unknown,
     data: Omit<Data<'item.failed'>, 'itemId' | 'error'> & { stage?: string } = {},
     options?: RecordOptions,
-  ): Promise<AppendResult> {
+  ): Promise<R> {
     const { stage, ...rest } = data;
     const error = describeError(thrown, {
       ...(this.options.failureRules ? { rules: this.options.failureRules } : {}),
@@ -143,7 +143,7 @@ export class JobRecorder {
     itemId: string,
     data: Omit<Data<'item.skipped'>, 'itemId'> = {},
     options?: RecordOptions,
-  ): Promise<AppendResult> {
+  ): Promise<R> {
     return this.one('item.skipped', { itemId, ...data }, options);
   }
 
@@ -152,12 +152,12 @@ export class JobRecorder {
     return this.one('items.released', { itemIds: [...itemIds], reason }, options);
   }
 
-  progress(data: Data<'progress.reported'>, options?: RecordOptions): Promise<AppendResult> {
+  progress(data: Data<'progress.reported'>, options?: RecordOptions): Promise<R> {
     return this.one('progress.reported', data, options);
   }
 
   /** Records `checkpoint.saved`: where a resumed run should pick up. */
-  checkpoint(cursor: JsonValue, note?: string, options?: RecordOptions): Promise<AppendResult> {
+  checkpoint(cursor: JsonValue, note?: string, options?: RecordOptions): Promise<R> {
     return this.one(
       'checkpoint.saved',
       note === undefined ? { cursor } : { cursor, note },
@@ -170,7 +170,7 @@ export class JobRecorder {
     message: string,
     context?: JsonValue,
     options?: RecordOptions,
-  ): Promise<AppendResult> {
+  ): Promise<R> {
     return this.one(
       'log.written',
       context === undefined ? { level, message } : { level, message, context },
@@ -178,7 +178,7 @@ export class JobRecorder {
     );
   }
 
-  pause(reason?: string, options?: RecordOptions): Promise<AppendResult> {
+  pause(reason?: string, options?: RecordOptions): Promise<R> {
     return this.one('job.paused', reason === undefined ? {} : { reason }, options);
   }
 
@@ -194,19 +194,19 @@ export class JobRecorder {
     return resumer.resume(this.jobId, options);
   }
 
-  complete(result?: JsonValue, options?: RecordOptions): Promise<AppendResult> {
+  complete(result?: JsonValue, options?: RecordOptions): Promise<R> {
     return this.one('job.completed', result === undefined ? {} : { result }, options);
   }
 
   /** Records `job.failed`, describing any thrown value. */
-  fail(thrown: unknown, options?: RecordOptions): Promise<AppendResult> {
+  fail(thrown: unknown, options?: RecordOptions): Promise<R> {
     const error = describeError(thrown, {
       ...(this.options.failureRules ? { rules: this.options.failureRules } : {}),
     });
     return this.one('job.failed', { error }, options);
   }
 
-  cancel(reason?: string, options?: RecordOptions): Promise<AppendResult> {
+  cancel(reason?: string, options?: RecordOptions): Promise<R> {
     return this.one('job.cancelled', reason === undefined ? {} : { reason }, options);
   }
 
@@ -225,7 +225,7 @@ export class JobRecorder {
     type: T,
     data: EventData<T>,
     options: RecordOptions | undefined,
-  ): Promise<AppendResult> {
+  ): Promise<R> {
     return this.record([{ type, data, ...options } as EventInput]);
   }
 }

@@ -70,7 +70,7 @@ export async function* readEventStream(
   });
   const decoder = new TextDecoder();
   try {
-    for await (const chunk of response.body) {
+    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
       parser.feed(decoder.decode(chunk, { stream: true }));
       while (ready.length > 0) yield ready.shift()!;
     }
