@@ -189,10 +189,17 @@ export class HeadwayClient implements EventAppender<ClientAppendResult> {
 
   /** Every event (of one project) as it is committed, after `after` when given. */
   events(
-    options: { project?: string; types?: string[]; after?: string; signal?: AbortSignal } = {},
+    options: {
+      project?: string;
+      types?: string[];
+      jobs?: string[];
+      after?: string;
+      signal?: AbortSignal;
+    } = {},
   ): AsyncGenerator<StreamMessage> {
     const query = new URLSearchParams();
     if (options.project) query.set('project', options.project);
+    if (options.jobs?.length) query.set('job', options.jobs.join(','));
     if (options.types?.length) query.set('type', options.types.join(','));
     if (options.after) query.set('after', options.after);
     const search = query.size > 0 ? `?${query.toString()}` : '';

@@ -1,4 +1,5 @@
 import { createParser } from 'eventsource-parser';
+import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { reconnectDelayMs } from '../backoff.ts';
 
 /** One Server-Sent Events message, its data parsed as JSON. */
@@ -130,4 +131,26 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
     signal?.addEventListener('abort', done, { once: true });
   });
+}
+
+/** An event as the server sends it (positions as strings, times as ISO text), typed again. */
+export function recordedEventOf(data: unknown): RecordedEvent {
+  const wire = data as Omit<
+    RecordedEvent,
+    'position' | 'transactionId' | 'occurredAt' | 'recordedAt'
+  > & {
+    position: string;
+    transactionId: string;
+    occurredAt: string;
+    recordedAt: string;
+    cursor?: string;
+  };
+  const { cursor: _cursor, ...event } = wire;
+  return {
+    ...event,
+    position: BigInt(wire.position),
+    transactionId: BigInt(wire.transactionId),
+    occurredAt: new Date(wire.occurredAt),
+    recordedAt: new Date(wire.recordedAt),
+  } as RecordedEvent;
 }

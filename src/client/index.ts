@@ -1,4 +1,9 @@
 export { createClient, HeadwayClient } from './client.ts';
 export type { ClientAppendResult, ClientOptions, Queued } from './client.ts';
-export { followEventStream, HttpStatusError, readEventStream } from './event-stream.ts';
+export {
+  followEventStream,
+  HttpStatusError,
+  readEventStream,
+  recordedEventOf,
+} from './event-stream.ts';
 export type { StreamMessage } from './event-stream.ts';

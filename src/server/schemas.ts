@@ -128,6 +128,7 @@ export const jobStreamQuery = z.strictObject({
 
 export const streamQuery = z.strictObject({
   project: name.optional(),
+  job: commaList.pipe(z.array(id).max(1_000)).optional().describe('Comma-separated job ids'),
   type: commaList.pipe(z.array(name).max(100)).optional().describe('Comma-separated event types'),
   after: cursorText.describe('Start after this cursor (Last-Event-ID wins when both are sent)'),
 });

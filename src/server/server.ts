@@ -371,10 +371,11 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       },
     },
     async (request, reply) => {
-      const { project, type, after } = request.query;
+      const { project, type, job, after } = request.query;
       await streams.serve(request, reply, ledger, {
         filter: {
           ...(project ? { projects: [project] } : {}),
+          ...(job?.length ? { streamIds: job } : {}),
           ...(type?.length ? { types: type } : {}),
         },
         after,

@@ -5,10 +5,14 @@ import type { RecordedEvent } from '../../../schema/recorded-event.ts';
 import { describeEvent } from '../../../projections/job-timeline.ts';
 import { formatCursor, startCursor } from '../../cursor.ts';
 import { toExportLine } from '../../ndjson.ts';
+import { createClient, recordedEventOf } from '../../client/index.ts';
+import type { HeadwayClient } from '../../client/index.ts';
 import { collect, parseCursorOption } from '../arguments.ts';
 import { abortOnSignals, toJson, withLedger } from '../context.ts';
 
 interface TailOptions {
+  url?: string;
+  token?: string;
   job?: string[];
   type?: string[];
   project?: string;
@@ -32,7 +36,17 @@ export function registerTail(program: Command): void {
     )
     .addOption(new Option('--from-start', 'start at the beginning of the log').conflicts('after'))
     .option('--json', 'print NDJSON, one event per line with its cursor')
+    .option('--url <url>', 'tail a Headway server (default: $HEADWAY_URL) instead of a store')
+    .option('--token <token>', 'bearer token for --url (default: $HEADWAY_TOKEN)')
     .action(async (options: TailOptions, command: Command) => {
+      const format = options.json ? jsonLine : humanLine;
+      const url = options.url ?? (process.env.HEADWAY_URL || undefined);
+      if (url) {
+        const token = options.token ?? (process.env.HEADWAY_TOKEN || undefined);
+        const client = createClient({ url, ...(token ? { token } : {}) });
+        await printEvents(format, (signal) => remoteEvents(client, options, signal));
+        return;
+      }
       await withLedger(command, async (ledger) => {
         // Taken before the follow starts, so nothing committed after this point is missed.
         const after = options.fromStart
@@ -40,16 +54,7 @@ export function registerTail(program: Command): void {
           : options.after !== undefined
             ? options.after
             : await ledger.liveCursor();
-        const format = options.json ? jsonLine : humanLine;
-        const stop = abortOnSignals();
-        // A closed pipe (`| head`) ends the tail like Ctrl-C; other write errors fail it.
-        const failed: { error?: Error } = {};
-        const onError = (error: NodeJS.ErrnoException) => {
-          if (error.code !== 'EPIPE') failed.error = error;
-          stop.abort();
-        };
-        process.stdout.on('error', onError);
-        try {
+        await printEvents(format, async function* (signal) {
           const pages = ledger.follow(
             {
               after,
@@ -57,22 +62,57 @@ export function registerTail(program: Command): void {
               ...(options.type ? { types: options.type } : {}),
               ...(options.project === undefined ? {} : { projects: [options.project] }),
             },
-            stop.signal,
+            signal,
           );
-          for await (const page of pages) {
-            for (const event of page.events) {
-              if (stop.signal.aborted) break;
-              await writeWithBackpressure(format(event), stop.signal);
-            }
-            if (stop.signal.aborted) break;
-          }
-        } finally {
-          process.stdout.off('error', onError);
-          stop.dispose();
-        }
-        if (failed.error) throw failed.error;
+          for await (const page of pages) yield* page.events;
+        });
       });
     });
+}
+
+/** A server's events, across dropped connections; the server picks the live cursor. */
+async function* remoteEvents(
+  client: HeadwayClient,
+  options: TailOptions,
+  signal: AbortSignal,
+): AsyncGenerator<RecordedEvent> {
+  const after = options.fromStart ? '0:0' : options.after;
+  for await (const message of client.events({
+    ...(options.project === undefined ? {} : { project: options.project }),
+    ...(options.type ? { types: options.type } : {}),
+    ...(options.job ? { jobs: options.job } : {}),
+    ...(after === undefined ? {} : { after }),
+    signal,
+  })) {
+    if (message.event === 'event') yield recordedEventOf(message.data);
+  }
+}
+
+/**
+ * Prints events until Ctrl-C or a closed pipe (`| head`), which end the tail cleanly;
+ * other write errors fail it. A slow reader slows the reads.
+ */
+async function printEvents(
+  format: (event: RecordedEvent) => string,
+  events: (signal: AbortSignal) => AsyncIterable<RecordedEvent>,
+): Promise<void> {
+  const stop = abortOnSignals();
+  const failed: { error?: Error } = {};
+  const onError = (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') failed.error = error;
+    stop.abort();
+  };
+  process.stdout.on('error', onError);
+  try {
+    for await (const event of events(stop.signal)) {
+      if (stop.signal.aborted) break;
+      await writeWithBackpressure(format(event), stop.signal);
+    }
+  } finally {
+    process.stdout.off('error', onError);
+    stop.dispose();
+  }
+  if (failed.error) throw failed.error;
 }
 
 /** One NDJSON line: the export envelope plus the cursor to resume after it. */

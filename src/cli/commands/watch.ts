@@ -1,9 +1,23 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { Subscription } from 'rxjs';
+import {
+  asyncScheduler,
+  concat,
+  concatMap,
+  defer,
+  filter,
+  from,
+  map,
+  Subscription,
+  throttleTime,
+} from 'rxjs';
+import type { Observable } from 'rxjs';
 import { estimateEta, jobEta } from '../../../projections/job-eta.ts';
 import type { EtaEstimate, JobEtaState } from '../../../projections/job-eta.ts';
-import type { JobProgressState, JobStatus } from '../../../projections/job-progress.ts';
+import type { JobStatus } from '../../../projections/job-progress.ts';
+import { createClient } from '../../client/index.ts';
+import type { HeadwayClient } from '../../client/index.ts';
+import type { JobSnapshot, JobStatusView } from '../../job-views.ts';
 import { NotFoundError } from '../../errors.ts';
 import { parsePositiveInt } from '../arguments.ts';
 import { abortOnSignals, printLines, withLedger } from '../context.ts';
@@ -31,45 +45,124 @@ export function registerWatch(program: Command): void {
       'at most one update per this many ms (default 100 on a terminal, else 1000)',
       parsePositiveInt,
     )
-    .action(async (jobId: string, options: { interval?: number }, command: Command) => {
+    .option(
+      '--url <url>',
+      'watch through a Headway server (default: $HEADWAY_URL) instead of a store',
+    )
+    .option('--token <token>', 'bearer token for --url (default: $HEADWAY_TOKEN)')
+    .action(async (jobId: string, options: WatchOptions, command: Command) => {
+      const url = options.url ?? (process.env.HEADWAY_URL || undefined);
+      if (url) {
+        const token = options.token ?? (process.env.HEADWAY_TOKEN || undefined);
+        const client = createClient({ url, ...(token ? { token } : {}) });
+        await show(options, (interval, signal) => remoteSnapshots(client, jobId, interval, signal));
+        return;
+      }
       await withLedger(command, async (ledger) => {
         if ((await ledger.status(jobId)) === null) throw new NotFoundError(`Job '${jobId}'`);
-        const tty = process.stdout.isTTY === true;
-        const interval = options.interval ?? (tty ? 100 : 1_000);
-        const view = tty ? new BarsView(interval) : new LinesView();
-        const stop = abortOnSignals();
-        let last: JobEtaState | null = null;
-        try {
-          await new Promise<void>((resolve, reject) => {
-            // Closed by `finish`; a subscription added after that is ended at once.
-            const subscription = new Subscription();
-            const finish = () => {
-              subscription.unsubscribe();
-              resolve();
-            };
-            subscription.add(
-              ledger.watchFold(jobId, jobEta, { throttleMs: interval }).subscribe({
-                next: (state) => {
-                  last = state;
-                  view.render(state, Date.now());
-                  if (finished.has(state.progress.status)) finish();
-                },
-                error: reject,
-                complete: finish,
-              }),
-            );
-            stop.signal.addEventListener('abort', finish, { once: true });
-          });
-        } finally {
-          view.stop(last);
-          stop.dispose();
-        }
+        await show(options, (interval) =>
+          ledger.watchFold(jobId, jobEta, { throttleMs: interval }).pipe(map(localSnapshot)),
+        );
       });
     });
 }
 
+interface WatchOptions {
+  interval?: number;
+  url?: string;
+  token?: string;
+}
+
+/** What the views draw: a job's progress and its ETA as of any moment. */
+interface Snapshot {
+  progress: JobSnapshot;
+  estimate(now: number): EtaEstimate;
+}
+
+function localSnapshot(state: JobEtaState): Snapshot {
+  return { progress: state.progress, estimate: (now) => estimateEta(state, now) };
+}
+
+/**
+ * A remote job's snapshots: its status now, then again after changes its event stream
+ * announces, at most one fetch per interval. The ETA counts down between fetches.
+ */
+function remoteSnapshots(
+  client: HeadwayClient,
+  jobId: string,
+  interval: number,
+  signal: AbortSignal,
+): Observable<Snapshot> {
+  const fetchStatus = async (): Promise<Snapshot> => {
+    const view = (await client.status(jobId)) as JobStatusView | null;
+    if (!view) throw new NotFoundError(`Job '${jobId}'`);
+    const fetchedAt = Date.now();
+    return { progress: view.progress, estimate: (now) => shiftEta(view.eta, now - fetchedAt) };
+  };
+  return concat(
+    defer(fetchStatus),
+    from(client.watch(jobId, { signal })).pipe(
+      filter((message) => message.event === 'event'),
+      throttleTime(interval, asyncScheduler, { leading: true, trailing: true }),
+      concatMap(fetchStatus),
+    ),
+  );
+}
+
+/** An ETA as it stands `elapsedMs` after it was made. */
+function shiftEta(estimate: EtaEstimate, elapsedMs: number): EtaEstimate {
+  const less = (value: number) => Math.max(0, value - elapsedMs);
+  return {
+    ...estimate,
+    etaMs: estimate.etaMs === null ? null : less(estimate.etaMs),
+    range: estimate.range && {
+      lowMs: less(estimate.range.lowMs),
+      highMs: less(estimate.range.highMs),
+    },
+  };
+}
+
+/** Draws snapshots until the job ends, the source ends, or Ctrl-C. */
+async function show(
+  options: WatchOptions,
+  source: (interval: number, signal: AbortSignal) => Observable<Snapshot>,
+): Promise<void> {
+  const tty = process.stdout.isTTY === true;
+  const interval = options.interval ?? (tty ? 100 : 1_000);
+  const view = tty ? new BarsView(interval) : new LinesView();
+  const stop = abortOnSignals();
+  const done = new AbortController();
+  let last: Snapshot | null = null;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      // Closed by `finish`; a subscription added after that is ended at once.
+      const subscription = new Subscription();
+      const finish = () => {
+        done.abort();
+        subscription.unsubscribe();
+        resolve();
+      };
+      subscription.add(
+        source(interval, AbortSignal.any([stop.signal, done.signal])).subscribe({
+          next: (snapshot) => {
+            last = snapshot;
+            view.render(snapshot, Date.now());
+            if (finished.has(snapshot.progress.status)) finish();
+          },
+          error: reject,
+          complete: finish,
+        }),
+      );
+      stop.signal.addEventListener('abort', finish, { once: true });
+    });
+  } finally {
+    view.stop(last);
+    stop.dispose();
+  }
+}
+
 /** The stages to show: the declared ones in order, else those seen so far. */
-function stageLines(progress: JobProgressState): StageLine[] {
+function stageLines(progress: JobSnapshot): StageLine[] {
   const names =
     progress.declaredStages.length > 0
       ? progress.declaredStages.map((stage) => stage.name)
@@ -113,16 +206,16 @@ function describeCount(processed: number, total: number | null): string {
 }
 
 interface View {
-  render(state: JobEtaState, now: number): void;
+  render(snapshot: Snapshot, now: number): void;
   /** Ends the display, leaving the last state on screen. */
-  stop(last: JobEtaState | null): void;
+  stop(last: Snapshot | null): void;
 }
 
 /** Plain lines for pipes and logs: one per update. */
 class LinesView implements View {
-  render(state: JobEtaState, now: number): void {
-    const { progress } = state;
-    const estimate = estimateEta(state, now);
+  render(snapshot: Snapshot, now: number): void {
+    const { progress } = snapshot;
+    const estimate = snapshot.estimate(now);
     const stage = stageLines(progress).find((line) => line.state === 'running');
     const stagePart = stage
       ? ` | stage ${stage.name} ${stage.percent === null ? formatCount(stage.processed) : `${stage.percent.toFixed(1)}%`}`
@@ -152,7 +245,7 @@ class BarsView implements View {
   );
   private overall: cliProgress.SingleBar | null = null;
   private readonly stages = new Map<string, cliProgress.SingleBar>();
-  private last: JobEtaState | null = null;
+  private last: Snapshot | null = null;
   private readonly ticker: NodeJS.Timeout;
 
   constructor(interval: number) {
@@ -164,10 +257,10 @@ class BarsView implements View {
     );
   }
 
-  render(state: JobEtaState, now: number): void {
-    this.last = state;
-    const { progress } = state;
-    const estimate = estimateEta(state, now);
+  render(snapshot: Snapshot, now: number): void {
+    this.last = snapshot;
+    const { progress } = snapshot;
+    const estimate = snapshot.estimate(now);
     const stages = stageLines(progress);
     const width = Math.max(12, ...stages.map((line) => line.name.length + 2));
     const label = (progress.name ?? progress.jobId ?? 'job').slice(0, 40);
@@ -193,7 +286,7 @@ class BarsView implements View {
     }
   }
 
-  stop(last: JobEtaState | null): void {
+  stop(last: Snapshot | null): void {
     clearInterval(this.ticker);
     if (last) this.render(last, Date.now());
     this.bars.stop();
