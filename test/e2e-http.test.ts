@@ -10,7 +10,7 @@ const producerScript = new URL('./fixtures/sdk-producer.ts', import.meta.url).pa
 
 /** A child process whose output is collected; `exit` resolves with its code. */
 function start(args: string[]) {
-  const child = spawn(process.execPath, args, { env: cliEnv() }) as ChildProcessWithoutNullStreams;
+  const child = spawn(process.execPath, args, { env: cliEnv() });
   const output = { stdout: '', stderr: '' };
   child.stdout.on('data', (chunk: Buffer) => (output.stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output.stderr += chunk.toString()));
