@@ -38,6 +38,48 @@ describe('headway serve', () => {
     expect(badTokens.stderr).toMatch(/HEADWAY_TOKENS: expected a JSON object from tokens of 16/);
   });
 
+  it('npm start: serves the demo job, which the API reports as it runs', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        headwayBin,
+        '--data-dir',
+        join(folder, 'c'),
+        'serve',
+        '--demo',
+        '--demo-items',
+        '300',
+        '--port',
+        '0',
+      ],
+      { env: cliEnv() },
+    );
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const announced = /Demo job (\S+): (http:\/\/\S+)\/v1\/jobs\/\S+, or: npx headway watch/;
+    const deadline = Date.now() + 30_000;
+    while (!announced.test(stdout) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const [, jobId, base] = announced.exec(stdout)!;
+    const response = await fetch(`${base}/v1/jobs/${jobId}`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({
+      jobId,
+      progress: { project: 'demo', name: 'demo crawl', total: 300 },
+    });
+    while (!stdout.includes(`Demo job ${jobId} done`) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const done = (await (await fetch(`${base}/v1/jobs/${jobId}`)).json()) as {
+      progress: { status: string; processed: number };
+    };
+    expect(done.progress).toMatchObject({ status: 'completed', processed: 300 });
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+
   it('serves the embedded store, then on SIGTERM finishes, writes what it took, and exits 0', async () => {
     const store = join(folder, 'b');
     const child = spawn(

@@ -1,14 +1,18 @@
 import type { Command } from 'commander';
+import type { Ledger } from '../../ledger.ts';
 import { InvalidInputError } from '../../errors.ts';
 import { parseTokens } from '../../server/auth.ts';
 import { createServer } from '../../server/server.ts';
-import { parseNonNegativeInt } from '../arguments.ts';
+import { runDemo } from '../../demo/simulated-pipeline.ts';
+import { parseNonNegativeInt, parsePositiveInt } from '../arguments.ts';
 import { abortOnSignals, withLedger } from '../context.ts';
 
 interface ServeOptions {
   host: string;
   port: number;
   log?: boolean;
+  demo?: boolean;
+  demoItems: number;
 }
 
 /** `headway serve`: the HTTP API, with the projection runners, until Ctrl-C or SIGTERM. */
@@ -19,6 +23,8 @@ export function registerServe(program: Command): void {
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free one)', parseNonNegativeInt, 4680)
     .option('--log', 'log every request to stderr')
+    .option('--demo', 'feed the served ledger with the simulated pipeline of `headway demo`')
+    .option('--demo-items <n>', 'documents the demo processes', parsePositiveInt, 2_000)
     .action(async (options: ServeOptions, command: Command) => {
       const tokens = process.env.HEADWAY_TOKENS ? parseTokens(process.env.HEADWAY_TOKENS) : null;
       if (!tokens && !isLoopback(options.host)) {
@@ -52,6 +58,7 @@ export function registerServe(program: Command): void {
               'No HEADWAY_TOKENS: every route is open, so the server listens on this machine only.\n',
             );
           }
+          if (options.demo) await feedDemo(ledger, address, options.demoItems, stop.signal);
           if (!stop.signal.aborted) {
             await new Promise((resolve) =>
               stop.signal.addEventListener('abort', resolve, { once: true }),
@@ -66,6 +73,32 @@ export function registerServe(program: Command): void {
         }
       });
     });
+}
+
+/** Runs the demo pipeline against the served ledger, paced so it can be watched. */
+async function feedDemo(
+  ledger: Ledger,
+  address: string,
+  items: number,
+  signal: AbortSignal,
+): Promise<void> {
+  let announced = false;
+  const run = await runDemo(ledger, {
+    items,
+    paceMs: 300,
+    print: (line) => {
+      if (signal.aborted) return;
+      process.stdout.write(`${line}\n`);
+      const started = /^Job (\S+):/.exec(line);
+      if (started && !announced) {
+        announced = true;
+        process.stdout.write(
+          `Demo job ${started[1]}: ${address}/v1/jobs/${started[1]}, or: npx headway watch ${started[1]} --url ${address}\n`,
+        );
+      }
+    },
+  });
+  process.stdout.write(`Demo job ${run.jobId} done; still serving (Ctrl-C to stop).\n`);
 }
 
 function isLoopback(host: string): boolean {
