@@ -312,6 +312,7 @@ for (const store of storesUnderTest()) {
         ['GET', '/v1/metrics/stages'],
         ['GET', '/v1/jobs/web-1/stream'],
         ['GET', '/v1/stream'],
+        ['GET', '/metrics'],
       ];
       const before = await ledger.streamVersion('web-1');
       for (const [method, path, requestBody] of routes) {
@@ -423,6 +424,22 @@ for (const store of storesUnderTest()) {
       await expect(
         readEventStream(`${base}/v1/jobs/nope/stream`, { token: readToken }).next(),
       ).rejects.toMatchObject({ status: 404 });
+    });
+
+    it('exposes Prometheus metrics: appends by type, their latency, streams, lag and active jobs', async () => {
+      const response = await fetch(`${base}/metrics`, {
+        headers: { authorization: `Bearer ${readToken}` },
+      });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toMatch(/^text\/plain/);
+      const text = await response.text();
+      expect(text).toMatch(/^headway_events_appended_total\{type="item\.completed"\} [1-9]\d*$/m);
+      expect(text).toMatch(/^headway_events_appended_total\{type="custom"\} [1-9]\d*$/m);
+      expect(text).toMatch(/^headway_append_duration_seconds_count [1-9]\d*$/m);
+      expect(text).toMatch(/^headway_open_streams 0$/m);
+      expect(text).toMatch(/^headway_projection_lag_events\{projection="jobs"\} \d+$/m);
+      expect(text).toMatch(/^headway_active_jobs [1-9]\d*$/m);
+      expect(text).toMatch(/^headway_process_resident_memory_bytes \d+/m);
     });
 
     it('property: malformed bodies and query strings get a 4xx with a message and change nothing', async () => {

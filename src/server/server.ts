@@ -17,11 +17,13 @@ import { jobSummary, summarize } from '../../projections/job-summary.ts';
 import { CoalescingAppender } from '../coalescing-appender.ts';
 import { formatCursor } from '../cursor.ts';
 import { NotFoundError } from '../errors.ts';
+import type { ExpectedVersion } from '../errors.ts';
 import type { Ledger } from '../ledger.ts';
 import { checkAccess } from './auth.ts';
 import type { Scope, TokenTable } from './auth.ts';
 import { EventStreams, toWire } from './event-stream.ts';
 import { body, sendError } from './http-errors.ts';
+import { ServerMetrics } from './metrics.ts';
 import * as schemas from './schemas.ts';
 
 /** How a server is built. */
@@ -92,6 +94,21 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     }
   });
   const streams = new EventStreams();
+  const metrics = new ServerMetrics(ledger, () => streams.size);
+  /** Appends through the group commit, counted for /metrics. */
+  const appendEvents = async (
+    jobId: string,
+    events: EventInput[],
+    options: { expectedVersion?: ExpectedVersion },
+  ) => {
+    const started = performance.now();
+    const result = await appender.append(jobId, events, options);
+    metrics.recordAppend(
+      events.map((event) => event.type),
+      (performance.now() - started) / 1_000,
+    );
+    return result;
+  };
   // Open event streams would keep `close()` waiting for their clients to hang up.
   app.addHook('preClose', (done) => {
     streams.closeAll();
@@ -138,7 +155,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         ...(occurredAt ? { occurredAt } : {}),
         ...(metadata ? { metadata } : {}),
       } as EventInput;
-      const result = await appender.append(jobId, [event], { expectedVersion: 'no_stream' });
+      const result = await appendEvents(jobId, [event], { expectedVersion: 'no_stream' });
       return reply.code(201).send({ jobId, version: result.nextExpectedVersion });
     },
   );
@@ -155,7 +172,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     },
     async (request) => {
       const { events, expectedVersion } = request.body;
-      const result = await appender.append(
+      const result = await appendEvents(
         request.params.id,
         events as EventInput[],
         expectedVersion === undefined ? {} : { expectedVersion },
@@ -449,6 +466,15 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
           error: error instanceof Error ? error.message : String(error),
         });
       }
+    },
+  );
+
+  app.get(
+    '/metrics',
+    { config: read, schema: { summary: 'Prometheus metrics', hide: true } },
+    async (_request, reply) => {
+      const text = await metrics.render();
+      return reply.header('content-type', metrics.contentType).send(text);
     },
   );
 

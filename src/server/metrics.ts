@@ -1,0 +1,75 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { isEventType } from '../../schema/events.ts';
+import type { Ledger } from '../ledger.ts';
+
+/**
+ * The server's Prometheus metrics, in a registry of its own: appends by event type and
+ * their latency, open streams, and, read at each scrape, projection lag and active jobs.
+ */
+export class ServerMetrics {
+  readonly registry = new Registry();
+  private readonly appended: Counter<'type'>;
+  private readonly appendSeconds: Histogram;
+
+  constructor(ledger: Ledger, openStreams: () => number) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'headway_' });
+    this.appended = new Counter({
+      name: 'headway_events_appended_total',
+      help: 'Events appended through this server, by type (custom x.* types as "custom")',
+      labelNames: ['type'],
+      registers: [this.registry],
+    });
+    this.appendSeconds = new Histogram({
+      name: 'headway_append_duration_seconds',
+      help: 'Time to store one append request, group commit included',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [this.registry],
+    });
+    new Gauge({
+      name: 'headway_open_streams',
+      help: 'Event streams (SSE and WebSocket) open now',
+      registers: [this.registry],
+      collect() {
+        this.set(openStreams());
+      },
+    });
+    new Gauge({
+      name: 'headway_projection_lag_events',
+      help: 'Events in the log that a persisted projection has not folded yet (counted to 1,000,000)',
+      labelNames: ['projection'],
+      registers: [this.registry],
+      async collect() {
+        for (const status of await ledger.projectionStatus()) {
+          this.set({ projection: status.name }, status.lag.events);
+        }
+      },
+    });
+    new Gauge({
+      name: 'headway_active_jobs',
+      help: 'Jobs running, paused or pending',
+      registers: [this.registry],
+      async collect() {
+        const jobs = await ledger.jobs({
+          status: ['running', 'paused', 'pending'],
+          limit: 10_000,
+        });
+        this.set(jobs.length);
+      },
+    });
+  }
+
+  /** Counts one stored append and how long it took. */
+  recordAppend(types: readonly string[], seconds: number): void {
+    this.appendSeconds.observe(seconds);
+    for (const type of types) this.appended.inc({ type: isEventType(type) ? type : 'custom' });
+  }
+
+  /** The text exposition format. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
