@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
+import fastifyWebsocket from '@fastify/websocket';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod';
@@ -24,6 +25,7 @@ import type { Scope, TokenTable } from './auth.ts';
 import { EventStreams, toWire } from './event-stream.ts';
 import { body, sendError } from './http-errors.ts';
 import { ServerMetrics } from './metrics.ts';
+import { WebSocketSession } from './websocket.ts';
 import * as schemas from './schemas.ts';
 
 /** How a server is built. */
@@ -35,6 +37,8 @@ export interface ServerOptions {
   bodyLimitBytes?: number;
   /** Fastify's request log (default off). */
   logger?: boolean;
+  /** How often WebSocket peers are pinged; one that misses a ping is cut off (default 15 s). */
+  heartbeatMs?: number;
 }
 
 declare module 'fastify' {
@@ -76,6 +80,10 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     const scope = request.routeOptions.config.scope;
     if (!scope || tokens.size === 0) return;
     const access = checkAccess(tokens, request.headers.authorization, scope);
+    if (access !== 'allowed' && request.headers.upgrade) {
+      // A refused WebSocket upgrade: its socket belongs to no HTTP exchange that would end it.
+      reply.raw.once('finish', () => request.raw.socket.destroy());
+    }
     if (access === 'unauthenticated') {
       reply.header('www-authenticate', 'Bearer');
       return reply
@@ -94,7 +102,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     }
   });
   const streams = new EventStreams();
-  const metrics = new ServerMetrics(ledger, () => streams.size);
+  let webSockets = 0;
+  const metrics = new ServerMetrics(ledger, () => streams.size + webSockets);
   /** Appends through the group commit, counted for /metrics. */
   const appendEvents = async (
     jobId: string,
@@ -118,6 +127,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     await appender.close();
   });
 
+  // Before any route, so that it can take over the upgrade of /v1/ws.
+  await app.register(fastifyWebsocket, { options: { maxPayload: 64 * 1024 } });
   await app.register(fastifySwagger, {
     openapi: {
       info: {
@@ -399,6 +410,24 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         snapshot: async () => ({
           jobs: await ledger.jobs({ active: true, ...(project ? { project } : {}) }),
         }),
+      });
+    },
+  );
+
+  app.get(
+    '/v1/ws',
+    {
+      websocket: true,
+      config: read,
+      schema: {
+        summary:
+          'WebSocket: {"type":"subscribe","id","jobId"|"project","after"?}, {"type":"unsubscribe","id"}, {"type":"ping"}',
+      },
+    },
+    (socket) => {
+      webSockets += 1;
+      new WebSocketSession(socket, ledger, options.heartbeatMs ?? 15_000, () => {
+        webSockets -= 1;
       });
     },
   );

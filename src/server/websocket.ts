@@ -1,0 +1,184 @@
+import type { WebSocket } from 'ws';
+import { z } from 'zod';
+import { limits } from '../../schema/limits.ts';
+import { formatCursor, parseCursor } from '../cursor.ts';
+import type { Cursor } from '../cursor.ts';
+import { HeadwayError, NotFoundError } from '../errors.ts';
+import type { Ledger, SubscribeOptions } from '../ledger.ts';
+import { toValidationIssues } from '../prepare-events.ts';
+import { toWire } from './event-stream.ts';
+
+/** Most subscriptions one connection may hold. */
+const maxSubscriptions = 100;
+/** Above this many unsent bytes, a subscription waits before reading more of the log. */
+const highWaterBytes = 1024 * 1024;
+
+const subscribeMessage = z.strictObject({
+  type: z.literal('subscribe'),
+  /** The client's name for the subscription; every message about it carries it. */
+  id: z.string().min(1).max(100),
+  jobId: z.string().min(1).max(limits.idLength).optional(),
+  project: z.string().min(1).max(limits.nameLength).optional(),
+  /** Start after this cursor (default: now). */
+  after: z
+    .string()
+    .regex(/^\d{1,20}:\d{1,20}$/, 'expected a cursor such as 812:40')
+    .optional(),
+});
+
+const clientMessage = z.discriminatedUnion('type', [
+  subscribeMessage,
+  z.strictObject({ type: z.literal('unsubscribe'), id: z.string().min(1).max(100) }),
+  z.strictObject({ type: z.literal('ping') }),
+]);
+
+/**
+ * One WebSocket client: subscriptions by job or project, each a snapshot and then every
+ * event with its cursor; `ping` answered with `pong`. Protocol pings every
+ * `heartbeatMs`; a peer that has not answered the last one is cut off and its
+ * subscriptions end.
+ */
+export class WebSocketSession {
+  private readonly subscriptions = new Map<string, AbortController>();
+  private alive = true;
+  private closed = false;
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly ledger: Ledger,
+    heartbeatMs: number,
+    private readonly onClose: () => void,
+  ) {
+    socket.on('pong', () => (this.alive = true));
+    socket.on('message', (data, isBinary) => {
+      const bytes = Array.isArray(data)
+        ? Buffer.concat(data)
+        : Buffer.isBuffer(data)
+          ? data
+          : Buffer.from(new Uint8Array(data));
+      void this.receive(isBinary ? null : bytes.toString('utf8'));
+    });
+    socket.on('close', () => this.close());
+    socket.on('error', () => this.close());
+    this.heartbeat = setInterval(() => {
+      if (!this.alive) {
+        // A dead peer: no answer since the last ping.
+        socket.terminate();
+        this.close();
+        return;
+      }
+      this.alive = false;
+      socket.ping();
+    }, heartbeatMs);
+  }
+
+  /** Subscriptions open now. */
+  get size(): number {
+    return this.subscriptions.size;
+  }
+
+  private async receive(text: string | null): Promise<void> {
+    let json: unknown;
+    try {
+      json = text === null ? undefined : JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    const parsed = clientMessage.safeParse(json);
+    if (!parsed.success) {
+      const issues = json === undefined ? [] : toValidationIssues(parsed.error, '');
+      return this.send({
+        type: 'error',
+        error: {
+          code: 'invalid_input',
+          message:
+            json === undefined
+              ? 'expected a JSON text message such as {"type":"subscribe","id":"1","jobId":"…"}'
+              : issues.map((issue) => `${issue.path || '(root)'}: ${issue.message}`).join('; '),
+          issues,
+        },
+      });
+    }
+    const message = parsed.data;
+    if (message.type === 'ping') return this.send({ type: 'pong' });
+    if (message.type === 'unsubscribe') {
+      this.subscriptions.get(message.id)?.abort();
+      this.subscriptions.delete(message.id);
+      return this.send({ type: 'unsubscribed', id: message.id });
+    }
+    await this.subscribe(message);
+  }
+
+  private async subscribe(message: z.infer<typeof subscribeMessage>): Promise<void> {
+    const { id } = message;
+    const fail = (code: string, text: string) =>
+      this.send({ type: 'error', id, error: { code, message: text } });
+    if (this.subscriptions.has(id))
+      return fail('invalid_input', `id: '${id}' is subscribed already`);
+    if (this.subscriptions.size >= maxSubscriptions) {
+      return fail(
+        'invalid_input',
+        `expected at most ${maxSubscriptions} subscriptions per connection`,
+      );
+    }
+    if ((message.jobId === undefined) === (message.project === undefined)) {
+      return fail('invalid_input', 'expected either jobId or project, received both or neither');
+    }
+    const controller = new AbortController();
+    this.subscriptions.set(id, controller);
+    try {
+      let snapshot: unknown;
+      let filter: Omit<SubscribeOptions, 'after'>;
+      if (message.jobId !== undefined) {
+        snapshot = await this.ledger.status(message.jobId);
+        if (snapshot === null) throw new NotFoundError(`Job '${message.jobId}'`);
+        filter = { streamIds: [message.jobId] };
+      } else {
+        snapshot = { jobs: await this.ledger.jobs({ project: message.project!, active: true }) };
+        filter = { projects: [message.project!] };
+      }
+      const after: Cursor =
+        message.after === undefined ? await this.ledger.liveCursor() : parseCursor(message.after);
+      this.send({ type: 'subscribed', id, cursor: formatCursor(after) });
+      this.send({ type: 'snapshot', id, data: snapshot });
+      for await (const page of this.ledger.follow({ ...filter, after }, controller.signal)) {
+        for (const event of page.events) {
+          this.send({ type: 'event', id, cursor: formatCursor(event), event: toWire(event) });
+        }
+        while (this.socket.bufferedAmount > highWaterBytes && !controller.signal.aborted) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
+    } catch (error) {
+      if (!controller.signal.aborted) {
+        const known = error instanceof HeadwayError;
+        fail(
+          known ? error.code : 'internal',
+          known ? error.message : 'the subscription failed; subscribe again',
+        );
+      }
+    } finally {
+      if (this.subscriptions.get(id) === controller) this.subscriptions.delete(id);
+    }
+  }
+
+  private send(message: unknown): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    this.socket.send(
+      JSON.stringify(message, (_key, value: unknown) =>
+        typeof value === 'bigint' ? value.toString() : value,
+      ),
+    );
+  }
+
+  /** Ends every subscription and the heartbeat; safe to call more than once. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    for (const controller of this.subscriptions.values()) controller.abort();
+    this.subscriptions.clear();
+    this.onClose();
+  }
+}
