@@ -24,6 +24,8 @@ export interface BenchSizes {
   liveDurationMs: number;
   /** statusQuery: status queries timed while appends run. */
   statusQueries: number;
+  /** httpAppend: batches of 100 events each of the 32 clients posts. */
+  httpBatchesPerClient: number;
 }
 
 export const fullSizes: BenchSizes = {
@@ -42,6 +44,7 @@ export const fullSizes: BenchSizes = {
   pgliteReplayJobs: 10,
   liveDurationMs: 10_000,
   statusQueries: 2_000,
+  httpBatchesPerClient: 30,
 };
 
 export const quickSizes: BenchSizes = {
@@ -60,4 +63,5 @@ export const quickSizes: BenchSizes = {
   pgliteReplayJobs: 2,
   liveDurationMs: 3_000,
   statusQueries: 500,
+  httpBatchesPerClient: 10,
 };

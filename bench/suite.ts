@@ -14,6 +14,7 @@ import {
 import { jobEvents, jobIds, toRawRows } from './generate-events.ts';
 import { pgliteWorkloads } from './pglite-workloads.ts';
 import { foldInMemory, jobSnapshot, loadJobs, seedJob } from './read-workloads.ts';
+import { httpAppendAndStatus } from './http-workloads.ts';
 import { liveLatency, rebuildAll, statusUnderLoad } from './live-workloads.ts';
 import { replayHeapCapMb, replayInChild } from './replay.ts';
 import { round } from './report.ts';
@@ -153,6 +154,10 @@ export async function runSuite(context: SuiteContext): Promise<{
       }),
     );
 
+    const http = await step('http appends and status', () =>
+      httpAppendAndStatus(ledger, { clients: 32, batches: sizes.httpBatchesPerClient }),
+    );
+
     const pglite = await step('pglite', () => pgliteWorkloads(sizes));
 
     const result: BenchResult = {
@@ -200,6 +205,17 @@ export async function runSuite(context: SuiteContext): Promise<{
         events: rebuild.events,
         baselinePerSec: round.rate(rawRead.perSec),
         ratio: round.ratio(rebuild.eventsPerSec / rawRead.perSec),
+      },
+      httpAppend: {
+        eventsPerSec: round.rate(http.appendPerSec),
+        clients: 32,
+        batchSize: 100,
+        vsBatchAppend: round.ratio(http.appendPerSec / batchPerSec),
+      },
+      httpStatus: {
+        p50Ms: round.ms(http.statusP50Ms),
+        p99Ms: round.ms(http.statusP99Ms),
+        queries: http.statusQueries,
       },
       statusQuery: {
         p50Ms: round.ms(status.p50Ms),
