@@ -69,7 +69,21 @@ export interface JobsQuery {
   limit?: number;
   /** The clock for `active` and ETAs (default now). */
   now?: number;
+  /** Continue after this job of a previous page (see `jobsCursor`). */
+  after?: string;
 }
+
+/**
+ * Where a page of `jobs` ended, for its `after`: the last job's update time and id.
+ *
+ * @example
+ * const next = await ledger.jobs({ limit: 50, after: jobsCursor(page.at(-1)!) });
+ */
+export function jobsCursor(view: JobView): string {
+  return `${view.progress.updatedAt ?? 0}:${view.jobId}`;
+}
+
+const jobsCursorPattern = /^(\d{1,16}):(.+)$/;
 
 const statuses = ['pending', 'running', 'paused', 'completed', 'failed', 'cancelled'] as const;
 
@@ -82,6 +96,11 @@ const jobsQuerySchema = z.strictObject({
   parentJobId: z.string().min(1).max(limits.idLength).optional(),
   limit: z.number().int().min(1).max(10_000).optional(),
   now: z.number().finite().optional(),
+  after: z
+    .string()
+    .max(limits.idLength + 20)
+    .regex(jobsCursorPattern, 'expected the cursor of a previous page, such as 1795446738868:job-1')
+    .optional(),
 });
 
 /** Figures of one stage name within one job kind, across jobs. */
@@ -288,6 +307,9 @@ export class JobViews {
     const filter = parsed.data;
     const now = filter.now ?? Date.now();
     const limit = filter.limit ?? 100;
+    const after = filter.after ? jobsCursorPattern.exec(filter.after)! : null;
+    const afterTime = after ? Number(after[1]) : Infinity;
+    const afterId = after ? after[2]! : '';
     const states = await this.allStates(filter, limit);
     const visibleMs = filter.finishedVisibleMs ?? defaultFinishedVisibleMs;
     const views: JobView[] = [];
@@ -299,6 +321,9 @@ export class JobViews {
       if (filter.parentJobId !== undefined && progress.parentJobId !== filter.parentJobId) continue;
       if (filter.status && !filter.status.includes(progress.status)) continue;
       if (filter.active && !isActive(progress, now, visibleMs)) continue;
+      // Newest first, then by id: a page goes on below its cursor.
+      const updatedAt = progress.updatedAt ?? 0;
+      if (updatedAt > afterTime || (updatedAt === afterTime && jobId <= afterId)) continue;
       views.push(toView(jobId, state, now));
     }
     return sortByUpdate(views).slice(0, limit);
@@ -375,13 +400,25 @@ export class JobViews {
         generation,
       );
     }
-    const stored = new Map<string, JobEtaState>();
+    // The tail first: jobs it changes are left out of the stored rows below, so a stale
+    // stored row can never take a place within the limit.
+    const states = await this.withTail(new Map(), generation, this.tailEvents(generation));
     if (generation) {
       let query = this.storedMainParts(generation);
+      const changed = [...states.keys()];
+      const exact = changed.length <= maxExcludedKeys;
+      if (changed.length > 0 && exact) query = query.where('key', 'not in', changed);
       const field = (name: string) => sql<string>`value -> 'progress' ->> ${name}`;
       if (filter.project !== undefined) query = query.where(field('project'), '=', filter.project);
       if (filter.kind !== undefined) query = query.where(field('kind'), '=', filter.kind);
       if (filter.status) query = query.where(field('status'), 'in', filter.status);
+      if (filter.after) {
+        const [, time, jobId] = jobsCursorPattern.exec(filter.after)!;
+        const updatedAt = sql`coalesce((${field('updatedAt')})::float8, 0)`;
+        query = query.where(
+          sql<boolean>`(${updatedAt} < ${Number(time)} or (${updatedAt} = ${Number(time)} and key collate "C" > ${jobId}))`,
+        );
+      }
       if (filter.active) {
         const endedSince =
           (filter.now ?? Date.now()) - (filter.finishedVisibleMs ?? defaultFinishedVisibleMs);
@@ -391,13 +428,17 @@ export class JobViews {
       }
       const rows = await query
         .orderBy(sql`(value -> 'progress' ->> 'updatedAt')::float8 desc nulls last`)
-        .orderBy('key')
-        .limit(limit)
+        // Byte order, as `sortByUpdate` compares ids, so pages meet exactly.
+        .orderBy(sql`key collate "C"`)
+        .$if(exact, (ordered) => ordered.limit(limit))
         .execute();
-      for (const row of rows)
-        stored.set(row.key, jobsProjection.join(new Map([[mainPart, row.value]])));
+      for (const row of rows) {
+        if (!states.has(row.key)) {
+          states.set(row.key, jobsProjection.join(new Map([[mainPart, row.value]])));
+        }
+      }
     }
-    return this.withTail(stored, generation, this.tailEvents(generation));
+    return states;
   }
 
   /** These jobs' states, stored plus their tails; unknown ids are left out. */
@@ -485,6 +526,9 @@ export class JobViews {
   }
 }
 
+/** Beyond this many jobs in the tail, stored rows are read without a limit instead. */
+const maxExcludedKeys = 5_000;
+
 /** Streams per read of a tail; `readAll` takes at most 1,000 stream ids. */
 const maxStreamsPerRead = 1_000;
 
@@ -525,7 +569,8 @@ function childrenQuery(db: Kysely<Database>, jobId: string) {
 function sortByUpdate(views: JobView[]): JobView[] {
   return views.sort(
     (a, b) =>
-      (b.progress.updatedAt ?? 0) - (a.progress.updatedAt ?? 0) || a.jobId.localeCompare(b.jobId),
+      (b.progress.updatedAt ?? 0) - (a.progress.updatedAt ?? 0) ||
+      (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0),
   );
 }
 

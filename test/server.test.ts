@@ -426,6 +426,45 @@ for (const store of storesUnderTest()) {
       ).rejects.toMatchObject({ status: 404 });
     });
 
+    it('pages through GET /v1/jobs with nextCursor: every job once, newest first', async () => {
+      const at = (second: number) => new Date(Date.UTC(2026, 10, 20, 9, 0, second)).toISOString();
+      // Four jobs share one update time: the cursor must break the tie by id.
+      for (const [index, jobId] of ['p-d', 'p-a', 'p-c', 'p-b', 'p-e', 'p-f', 'p-g'].entries()) {
+        await admin('POST', '/v1/jobs', {
+          jobId,
+          name: jobId,
+          kind: 'k',
+          project: 'pages',
+          occurredAt: at(index < 4 ? 1 : index),
+        });
+      }
+      await ledger.catchUpProjections();
+      // Two more changes past the checkpoint, so pages mix stored states and the log's tail.
+      await admin('POST', '/v1/jobs/p-a/events', {
+        events: [{ type: 'x.touch', data: {}, occurredAt: at(30) }],
+      });
+      await admin('POST', '/v1/jobs/p-f/events', {
+        events: [{ type: 'x.touch', data: {}, occurredAt: at(1) }],
+      });
+      const all = await admin('GET', '/v1/jobs?project=pages&limit=100');
+      const expected = ['p-a', 'p-g', 'p-e', 'p-b', 'p-c', 'p-d', 'p-f'];
+      expect(all.json.jobs.map((job) => job.jobId)).toEqual(expected);
+      const paged: string[] = [];
+      let cursor: string | null = '';
+      while (cursor !== null) {
+        const page = await admin(
+          'GET',
+          `/v1/jobs?project=pages&limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+        );
+        expect(page.status).toBe(200);
+        paged.push(...page.json.jobs.map((job) => job.jobId));
+        cursor = page.json.nextCursor;
+      }
+      expect(paged).toEqual(expected);
+      const bad = await admin('GET', '/v1/jobs?cursor=yesterday');
+      expect(bad.status).toBe(400);
+    });
+
     it('exposes Prometheus metrics: appends by type, their latency, streams, lag and active jobs', async () => {
       const response = await fetch(`${base}/metrics`, {
         headers: { authorization: `Bearer ${readToken}` },

@@ -66,6 +66,7 @@ export const jobsQuery = z.strictObject({
   active: booleanText.describe('Only running, paused and pending jobs, and those just ended'),
   parentJobId: id.optional(),
   limit: limit(10_000),
+  cursor: z.string().max(300).optional().describe('The nextCursor of the previous page'),
 });
 
 export const failuresQuery = z.strictObject({

@@ -19,6 +19,7 @@ import { CoalescingAppender } from '../coalescing-appender.ts';
 import { formatCursor } from '../cursor.ts';
 import { NotFoundError } from '../errors.ts';
 import type { ExpectedVersion } from '../errors.ts';
+import { jobsCursor } from '../job-views.ts';
 import type { Ledger } from '../ledger.ts';
 import { checkAccess } from './auth.ts';
 import type { Scope, TokenTable } from './auth.ts';
@@ -196,11 +197,12 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     '/v1/jobs',
     { config: read, schema: { querystring: schemas.jobsQuery, summary: 'List jobs' } },
     async (request) => {
-      const { status, ...query } = request.query;
+      const { status, cursor, ...query } = request.query;
       const jobs = await ledger.jobs(
-        defined({ ...query, status: status?.length ? status : undefined }),
+        defined({ ...query, status: status?.length ? status : undefined, after: cursor }),
       );
-      return { jobs };
+      const full = jobs.length === (query.limit ?? 100);
+      return { jobs, nextCursor: full ? jobsCursor(jobs.at(-1)!) : null };
     },
   );
 
