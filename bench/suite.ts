@@ -155,7 +155,7 @@ export async function runSuite(context: SuiteContext): Promise<{
     );
 
     const http = await step('http appends and status', () =>
-      httpAppendAndStatus(ledger, { clients: 32, batches: sizes.httpBatchesPerClient }),
+      httpAppendAndStatus(ledger, { clients: 32, batches: sizes.httpBatchesPerClient, signal }),
     );
 
     const pglite = await step('pglite', () => pgliteWorkloads(sizes));
