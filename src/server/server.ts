@@ -15,6 +15,7 @@ import {
   stuckItems,
 } from '../../projections/job-items.ts';
 import { jobSummary, summarize } from '../../projections/job-summary.ts';
+import type { Projection } from '../../projections/projection.ts';
 import { CoalescingAppender } from '../coalescing-appender.ts';
 import { formatCursor } from '../cursor.ts';
 import { NotFoundError } from '../errors.ts';
@@ -154,6 +155,11 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     if (version === 0) throw new NotFoundError(`Job '${jobId}'`);
     return version;
   };
+  /** A known job folded through a projection; 404 for an unknown one. */
+  const projectJob = async <S>(jobId: string, projection: Projection<S>) => {
+    await requireJob(jobId);
+    return ledger.project(jobId, projection);
+  };
 
   app.post(
     '/v1/jobs',
@@ -230,8 +236,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     '/v1/jobs/:id/summary',
     { config: read, schema: { params: schemas.jobParams, summary: "A job's summary" } },
     async (request) => {
-      await requireJob(request.params.id);
-      const state = await ledger.project(request.params.id, jobSummary);
+      const state = await projectJob(request.params.id, jobSummary);
       return { jobId: request.params.id, ...summarize(state) };
     },
   );
@@ -248,8 +253,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     },
     async (request) => {
       const jobId = request.params.id;
-      await requireJob(jobId);
-      const state = await ledger.project(jobId, jobFailures);
+      const state = await projectJob(jobId, jobFailures);
       if (request.query.format === 'export') {
         return exportFailures(state, jobId, new Date().toISOString());
       }
@@ -269,8 +273,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     },
     async (request) => {
       const jobId = request.params.id;
-      await requireJob(jobId);
-      const state = await ledger.project(jobId, jobItems);
+      const state = await projectJob(jobId, jobItems);
       const { status, leaseMs = 0, limit = 1_000 } = request.query;
       const items =
         status === 'pending'
