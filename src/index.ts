@@ -16,6 +16,16 @@ export {
 } from './errors.ts';
 export type { ExpectedVersion, HeadwayErrorCode, ValidationIssue } from './errors.ts';
 export { JobRecorder } from './job-recorder.ts';
+export { jobsCursor } from './job-views.ts';
+export type {
+  JobRollUp,
+  JobSnapshot,
+  JobStatusView,
+  JobView,
+  JobsQuery,
+  ProjectView,
+  StageMetric,
+} from './job-views.ts';
 export type { EventAppender, JobRecorderOptions, RecordOptions } from './job-recorder.ts';
 export { Ledger } from './ledger.ts';
 export type {
@@ -33,4 +43,9 @@ export { importNdjson, toExportLine } from './ndjson.ts';
 export type { ExportLine, ImportResult } from './ndjson.ts';
 export { defaultDataDir, openLedger } from './open-ledger.ts';
 export type { OpenLedgerOptions } from './open-ledger.ts';
+export type { ResumeOptions, ResumePoint } from './resume-job.ts';
+export { checkAccess, parseTokens } from './server/auth.ts';
+export type { Scope, TokenTable } from './server/auth.ts';
+export { createServer } from './server/server.ts';
+export type { ServerOptions } from './server/server.ts';
 export type { TimelinePage, TimelineQuery } from './timeline-query.ts';
