@@ -1,4 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify from 'fastify';
@@ -51,6 +55,8 @@ declare module 'fastify' {
 }
 
 const defaultBodyLimit = 16 * 1024 * 1024;
+const dashboardRoot = fileURLToPath(new URL('../dashboard/', import.meta.url));
+const require = createRequire(import.meta.url);
 
 /**
  * The HTTP API over a ledger: JSON routes under `/v1`, `/health` and `/openapi.json`.
@@ -511,6 +517,15 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       return reply.header('content-type', metrics.contentType).send(text);
     },
   );
+
+  // The dashboard: plain files and modules, nothing fetched from elsewhere.
+  await app.register(fastifyStatic, { root: dashboardRoot, prefix: '/dashboard/' });
+  await app.register(fastifyStatic, {
+    root: dirname(require.resolve('eventsource-parser')),
+    prefix: '/dashboard/vendor/eventsource-parser/',
+    decorateReply: false,
+  });
+  app.get('/', { schema: { hide: true } }, (_request, reply) => reply.sendFile('index.html'));
 
   app.get('/openapi.json', { schema: { hide: true } }, () => Promise.resolve(app.swagger()));
 

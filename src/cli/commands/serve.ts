@@ -53,6 +53,7 @@ export function registerServe(program: Command): void {
           process.stdout.write(
             `Headway serving ${where} on ${address} (API: ${address}/openapi.json)\n`,
           );
+          process.stdout.write(`Dashboard: ${address}/\n`);
           if (!tokens) {
             process.stdout.write(
               'No HEADWAY_TOKENS: every route is open, so the server listens on this machine only.\n',
