@@ -125,6 +125,31 @@ describe.skipIf(!existsSync(chromiumPath))('dashboard in headless Chromium', () 
     await expect.poll(visible).toEqual(['done-job', 'late-job', 'live-crawl']);
   });
 
+  it('shows an outage when the server stops, and recovers when it returns', async () => {
+    const port = (server.server.address() as AddressInfo).port;
+    await page.goto(`${base}/`);
+    await expect.poll(() => page.locator('#connection').getAttribute('data-state')).toBe('live');
+    await server.close();
+    await expect
+      .poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 10_000 })
+      .toBe('down');
+    await expect
+      .poll(() => page.locator('#connection').textContent(), { timeout: 10_000 })
+      .toBe('Server unreachable; retrying…');
+    await page.screenshot({ path: `${artifacts}overview-outage.png` });
+    // While it is down, a job starts; the page shows it once the server is back.
+    await ledger.job('while-down').start({ name: 'while down', kind: 'k', project: 'web' });
+    server = await createServer({
+      ledger,
+      tokens: parseTokens(JSON.stringify({ [token]: ['read'] })),
+    });
+    await server.listen({ host: '127.0.0.1', port });
+    await expect
+      .poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 10_000 })
+      .toBe('live');
+    await expect.poll(() => page.locator('tr[data-job-id="while-down"]').count()).toBe(1);
+  });
+
   it('fits a phone-width screen, keeping job, status and progress', async () => {
     const phone = await browser.newPage({ viewport: { width: 390, height: 800 } });
     try {
