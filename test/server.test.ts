@@ -533,6 +533,39 @@ for (const store of storesUnderTest()) {
   });
 }
 
+describe('HTTP API without tokens', () => {
+  it('answers only its own machine: a foreign Host or Origin is refused', async () => {
+    const ledger = await openLedger({ dataDir: 'memory://' });
+    const server = await createServer({ ledger });
+    try {
+      const base = await listen(server);
+      expect((await fetch(`${base}/v1/jobs`)).status).toBe(200);
+      const { request } = await import('node:http');
+      const statusWith = (headers: Record<string, string>) =>
+        new Promise<number | undefined>((resolve, reject) => {
+          const sent = request(`${base}/v1/jobs`, { headers }, (response) => {
+            response.resume();
+            resolve(response.statusCode);
+          });
+          sent.on('error', reject);
+          sent.end();
+        });
+      // DNS rebinding: a page on evil.example resolved to 127.0.0.1.
+      expect(await statusWith({ host: 'evil.example:4680' })).toBe(403);
+      expect(await statusWith({ origin: 'http://evil.example' })).toBe(403);
+      const { port } = new URL(base);
+      expect(await statusWith({ origin: `http://127.0.0.1:${port}` })).toBe(200);
+    } finally {
+      await server.close();
+      await ledger.close();
+    }
+  });
+
+  it('refuses an empty token table, which would open every route', () => {
+    expect(() => parseTokens('{}')).toThrow(/HEADWAY_TOKENS: .*expected at least one token/);
+  });
+});
+
 describe('HTTP API with its database unreachable', () => {
   it('answers 503 with Retry-After, on reads, appends and health', async () => {
     // Nothing listens on port 1; the pool connects lazily, so the ledger opens.

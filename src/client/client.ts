@@ -116,7 +116,10 @@ export class HeadwayClient implements EventAppender<ClientAppendResult> {
       return { jobId, events: stamped.length, ...(version === undefined ? {} : { version }) };
     }
     while (this.buffered + stamped.length > this.maxBuffered && this.buffered > 0) {
-      // Backpressure: wait until a batch has been stored.
+      // Backpressure: send everything now, and wait until a batch has been stored.
+      for (const [waitingJob, buffer] of this.buffers) {
+        if (buffer.events.length > 0) void this.drain(waitingJob);
+      }
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
     }
     let buffer = this.buffers.get(jobId);
@@ -238,6 +241,10 @@ export class HeadwayClient implements EventAppender<ClientAppendResult> {
         }
       } finally {
         buffer.sending = null;
+        // Jobs come and go: an idle job's buffer is not kept.
+        if (buffer.events.length === 0 && this.buffers.get(jobId) === buffer) {
+          this.buffers.delete(jobId);
+        }
       }
     })();
     return buffer.sending;
@@ -299,7 +306,9 @@ export class HeadwayClient implements EventAppender<ClientAppendResult> {
 }
 
 function isTransientFailure(error: Error): boolean {
-  if (error instanceof HttpStatusError) return error.status === 429 || error.status >= 500;
-  // fetch rejects with a TypeError for refused, reset and dropped connections.
-  return true;
+  if (error instanceof HttpStatusError) return [429, 502, 503, 504].includes(error.status);
+  // fetch rejects with a TypeError whose cause is the network error for refused, reset
+  // and dropped connections; an invalid URL or a bad answer is no reason to retry.
+  const cause = (error as { cause?: { code?: unknown } }).cause;
+  return error instanceof TypeError && typeof cause?.code === 'string';
 }

@@ -10,10 +10,10 @@ const scopes = ['read', 'append', 'admin'] as const;
 /** Tokens and their scopes, as `HEADWAY_TOKENS` gives them. */
 export type TokenTable = ReadonlyMap<string, ReadonlySet<Scope>>;
 
-const tokensSchema = z.record(
-  z.string().min(16).max(512),
-  z.array(z.enum(scopes)).min(1).max(scopes.length),
-);
+const tokensSchema = z
+  .record(z.string().min(16).max(512), z.array(z.enum(scopes)).min(1).max(scopes.length))
+  // An empty table would open every route while looking configured.
+  .refine((table) => Object.keys(table).length > 0, 'expected at least one token');
 
 /**
  * Parses `HEADWAY_TOKENS`: a JSON object from token to scopes.

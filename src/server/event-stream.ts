@@ -35,6 +35,29 @@ export class EventStreams {
       snapshot?: () => Promise<unknown>;
     },
   ): Promise<void> {
+    // Registered before the first await, so a client that leaves or a server that closes
+    // during setup still ends this stream.
+    const controller = new AbortController();
+    this.open.add(controller);
+    request.raw.socket.once('close', () => controller.abort());
+    try {
+      await this.stream(request, reply, ledger, options, controller);
+    } finally {
+      this.open.delete(controller);
+    }
+  }
+
+  private async stream(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    ledger: Ledger,
+    options: {
+      filter: Omit<SubscribeOptions, 'after'>;
+      after?: string | undefined;
+      snapshot?: () => Promise<unknown>;
+    },
+    controller: AbortController,
+  ): Promise<void> {
     const lastEventId = request.headers['last-event-id'];
     const resumeFrom = typeof lastEventId === 'string' ? lastEventId : options.after;
     let after: Cursor;
@@ -51,9 +74,8 @@ export class EventStreams {
     // Before any byte is sent, so a bad filter still gets a JSON 400.
     await ledger.readAll({ ...options.filter, after, limit: 1 });
     const snapshot = options.snapshot ? await options.snapshot() : undefined;
+    if (controller.signal.aborted) return;
 
-    const controller = new AbortController();
-    this.open.add(controller);
     reply.hijack();
     const socket = reply.raw;
     socket.writeHead(200, {
@@ -62,7 +84,6 @@ export class EventStreams {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
-    request.raw.on('close', () => controller.abort());
     const heartbeat = setInterval(() => socket.write(': ping\n\n'), heartbeatMs);
     const write = async (text: string) => {
       if (!socket.write(text)) {
@@ -72,7 +93,9 @@ export class EventStreams {
     try {
       // Tells EventSource clients how long to wait before reconnecting.
       await write('retry: 1000\n\n');
-      if (snapshot !== undefined) await write(frame('snapshot', snapshot));
+      // The snapshot carries the starting cursor as its id, so a client that reconnects
+      // before any event still resumes exactly where it began.
+      if (snapshot !== undefined) await write(frame('snapshot', snapshot, formatCursor(after)));
       for await (const page of ledger.follow({ ...options.filter, after }, controller.signal)) {
         let text = '';
         for (const event of page.events) text += frame('event', toWire(event), formatCursor(event));
@@ -85,7 +108,6 @@ export class EventStreams {
       }
     } finally {
       clearInterval(heartbeat);
-      this.open.delete(controller);
       socket.end();
     }
   }

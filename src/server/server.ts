@@ -6,7 +6,7 @@ import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify from 'fastify';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { EventInput } from '../../schema/events.ts';
@@ -72,7 +72,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const tokens = options.tokens ?? new Map();
   const appender = new CoalescingAppender(ledger);
   const app = Fastify({
-    logger: options.logger ?? false,
+    // Errors are always logged; --log adds every request.
+    logger: { level: options.logger ? 'info' : 'error' },
     bodyLimit: options.bodyLimitBytes ?? defaultBodyLimit,
     // Keep-alive sockets would hold `close()` open until clients hang up.
     forceCloseConnections: 'idle',
@@ -86,7 +87,20 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   );
   app.addHook('onRequest', async (request, reply) => {
     const scope = request.routeOptions.config.scope;
-    if (!scope || tokens.size === 0) return;
+    if (tokens.size === 0) {
+      // Open routes are for this machine only: a page elsewhere that rebinds a name to
+      // 127.0.0.1 (Host) or opens a WebSocket here (Origin) is refused.
+      if (!isLoopbackHost(request.headers.host) || !isSameOrigin(request)) {
+        if (request.headers.upgrade) {
+          reply.raw.once('finish', () => request.raw.socket.destroy());
+        }
+        return reply
+          .code(403)
+          .send(body('forbidden', 'without tokens this server answers only its own machine'));
+      }
+      return;
+    }
+    if (!scope) return;
     const access = checkAccess(tokens, request.headers.authorization, scope);
     if (access !== 'allowed' && request.headers.upgrade) {
       // A refused WebSocket upgrade: its socket belongs to no HTTP exchange that would end it.
@@ -485,7 +499,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.get(
     '/health',
     { schema: { summary: 'Database reachable, projection lag' } },
-    async (_request, reply) => {
+    async (request, reply) => {
       try {
         const projections = await ledger.projectionStatus();
         return {
@@ -499,11 +513,12 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
           })),
         };
       } catch (error) {
+        request.log.error({ err: error }, 'health check: the database did not answer');
         reply.header('retry-after', '2');
         return reply.code(503).send({
           status: 'unavailable',
           database: 'unreachable',
-          error: error instanceof Error ? error.message : String(error),
+          error: 'the database did not answer; see the server log',
         });
       }
     },
@@ -531,6 +546,24 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
   await app.ready();
   return app;
+}
+
+/** True for a Host header naming this machine (any port), or none (HTTP/1.0). */
+function isLoopbackHost(host: string | undefined): boolean {
+  if (host === undefined) return true;
+  const name = host.replace(/:\d+$/, '');
+  return ['localhost', '127.0.0.1', '[::1]'].includes(name) || /^127\.\d+\.\d+\.\d+$/.test(name);
+}
+
+/** True when a browser's Origin (if it sent one) is this server's own. */
+function isSameOrigin(request: FastifyRequest): boolean {
+  const { origin, host } = request.headers;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === host;
+  } catch {
+    return false;
+  }
 }
 
 /** The object without its undefined fields, as exact optional property types want it. */

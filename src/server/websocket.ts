@@ -142,12 +142,17 @@ export class WebSocketSession {
         message.after === undefined ? await this.ledger.liveCursor() : parseCursor(message.after);
       this.send({ type: 'subscribed', id, cursor: formatCursor(after) });
       this.send({ type: 'snapshot', id, data: snapshot });
-      for await (const page of this.ledger.follow({ ...filter, after }, controller.signal)) {
+      for await (const page of this.ledger.follow(
+        { ...filter, after, batchSize: 100 },
+        controller.signal,
+      )) {
         for (const event of page.events) {
+          // Paced by the socket: a peer that does not read slows its own subscriptions.
+          while (this.socket.bufferedAmount > highWaterBytes && !controller.signal.aborted) {
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          if (controller.signal.aborted) break;
           this.send({ type: 'event', id, cursor: formatCursor(event), event: toWire(event) });
-        }
-        while (this.socket.bufferedAmount > highWaterBytes && !controller.signal.aborted) {
-          await new Promise((resolve) => setTimeout(resolve, 20));
         }
       }
     } catch (error) {
