@@ -16,7 +16,7 @@ import {
 } from './projection-tables.ts';
 import type { Generation, StateRow } from './projection-tables.ts';
 import { readAhead } from './read-ahead.ts';
-import { reconnectDelayMs } from './backoff.ts';
+import { reconnectDelayMs, sleep } from './backoff.ts';
 
 /** How a runner reads, caches and retries. */
 export interface ProjectionRunnerOptions {
@@ -304,17 +304,4 @@ class StateCache<S> {
   clear(): void {
     this.states.clear();
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done);
-  });
 }

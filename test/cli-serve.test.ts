@@ -63,7 +63,12 @@ describe('headway serve', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const [, jobId, base] = announced.exec(stdout)!;
-    const response = await fetch(`${base}/v1/jobs/${jobId}`);
+    // Announced as it starts: the API reports it within moments.
+    let response = await fetch(`${base}/v1/jobs/${jobId}`);
+    while (response.status === 404 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      response = await fetch(`${base}/v1/jobs/${jobId}`);
+    }
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({
       jobId,

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { Ledger } from '../ledger.ts';
+import { toJson } from '../json.ts';
 import { openLedger } from '../open-ledger.ts';
 
 /** The options every command inherits from `headway`. */
@@ -40,15 +41,6 @@ export async function withLedger<T>(
 /** Writes a value as JSON (bigints and dates as strings), one document per call. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${toJson(value, 2)}\n`);
-}
-
-/** JSON with bigints as strings, so positions survive the trip. */
-export function toJson(value: unknown, indent?: number): string {
-  return JSON.stringify(
-    value,
-    (_key, item: unknown) => (typeof item === 'bigint' ? item.toString() : item),
-    indent,
-  );
 }
 
 /** Writes human lines. */

@@ -1,6 +1,6 @@
 import { createParser } from 'eventsource-parser';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
-import { reconnectDelayMs } from '../backoff.ts';
+import { reconnectDelayMs, sleep } from '../backoff.ts';
 
 /** One Server-Sent Events message, its data parsed as JSON. */
 export interface StreamMessage {
@@ -119,18 +119,6 @@ export async function* followEventStream(
     // The server ended the stream (it is shutting down): reconnect shortly.
     await sleep(reconnectDelayMs(failures++), options.signal);
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** An event as the server sends it (positions as strings, times as ISO text), typed again. */

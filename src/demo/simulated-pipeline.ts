@@ -25,6 +25,8 @@ export interface DemoOptions {
   paceMs?: number;
   /** Where progress lines go. */
   print?: (line: string) => void;
+  /** The job's id (default: a new one), so a caller can point at it before the run ends. */
+  jobId?: string;
 }
 
 /** A sample of the ETA as the run went. */
@@ -102,7 +104,7 @@ export async function runDemo(ledger: Ledger, options: DemoOptions = {}): Promis
   const clock = { now: Date.now() };
   const at = () => new Date(clock.now).toISOString();
 
-  const job = ledger.job(undefined, {
+  const job = ledger.job(options.jobId, {
     metadata: { source: 'headway-demo', actor: 'demo-worker-1' },
   });
   const live = new LiveFold(

@@ -73,3 +73,14 @@ export function checkAccess(
 function digest(token: string): Buffer {
   return createHash('sha256').update(token).digest();
 }
+
+/** True for a host name (or Host header, port and all) that names this machine. */
+export function isLoopbackHost(host: string): boolean {
+  // "[::1]:4680", "127.0.0.1:4680", "localhost", or a bare IPv6 address such as "::1".
+  const name = host.startsWith('[')
+    ? host.slice(1, host.indexOf(']'))
+    : host.split(':').length === 2
+      ? host.split(':')[0]!
+      : host;
+  return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+}

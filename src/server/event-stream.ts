@@ -4,10 +4,19 @@ import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { formatCursor, parseCursor } from '../cursor.ts';
 import type { Cursor } from '../cursor.ts';
 import { InvalidInputError } from '../errors.ts';
+import { toJson } from '../json.ts';
 import type { Ledger, SubscribeOptions } from '../ledger.ts';
 
 /** A comment line this often keeps proxies from closing an idle stream. */
 const heartbeatMs = 15_000;
+
+/** What one event stream sends: its filter, where it starts, and its first message. */
+interface StreamOptions {
+  filter: Omit<SubscribeOptions, 'after'>;
+  /** A cursor to start after; `Last-Event-ID` wins; the live cursor when neither is given. */
+  after?: string | undefined;
+  snapshot?: () => Promise<unknown>;
+}
 
 /** The open event streams of a server, so that closing it can end them. */
 export class EventStreams {
@@ -29,11 +38,7 @@ export class EventStreams {
     request: FastifyRequest,
     reply: FastifyReply,
     ledger: Ledger,
-    options: {
-      filter: Omit<SubscribeOptions, 'after'>;
-      after?: string | undefined;
-      snapshot?: () => Promise<unknown>;
-    },
+    options: StreamOptions,
   ): Promise<void> {
     // Registered before the first await, so a client that leaves or a server that closes
     // during setup still ends this stream.
@@ -51,11 +56,7 @@ export class EventStreams {
     request: FastifyRequest,
     reply: FastifyReply,
     ledger: Ledger,
-    options: {
-      filter: Omit<SubscribeOptions, 'after'>;
-      after?: string | undefined;
-      snapshot?: () => Promise<unknown>;
-    },
+    options: StreamOptions,
     controller: AbortController,
   ): Promise<void> {
     const lastEventId = request.headers['last-event-id'];
@@ -120,10 +121,7 @@ export class EventStreams {
 
 /** One SSE message; data is JSON on one line. */
 function frame(event: string, data: unknown, id?: string): string {
-  const json = JSON.stringify(data, (_key, value: unknown) =>
-    typeof value === 'bigint' ? value.toString() : value,
-  );
-  return `${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${json}\n\n`;
+  return `${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${toJson(data)}\n\n`;
 }
 
 /** A recorded event as the API sends it: with its cursor, positions as strings. */

@@ -23,10 +23,11 @@ import type { Projection } from '../../projections/projection.ts';
 import { CoalescingAppender } from '../coalescing-appender.ts';
 import { formatCursor } from '../cursor.ts';
 import { NotFoundError } from '../errors.ts';
+import { toJson } from '../json.ts';
 import type { ExpectedVersion } from '../errors.ts';
 import { jobsCursor } from '../job-views.ts';
 import type { Ledger } from '../ledger.ts';
-import { checkAccess } from './auth.ts';
+import { checkAccess, isLoopbackHost } from './auth.ts';
 import type { Scope, TokenTable } from './auth.ts';
 import { EventStreams, toWire } from './event-stream.ts';
 import { body, sendError } from './http-errors.ts';
@@ -80,7 +81,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   // Positions and cursors are bigints: sent as strings.
-  app.setReplySerializer((payload) => JSON.stringify(payload, bigintsAsStrings));
+  app.setReplySerializer((payload) => toJson(payload));
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send(body('not_found', `No route ${request.method} ${request.url}`)),
@@ -90,7 +91,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     if (tokens.size === 0) {
       // Open routes are for this machine only: a page elsewhere that rebinds a name to
       // 127.0.0.1 (Host) or opens a WebSocket here (Origin) is refused.
-      if (!isLoopbackHost(request.headers.host) || !isSameOrigin(request)) {
+      const { host } = request.headers;
+      // No Host at all is HTTP/1.0 from this machine's own tools.
+      if ((host !== undefined && !isLoopbackHost(host)) || !isSameOrigin(request)) {
         if (request.headers.upgrade) {
           reply.raw.once('finish', () => request.raw.socket.destroy());
         }
@@ -323,16 +326,18 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       const jobId = request.params.id;
       await requireJob(jobId);
       const { type, since, until, q, after, limit, order } = request.query;
-      const page = await ledger.timeline({
-        jobId,
-        ...(type?.length ? { types: type } : {}),
-        ...(since ? { since } : {}),
-        ...(until ? { until } : {}),
-        ...(q ? { text: q } : {}),
-        ...(after ? { cursor: after } : {}),
-        ...(limit ? { limit } : {}),
-        ...(order ? { order } : {}),
-      });
+      const page = await ledger.timeline(
+        defined({
+          jobId,
+          types: type?.length ? type : undefined,
+          since,
+          until,
+          text: q,
+          cursor: after,
+          limit,
+          order,
+        }),
+      );
       return { events: page.events.map(toWire), nextCursor: page.nextCursor };
     },
   );
@@ -351,12 +356,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       const jobId = request.params.id;
       await requireJob(jobId);
       const { level, after, limit } = request.query;
-      const page = await ledger.timeline({
-        jobId,
-        types: ['log.written'],
-        ...(after ? { cursor: after } : {}),
-        ...(limit ? { limit } : {}),
-      });
+      const page = await ledger.timeline(
+        defined({ jobId, types: ['log.written'], cursor: after, limit }),
+      );
       // A page may hold fewer lines than `limit` when a level is asked for: follow nextCursor.
       const lines = page.events.filter(
         (event) => !level || (event.type === 'log.written' && event.data.level === level),
@@ -548,13 +550,6 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   return app;
 }
 
-/** True for a Host header naming this machine (any port), or none (HTTP/1.0). */
-function isLoopbackHost(host: string | undefined): boolean {
-  if (host === undefined) return true;
-  const name = host.replace(/:\d+$/, '');
-  return ['localhost', '127.0.0.1', '[::1]'].includes(name) || /^127\.\d+\.\d+\.\d+$/.test(name);
-}
-
 /** True when a browser's Origin (if it sent one) is this server's own. */
 function isSameOrigin(request: FastifyRequest): boolean {
   const { origin, host } = request.headers;
@@ -571,8 +566,4 @@ function defined<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], un
   return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as {
     [K in keyof T]: Exclude<T[K], undefined>;
   };
-}
-
-function bigintsAsStrings(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? value.toString() : value;
 }

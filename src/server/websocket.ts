@@ -4,6 +4,7 @@ import { limits } from '../../schema/limits.ts';
 import { formatCursor, parseCursor } from '../cursor.ts';
 import type { Cursor } from '../cursor.ts';
 import { HeadwayError, NotFoundError } from '../errors.ts';
+import { toJson } from '../json.ts';
 import type { Ledger, SubscribeOptions } from '../ledger.ts';
 import { toValidationIssues } from '../prepare-events.ts';
 import { toWire } from './event-stream.ts';
@@ -170,11 +171,7 @@ export class WebSocketSession {
 
   private send(message: unknown): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
-    this.socket.send(
-      JSON.stringify(message, (_key, value: unknown) =>
-        typeof value === 'bigint' ? value.toString() : value,
-      ),
-    );
+    this.socket.send(toJson(message));
   }
 
   /** Ends every subscription and the heartbeat; safe to call more than once. */

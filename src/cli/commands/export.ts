@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { InvalidInputError } from '../../errors.ts';
-import { toJson, withLedger } from '../context.ts';
+import { toJson } from '../../json.ts';
+import { withLedger } from '../context.ts';
 import { toExportLine } from '../../ndjson.ts';
 
 /** `headway export <job|--all>`: events as NDJSON, one per line, in log order. */

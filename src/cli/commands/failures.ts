@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { exportFailures, jobFailures } from '../../../projections/job-failures.ts';
-import { toJson, printJson, printLines, withLedger } from '../context.ts';
+import { toJson } from '../../json.ts';
+import { printJson, printLines, withLedger } from '../context.ts';
 import { formatCount, formatTable } from '../format.ts';
 
 /** `headway failures <job>`: failures grouped by category and message; `--export` writes JSON. */

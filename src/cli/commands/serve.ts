@@ -1,7 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import type { Ledger } from '../../ledger.ts';
 import { InvalidInputError } from '../../errors.ts';
-import { parseTokens } from '../../server/auth.ts';
+import { isLoopbackHost, parseTokens } from '../../server/auth.ts';
 import { createServer } from '../../server/server.ts';
 import { runDemo } from '../../demo/simulated-pipeline.ts';
 import { parseNonNegativeInt, parsePositiveInt } from '../arguments.ts';
@@ -27,7 +28,7 @@ export function registerServe(program: Command): void {
     .option('--demo-items <n>', 'documents the demo processes', parsePositiveInt, 2_000)
     .action(async (options: ServeOptions, command: Command) => {
       const tokens = process.env.HEADWAY_TOKENS ? parseTokens(process.env.HEADWAY_TOKENS) : null;
-      if (!tokens && !isLoopback(options.host)) {
+      if (!tokens && !isLoopbackHost(options.host)) {
         throw new InvalidInputError([
           {
             path: '--host',
@@ -83,25 +84,17 @@ async function feedDemo(
   items: number,
   signal: AbortSignal,
 ): Promise<void> {
-  let announced = false;
+  const jobId = randomUUID();
+  process.stdout.write(
+    `Demo job ${jobId}: ${address}/v1/jobs/${jobId}, or: npx headway watch ${jobId} --url ${address}\n`,
+  );
   const run = await runDemo(ledger, {
+    jobId,
     items,
     paceMs: 300,
     print: (line) => {
-      if (signal.aborted) return;
-      process.stdout.write(`${line}\n`);
-      const started = /^Job (\S+):/.exec(line);
-      if (started && !announced) {
-        announced = true;
-        process.stdout.write(
-          `Demo job ${started[1]}: ${address}/v1/jobs/${started[1]}, or: npx headway watch ${started[1]} --url ${address}\n`,
-        );
-      }
+      if (!signal.aborted) process.stdout.write(`${line}\n`);
     },
   });
   process.stdout.write(`Demo job ${run.jobId} done; still serving (Ctrl-C to stop).\n`);
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }

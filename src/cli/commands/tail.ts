@@ -8,7 +8,8 @@ import { toExportLine } from '../../ndjson.ts';
 import { createClient, recordedEventOf } from '../../client/index.ts';
 import type { HeadwayClient } from '../../client/index.ts';
 import { collect, parseCursorOption } from '../arguments.ts';
-import { abortOnSignals, toJson, withLedger } from '../context.ts';
+import { toJson } from '../../json.ts';
+import { abortOnSignals, withLedger } from '../context.ts';
 
 interface TailOptions {
   url?: string;
