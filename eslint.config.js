@@ -1,5 +1,6 @@
 // @ts-check
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 /** Projections are pure: no I/O, no clock, no randomness (DESIGN §1). */
@@ -62,22 +63,7 @@ export default tseslint.config(
   {
     // The dashboard runs in the browser.
     files: ['src/dashboard/**/*.js'],
-    languageOptions: {
-      globals: {
-        document: 'readonly',
-        location: 'readonly',
-        history: 'readonly',
-        sessionStorage: 'readonly',
-        fetch: 'readonly',
-        FormData: 'readonly',
-        URL: 'readonly',
-        URLSearchParams: 'readonly',
-        TextDecoder: 'readonly',
-        performance: 'readonly',
-        requestAnimationFrame: 'readonly',
-        setTimeout: 'readonly',
-      },
-    },
+    languageOptions: { globals: globals.browser },
   },
   {
     files: ['test/**/*.ts', 'bench/**/*.ts'],

@@ -8,8 +8,8 @@ export {
 export type { Classification, ClassificationRule, FailureFacts } from './failure-classification.ts';
 export { emptyHistogram, mean, quantile, recordValue } from './histogram.ts';
 export type { Histogram } from './histogram.ts';
-export { estimateEta, jobEta } from './job-eta.ts';
-export type { EtaEstimate, JobEtaState } from './job-eta.ts';
+export { estimateEta, historyLimit, jobEta } from './job-eta.ts';
+export type { EtaEstimate, JobEtaState, ThroughputHistory } from './job-eta.ts';
 export {
   exportFailures,
   failureGroups,

@@ -11,6 +11,18 @@ import type { Projection } from './projection.ts';
 const windowMs = 1_000;
 /** Weight of the past in the moving average (tqdm's smoothing of 0.3 is 1 - 0.7). */
 const beta = 0.7;
+/** Most samples the history keeps; when it is full every other one is dropped. */
+export const historyLimit = 128;
+
+/**
+ * Processed over event time, for charts: a sample at the start, at each closed rate window
+ * and at the end. Parallel arrays keep the stored state small. Bounded by `historyLimit`:
+ * when full, every other sample goes, the first and last stay, so the spacing doubles.
+ */
+export interface ThroughputHistory {
+  at: number[];
+  processed: number[];
+}
 
 /** Running figures behind one job's ETA. */
 export interface JobEtaState {
@@ -24,6 +36,7 @@ export interface JobEtaState {
   /** Welford sums over window rates and over item durations, for the range. */
   rates: { n: number; mean: number; m2: number };
   durations: { n: number; mean: number; m2: number };
+  history: ThroughputHistory;
 }
 
 function welford(stats: { n: number; mean: number; m2: number }, value: number) {
@@ -33,10 +46,38 @@ function welford(stats: { n: number; mean: number; m2: number }, value: number) 
   return { n, mean, m2: stats.m2 + delta * (value - mean) };
 }
 
-/** A copy that `apply` may change in place; the Welford sums are replaced, never changed. */
+/**
+ * The history with one more sample, replacing the last when it has the same time. Times
+ * never go back, whatever the producers' clocks do.
+ */
+function withSample(
+  history: ThroughputHistory,
+  time: number,
+  processed: number,
+): ThroughputHistory {
+  const last = history.at.length - 1;
+  const at = last >= 0 ? Math.max(time, history.at[last]!) : time;
+  if (last >= 0 && history.at[last] === at) {
+    if (history.processed[last] === processed) return history;
+    return { at: history.at, processed: [...history.processed.slice(0, last), processed] };
+  }
+  let next = { at: [...history.at, at], processed: [...history.processed, processed] };
+  if (next.at.length > historyLimit) {
+    const keep = (_: number, index: number) => index % 2 === 0 || index === next.at.length - 1;
+    next = { at: next.at.filter(keep), processed: next.processed.filter(keep) };
+  }
+  return next;
+}
+
+/**
+ * A copy that `apply` may change in place; the Welford sums and the history are replaced,
+ * never changed.
+ */
 function draftOf(state: JobEtaState): JobEtaState {
   return { ...state, progress: jobProgressSteps.draftOf(state.progress) };
 }
+
+const endings = new Set(['job.completed', 'job.failed', 'job.cancelled']);
 
 /** Applies one event to the progress, then moves the rate window it falls in. */
 function apply(draft: JobEtaState, items: ItemWriter<ItemStatus>, event: RecordedEvent): void {
@@ -49,7 +90,11 @@ function apply(draft: JobEtaState, items: ItemWriter<ItemStatus>, event: Recorde
     draft.windowStart = at;
     draft.windowWork = 0;
     draft.lastAt = at;
+    draft.history = withSample(draft.history, at, draft.progress.processed);
     return;
+  }
+  if (endings.has(event.type)) {
+    draft.history = withSample(draft.history, at, draft.progress.processed);
   }
   if (
     (event.type === 'item.completed' || event.type === 'item.failed') &&
@@ -72,12 +117,13 @@ function apply(draft: JobEtaState, items: ItemWriter<ItemStatus>, event: Recorde
   draft.ema = beta * draft.ema + (1 - beta) * rate;
   draft.emaSteps += 1;
   draft.rates = welford(draft.rates, rate);
+  draft.history = withSample(draft.history, at, draft.progress.processed);
 }
 
 /** One job's rate and ETA inputs; read it with `estimateEta(state, now)`. */
 export const jobEta: Projection<JobEtaState> = {
   name: 'job-eta',
-  version: 1,
+  version: 2,
   initial: () => ({
     progress: jobProgressSteps.initial(),
     windowStart: null,
@@ -87,6 +133,7 @@ export const jobEta: Projection<JobEtaState> = {
     emaSteps: 0,
     rates: { n: 0, mean: 0, m2: 0 },
     durations: { n: 0, mean: 0, m2: 0 },
+    history: { at: [], processed: [] },
   }),
   ...draftedFold({
     draftOf,

@@ -16,8 +16,12 @@ export interface FailureGroup {
   message: string;
   /** One original message of the group. */
   sample: string;
+  /** The error of that message as recorded: code, stage, file and stack when given. */
+  sampleError: FailureError;
   /** Failure events in the group (an item failing twice counts twice). */
   count: number;
+  /** Of those, the ones classified as retryable. */
+  retryable: number;
   /** The first item ids of the group, at most `groupItemLimit`. */
   itemIds: string[];
   firstSeen: number;
@@ -78,7 +82,7 @@ function recordFailure(
   draft: JobFailuresState,
   itemId: string | null,
   error: FailureError,
-  category: string,
+  { category, retryable }: { category: string; retryable: boolean },
   at: number,
 ): void {
   const message = normaliseMessage(error.message);
@@ -89,6 +93,7 @@ function recordFailure(
     ? {
         ...group,
         count: group.count + 1,
+        retryable: group.retryable + (retryable ? 1 : 0),
         itemIds:
           itemId !== null && itemIds.length < groupItemLimit && !itemIds.includes(itemId)
             ? [...itemIds, itemId]
@@ -100,7 +105,9 @@ function recordFailure(
         category,
         message,
         sample: error.message,
+        sampleError: error,
         count: 1,
+        retryable: retryable ? 1 : 0,
         itemIds: itemId === null ? [] : [itemId],
         firstSeen: at,
         lastSeen: at,
@@ -120,8 +127,9 @@ function apply(draft: JobFailuresState, items: ItemWriter<FailedItem>, event: Re
   switch (event.type) {
     case 'item.failed': {
       const { itemId, error } = event.data;
-      const { category, retryable } = classifyRecorded(error);
-      recordFailure(draft, itemId, error, category, event.occurredAt.getTime());
+      const classification = classifyRecorded(error);
+      const { category, retryable } = classification;
+      recordFailure(draft, itemId, error, classification, event.occurredAt.getTime());
       items.set(itemId, { failing: true, retryable, category, message: error.message });
       return;
     }
@@ -133,8 +141,8 @@ function apply(draft: JobFailuresState, items: ItemWriter<FailedItem>, event: Re
       return;
     }
     case 'job.failed': {
-      const { category } = classifyRecorded(event.data.error);
-      recordFailure(draft, null, event.data.error, category, event.occurredAt.getTime());
+      const classification = classifyRecorded(event.data.error);
+      recordFailure(draft, null, event.data.error, classification, event.occurredAt.getTime());
       return;
     }
     case 'job.started':
@@ -157,7 +165,7 @@ function apply(draft: JobFailuresState, items: ItemWriter<FailedItem>, event: Re
 /** Failures grouped by category and normalised message, and the items worth retrying. */
 export const jobFailures: Projection<JobFailuresState> = {
   name: 'job-failures',
-  version: 1,
+  version: 2,
   initial: () => ({ version: 0, groups: {}, byCategory: {}, items: emptyItemTable() }),
   ...draftedFold({ draftOf, apply }),
 };

@@ -22,6 +22,9 @@ export interface StageRun {
   total: number | null;
   /** Item outcomes recorded while this stage was current. */
   processed: number;
+  /** Of those, failures and skips. */
+  failed: number;
+  skipped: number;
 }
 
 /** Items by status; planned = pending + inFlight + completed + failed + skipped. */
@@ -176,7 +179,10 @@ function countOutcome(
   }
   entry[key] += 1;
   const last = draft.stages.at(-1);
-  if (last && last.endedAt === null) last.processed += 1;
+  if (last && last.endedAt === null) {
+    last.processed += 1;
+    if (key !== 'completed') last[key] += 1;
+  }
 }
 
 /**
@@ -277,6 +283,8 @@ function apply(draft: JobProgressState, items: ItemWriter<ItemStatus>, event: Re
         durationMs: null,
         total: event.data.total ?? null,
         processed: 0,
+        failed: 0,
+        skipped: 0,
       });
       return raiseProcessed(draft);
     case 'items.planned':
@@ -363,7 +371,7 @@ export const jobProgressSteps = {
  */
 export const jobProgress: Projection<JobProgressState> = {
   name: 'job-progress',
-  version: 1,
+  version: 2,
   initial,
   ...draftedFold(jobProgressSteps),
 };

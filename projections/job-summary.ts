@@ -29,7 +29,7 @@ function durationOf(event: RecordedEvent): number | undefined {
 /** One job's counts, durations, percentiles and throughput. */
 export const jobSummary: Projection<JobSummaryState> = {
   name: 'job-summary',
-  version: 1,
+  version: 2,
   initial: () => ({ progress: jobProgress.initial(), durations: emptyHistogram() }),
   evolve(state, event) {
     if (event.version <= state.progress.version) return state;

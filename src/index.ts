@@ -21,6 +21,7 @@ export type {
   JobRollUp,
   JobSnapshot,
   JobStatusView,
+  JobThroughput,
   JobView,
   JobsQuery,
   ProjectView,

@@ -55,6 +55,16 @@ export interface JobStatusView extends JobView {
   children: JobRollUp | null;
 }
 
+/** A job's processed count over event time, and its ETA, for charts. */
+export interface JobThroughput {
+  jobId: string;
+  /** The clock the ETA was taken at (epoch ms). */
+  now: number;
+  /** Processed at the start, at each closed rate window and at the end; at most 128. */
+  points: { at: number; processed: number }[];
+  eta: EtaEstimate;
+}
+
 /** Filters of `jobs`. */
 export interface JobsQuery {
   project?: string;
@@ -298,6 +308,15 @@ export class JobViews {
       rolledUp = rollUp(sortByUpdate(views));
     }
     return { ...toView(jobId, state, now), children: rolledUp };
+  }
+
+  /** A job's processed count over time and its ETA as of `now`; null for an unknown job. */
+  async throughput(jobId: string, now = Date.now()): Promise<JobThroughput | null> {
+    const state = await this.jobState(jobId);
+    if (!state) return null;
+    const { at, processed } = state.history;
+    const points = at.map((time, index) => ({ at: time, processed: processed[index]! }));
+    return { jobId, now, points, eta: estimateEta(state, now) };
   }
 
   /** Jobs matching the filters, most recently updated first. */

@@ -30,7 +30,7 @@ import { readAhead } from './read-ahead.ts';
 import type { LedgerLocation, LedgerStore } from './ledger-store.ts';
 import { followLog } from './log-follower.ts';
 import { JobViews } from './job-views.ts';
-import type { JobStatusView, JobView, JobsQuery, StageMetric } from './job-views.ts';
+import type { JobStatusView, JobThroughput, JobView, JobsQuery, StageMetric } from './job-views.ts';
 import { jobsProjection, persistedProjections } from './persisted-projection.ts';
 import type { JobEtaState } from '../projections/job-eta.ts';
 import { ProjectionRunner } from './projection-runner.ts';
@@ -443,6 +443,17 @@ export class Ledger {
    */
   status(jobId: string): Promise<JobStatusView | null> {
     return this.views.status(jobId);
+  }
+
+  /**
+   * A job's processed count over time (at most 128 points) and its ETA now, for charts.
+   * Null for an unknown job.
+   *
+   * @example
+   * const { points, eta } = (await ledger.throughput(jobId))!;
+   */
+  throughput(jobId: string): Promise<JobThroughput | null> {
+    return this.views.throughput(jobId);
   }
 
   /** Jobs by project, kind, status or parent, or only the active ones; most recent first. */

@@ -17,7 +17,10 @@ const timestamp = z
 export const timelineQuerySchema = z.strictObject({
   /** One job, or all jobs when absent. */
   jobId: z.string().min(1).max(limits.idLength).optional(),
+  /** Event types; one ending in `*` matches by prefix (`x.*`: every custom event). */
   types: z.array(z.string().min(1).max(limits.nameLength)).max(100).optional(),
+  /** Only `log.written` events of this level. */
+  level: z.enum(['debug', 'info', 'warn', 'error']).optional(),
   /** Events that occurred at or after this time. */
   since: timestamp.optional(),
   /** Events that occurred before this time. */
@@ -50,15 +53,28 @@ export async function queryTimeline(
 ): Promise<TimelinePage> {
   const parsed = timelineQuerySchema.safeParse(input);
   if (!parsed.success) throw new InvalidInputError(toValidationIssues(parsed.error, ''));
-  const { jobId, types, since, until, text, cursor, limit = 100, order = 'asc' } = parsed.data;
+  const { jobId, types, level, since, until, text, cursor, limit = 100 } = parsed.data;
+  const order = parsed.data.order ?? 'asc';
 
   let query = selectEventColumns(db.selectFrom('events'));
   if (jobId !== undefined) query = query.where('stream_id', '=', jobId);
-  if (types && types.length > 0) query = query.where('type', 'in', types);
+  if (types && types.length > 0) {
+    const exact = types.filter((type) => !type.endsWith('*'));
+    const prefixes = types.filter((type) => type.endsWith('*')).map((type) => type.slice(0, -1));
+    query = query.where((eb) =>
+      eb.or([
+        ...(exact.length > 0 ? [eb('type', 'in', exact)] : []),
+        ...prefixes.map((prefix) => eb('type', 'like', `${escapeLike(prefix)}%`)),
+      ]),
+    );
+  }
+  if (level !== undefined) {
+    query = query.where('type', '=', 'log.written').where(sql<boolean>`data->>'level' = ${level}`);
+  }
   if (since) query = query.where('occurred_at', '>=', since);
   if (until) query = query.where('occurred_at', '<', until);
   if (text !== undefined) {
-    const pattern = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const pattern = `%${escapeLike(text)}%`;
     query = query.where(
       sql<boolean>`concat_ws(' ', data->>'message', data->'error'->>'message', data->>'reason', data->>'note') ilike ${pattern}`,
     );
@@ -77,4 +93,9 @@ export async function queryTimeline(
     events: page,
     nextCursor: rows.length > limit ? page.at(-1)!.position.toString() : null,
   };
+}
+
+/** Text matched literally by LIKE and ILIKE (whose default escape is the backslash). */
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }

@@ -17,7 +17,14 @@ const adminToken = 'admin-token-0123456789a';
 interface ResponseBody {
   [field: string]: unknown;
   error: { code: string; message: string; issues: { path: string; message: string }[] };
-  events: { position: string; version: number; cursor: string; data: { message: string } }[];
+  events: {
+    position: string;
+    version: number;
+    cursor: string;
+    occurredAt: string;
+    summary: string;
+    data: { message: string };
+  }[];
   items: { itemId: string }[];
   jobs: { jobId: string }[];
   groups: unknown[];
@@ -190,10 +197,28 @@ for (const store of storesUnderTest()) {
       const onlyFailures = await admin('GET', '/v1/jobs/web-1/timeline?type=item.failed');
       expect(onlyFailures.json.events).toHaveLength(1);
 
+      expect(onlyFailures.json.events[0]!.summary).toBe(
+        'item.failed b [transient] HTTP 503 from origin',
+      );
+
       const warnings = await admin('GET', '/v1/jobs/web-1/logs?level=warn');
       expect(
         warnings.json.events.map((event: { data: { message: string } }) => event.data.message),
       ).toEqual(['slow origin']);
+      // The level is filtered in the query, so a page of one holds the one warning.
+      const oneWarning = await admin('GET', '/v1/jobs/web-1/logs?level=warn&limit=1');
+      expect(oneWarning.json.events).toHaveLength(1);
+      const newestLog = await admin('GET', '/v1/jobs/web-1/logs?order=desc&limit=1');
+      expect(newestLog.json.events[0]!.data.message).toBe('still going');
+      expect(newestLog.json.nextCursor).not.toBeNull();
+
+      const throughput = await admin('GET', '/v1/jobs/web-1/throughput');
+      expect(throughput.json).toMatchObject({ jobId: 'web-1', eta: { processed: 2, total: 3 } });
+      // A sample at the start; the first rate window closes with item a, stamped now.
+      expect(throughput.json.points).toEqual([
+        { at: Date.parse('2026-11-23T10:00:00Z'), processed: 0 },
+        { at: Date.parse(secondPage.json.events[0]!.occurredAt), processed: 1 },
+      ]);
 
       const jobs = await admin('GET', '/v1/jobs?project=web&status=running,paused&active=true');
       expect(jobs.json.jobs.map((job: { jobId: string }) => job.jobId)).toEqual(['web-1']);
@@ -241,7 +266,7 @@ for (const store of storesUnderTest()) {
       const unknownJob = await admin('GET', '/v1/jobs/no-such-job');
       expect(unknownJob.status).toBe(404);
       expect(unknownJob.json.error.message).toMatch(/Job 'no-such-job' was not found/);
-      for (const path of ['summary', 'failures', 'items', 'timeline', 'logs']) {
+      for (const path of ['summary', 'failures', 'items', 'timeline', 'logs', 'throughput']) {
         expect((await admin('GET', `/v1/jobs/no-such-job/${path}`)).status).toBe(404);
       }
       expect((await admin('POST', '/v1/jobs/no-such-job/resume', {})).status).toBe(404);
@@ -308,6 +333,7 @@ for (const store of storesUnderTest()) {
         ['GET', '/v1/jobs/web-1/items'],
         ['GET', '/v1/jobs/web-1/timeline'],
         ['GET', '/v1/jobs/web-1/logs'],
+        ['GET', '/v1/jobs/web-1/throughput'],
         ['GET', '/v1/projects/all/progress'],
         ['GET', '/v1/metrics/stages'],
         ['GET', '/v1/jobs/web-1/stream'],

@@ -401,6 +401,40 @@ for (const store of storesUnderTest()) {
           code: 'invalid_input',
         });
       });
+
+      it('matches custom types by prefix and log lines by level, in the query', async () => {
+        await ledger.append('job-x', [
+          started(),
+          { type: 'x.deploy', data: { to: 'eu' } },
+          { type: 'x.deploy_done', data: {} },
+          // A literal underscore or percent in a prefix matches only itself.
+          { type: 'x._private', data: {} },
+          { type: 'log.written', data: { level: 'warn', message: 'slow' } },
+          { type: 'log.written', data: { level: 'info', message: 'fine' } },
+          { type: 'log.written', data: { level: 'warn', message: 'slower' } },
+        ]);
+        const custom = await ledger.timeline({ jobId: 'job-x', types: ['x.*'] });
+        expect(custom.events.map((event) => event.type)).toEqual([
+          'x.deploy',
+          'x.deploy_done',
+          'x._private',
+        ]);
+        const mixed = await ledger.timeline({ jobId: 'job-x', types: ['x._*', 'job.started'] });
+        expect(mixed.events.map((event) => event.type)).toEqual(['job.started', 'x._private']);
+        const warnings = await ledger.timeline({ jobId: 'job-x', level: 'warn', limit: 1 });
+        expect(warnings.events.map((event) => event.data)).toEqual([
+          { level: 'warn', message: 'slow' },
+        ]);
+        const next = await ledger.timeline({
+          jobId: 'job-x',
+          level: 'warn',
+          cursor: warnings.nextCursor!,
+        });
+        expect(next.events.map((event) => event.data)).toEqual([
+          { level: 'warn', message: 'slower' },
+        ]);
+        expect(next.nextCursor).toBeNull();
+      });
     });
 
     describe('jobs', () => {

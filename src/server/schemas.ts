@@ -85,7 +85,10 @@ export const itemsQuery = z.strictObject({
 });
 
 export const timelineQuery = z.strictObject({
-  type: commaList.pipe(z.array(name).max(100)).optional().describe('Comma-separated event types'),
+  type: commaList
+    .pipe(z.array(name).max(100))
+    .optional()
+    .describe("Comma-separated event types; one ending in '*' matches by prefix (x.*: custom)"),
   since: isoTime.optional(),
   until: isoTime.optional(),
   q: z.string().min(1).max(200).optional().describe('Text in messages, reasons and errors'),
@@ -96,8 +99,9 @@ export const timelineQuery = z.strictObject({
 
 export const logsQuery = z.strictObject({
   level: z.enum(['debug', 'info', 'warn', 'error']).optional(),
-  after: z.string().max(40).optional(),
+  after: z.string().max(40).optional().describe('The nextCursor of the previous page'),
   limit: limit(1_000),
+  order: z.enum(['asc', 'desc']).optional(),
 });
 
 export const resumeBody = z

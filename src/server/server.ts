@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
@@ -9,7 +9,9 @@ import Fastify from 'fastify';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { eventTypes } from '../../schema/events.ts';
 import type { EventInput } from '../../schema/events.ts';
+import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { exportFailures, failureGroups, jobFailures } from '../../projections/job-failures.ts';
 import {
   allItems,
@@ -19,6 +21,7 @@ import {
   stuckItems,
 } from '../../projections/job-items.ts';
 import { jobSummary, summarize } from '../../projections/job-summary.ts';
+import { describeEvent } from '../../projections/job-timeline.ts';
 import type { Projection } from '../../projections/projection.ts';
 import { CoalescingAppender } from '../coalescing-appender.ts';
 import { formatCursor } from '../cursor.ts';
@@ -58,6 +61,20 @@ declare module 'fastify' {
 const defaultBodyLimit = 16 * 1024 * 1024;
 const dashboardRoot = fileURLToPath(new URL('../dashboard/', import.meta.url));
 const require = createRequire(import.meta.url);
+
+/** The folder of an installed package: the one above its entry named after it. */
+function packageRoot(name: string): string {
+  const entry = require.resolve(name);
+  const marker = `${sep}node_modules${sep}${name}${sep}`;
+  return entry.slice(0, entry.lastIndexOf(marker) + marker.length);
+}
+
+/** The browser modules the dashboard loads, by the name it loads them under. */
+const vendored = new Map([
+  ['eventsource-parser', dirname(require.resolve('eventsource-parser'))],
+  ['lit-html', packageRoot('lit-html')],
+  ['uplot', join(packageRoot('uplot'), 'dist')],
+]);
 
 /**
  * The HTTP API over a ledger: JSON routes under `/v1`, `/health` and `/openapi.json`.
@@ -256,6 +273,22 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   );
 
   app.get(
+    '/v1/jobs/:id/throughput',
+    {
+      config: read,
+      schema: {
+        params: schemas.jobParams,
+        summary: "A job's processed count over time (at most 128 points) and its ETA",
+      },
+    },
+    async (request) => {
+      const throughput = await ledger.throughput(request.params.id);
+      if (!throughput) throw new NotFoundError(`Job '${request.params.id}'`);
+      return throughput;
+    },
+  );
+
+  app.get(
     '/v1/jobs/:id/summary',
     { config: read, schema: { params: schemas.jobParams, summary: "A job's summary" } },
     async (request) => {
@@ -338,7 +371,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
           order,
         }),
       );
-      return { events: page.events.map(toWire), nextCursor: page.nextCursor };
+      return { events: page.events.map(toTimelineEntry), nextCursor: page.nextCursor };
     },
   );
 
@@ -349,21 +382,17 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       schema: {
         params: schemas.jobParams,
         querystring: schemas.logsQuery,
-        summary: "A job's log lines (log.written events), oldest first",
+        summary: "A job's log lines (log.written events), oldest first unless order=desc",
       },
     },
     async (request) => {
       const jobId = request.params.id;
       await requireJob(jobId);
-      const { level, after, limit } = request.query;
+      const { level, after, limit, order } = request.query;
       const page = await ledger.timeline(
-        defined({ jobId, types: ['log.written'], cursor: after, limit }),
+        defined({ jobId, types: ['log.written'], level, cursor: after, limit, order }),
       );
-      // A page may hold fewer lines than `limit` when a level is asked for: follow nextCursor.
-      const lines = page.events.filter(
-        (event) => !level || (event.type === 'log.written' && event.data.level === level),
-      );
-      return { events: lines.map(toWire), nextCursor: page.nextCursor };
+      return { events: page.events.map(toTimelineEntry), nextCursor: page.nextCursor };
     },
   );
 
@@ -537,17 +566,32 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
   // The dashboard: plain files and modules, nothing fetched from elsewhere.
   await app.register(fastifyStatic, { root: dashboardRoot, prefix: '/dashboard/' });
-  await app.register(fastifyStatic, {
-    root: dirname(require.resolve('eventsource-parser')),
-    prefix: '/dashboard/vendor/eventsource-parser/',
-    decorateReply: false,
-  });
-  app.get('/', { schema: { hide: true } }, (_request, reply) => reply.sendFile('index.html'));
+  for (const [name, root] of vendored) {
+    await app.register(fastifyStatic, {
+      root,
+      prefix: `/dashboard/vendor/${name}/`,
+      decorateReply: false,
+    });
+  }
+  // The event catalogue's types, for the timeline's filter, from the one definition.
+  const catalogue = `export const eventTypes = ${JSON.stringify(eventTypes)};\n`;
+  app.get('/dashboard/catalogue.js', { schema: { hide: true } }, (_request, reply) =>
+    reply.type('text/javascript; charset=utf-8').send(catalogue),
+  );
+  // The dashboard's own addresses all load the same page, which shows what they name.
+  for (const path of ['/', '/jobs/:id', '/projects/:project']) {
+    app.get(path, { schema: { hide: true } }, (_request, reply) => reply.sendFile('index.html'));
+  }
 
   app.get('/openapi.json', { schema: { hide: true } }, () => Promise.resolve(app.swagger()));
 
   await app.ready();
   return app;
+}
+
+/** An event as the timeline routes send it: on the wire, with its one-line description. */
+function toTimelineEntry(event: RecordedEvent) {
+  return { ...toWire(event), summary: describeEvent(event) };
 }
 
 /** True when a browser's Origin (if it sent one) is this server's own. */

@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import type { EventInput } from '../../schema/events.ts';
 import { classifyFailure, describeError } from '../../projections/failure-classification.ts';
 import { estimateEta, jobEta } from '../../projections/job-eta.ts';
-import { exportFailures, jobFailures, normaliseMessage } from '../../projections/job-failures.ts';
+import {
+  exportFailures,
+  failureGroups,
+  jobFailures,
+  normaliseMessage,
+} from '../../projections/job-failures.ts';
 import { inFlightItems, jobItems, pendingItems, stuckItems } from '../../projections/job-items.ts';
 import { jobProgress } from '../../projections/job-progress.ts';
 import { formatSummary, jobSummary } from '../../projections/job-summary.ts';
@@ -78,6 +83,33 @@ describe('job progress', () => {
     ]);
     expect(state.status).toBe('completed');
     expect(state.percent).toBe(100);
+  });
+
+  it('given outcomes in two stages, then each stage run counts its own', () => {
+    const state = fold(
+      jobProgress,
+      given(
+        start,
+        { type: 'stage.started', data: { stage: 'fetch', total: 3 } },
+        { type: 'item.completed', data: { itemId: 'a' } },
+        { type: 'item.failed', data: { itemId: 'b', error: { message: 'x' } } },
+        { type: 'item.skipped', data: { itemId: 'c' } },
+        { type: 'stage.started', data: { stage: 'index' } },
+        { type: 'item.failed', data: { itemId: 'a', error: { message: 'y' } } },
+      ),
+    );
+    expect(
+      state.stages.map(({ name, total, processed, failed, skipped }) => ({
+        name,
+        total,
+        processed,
+        failed,
+        skipped,
+      })),
+    ).toEqual([
+      { name: 'fetch', total: 3, processed: 3, failed: 1, skipped: 1 },
+      { name: 'index', total: null, processed: 1, failed: 1, skipped: 0 },
+    ]);
   });
 });
 
@@ -170,6 +202,27 @@ describe('failures', () => {
     ]);
     expect(report.retryCandidates.map((candidate) => candidate.itemId)).toEqual(['a']);
     expect(report.byCategory).toEqual({ network: 2, not_applicable: 1 });
+    expect(report.groups.map((group) => [group.retryable, group.sampleError])).toEqual([
+      [2, { message: 'read ECONNRESET on 10.0.0.1', category: 'network' }],
+      [0, { message: 'unsupported format', category: 'not_applicable' }],
+    ]);
+  });
+
+  it('counts a producer’s explicit retryable within a group', () => {
+    const state = fold(
+      jobFailures,
+      given(
+        start,
+        { type: 'item.failed', data: { itemId: 'a', error: { message: 'HTTP 503', code: 'E1' } } },
+        {
+          type: 'item.failed',
+          data: { itemId: 'b', error: { message: 'HTTP 503', code: 'E1', retryable: true } },
+        },
+      ),
+    );
+    expect(failureGroups(state).map((group) => [group.key, group.count, group.retryable])).toEqual([
+      ['unknown: HTTP <n>', 2, 1],
+    ]);
   });
 });
 
@@ -279,6 +332,27 @@ describe('ETA', () => {
       range: null,
       processed: 20,
     });
+  });
+
+  it('keeps processed over time from the start, at each closed rate window and at the end', () => {
+    const state = fold(
+      jobEta,
+      record(
+        [
+          start,
+          { type: 'item.completed', data: { itemId: 'a' } },
+          { type: 'item.completed', data: { itemId: 'b' } },
+          { type: 'item.completed', data: { itemId: 'c' } },
+          { type: 'x.note', data: { anything: true } },
+          { type: 'job.completed', data: {} },
+        ].map((event) => ({ streamId: 'job-1', event: event as EventInput })),
+        [600],
+      ),
+    );
+    const origin = state.history.at[0]!;
+    // Windows close once a second of event time has passed: after b (1.2 s) only.
+    expect(state.history.at.map((at) => at - origin)).toEqual([0, 1_200, 3_000]);
+    expect(state.history.processed).toEqual([0, 2, 3]);
   });
 });
 

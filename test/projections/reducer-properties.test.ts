@@ -1,9 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { eventDataSchemas, isEventType } from '../../schema/events.ts';
+import type { EventInput } from '../../schema/events.ts';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
-import { estimateEta, jobEta } from '../../projections/job-eta.ts';
-import { jobFailures, retryCandidates } from '../../projections/job-failures.ts';
+import { estimateEta, historyLimit, jobEta } from '../../projections/job-eta.ts';
+import { failureGroups, jobFailures, retryCandidates } from '../../projections/job-failures.ts';
 import { allItems, jobItems } from '../../projections/job-items.ts';
 import { jobProgress } from '../../projections/job-progress.ts';
 import { jobSummary, summarize } from '../../projections/job-summary.ts';
@@ -13,7 +14,7 @@ import { accumulatorFor, fold } from '../../projections/projection.ts';
 import type { Projection } from '../../projections/projection.ts';
 import { projectOverview } from '../../projections/project-overview.ts';
 import { stageMetrics } from '../../projections/stage-metrics.ts';
-import { deepFreeze, jobHistory, multiJobLog } from '../arbitraries.ts';
+import { deepFreeze, jobHistory, multiJobLog, record } from '../arbitraries.ts';
 
 const singleJob: Projection<unknown>[] = [
   jobProgress,
@@ -230,7 +231,99 @@ describe('ETA invariants', () => {
   });
 });
 
+describe('throughput history invariants', () => {
+  /** Checks what every history must satisfy, against the progress it was folded with. */
+  const expectSoundHistory = (state: ReturnType<typeof jobEta.initial>) => {
+    const { at, processed } = state.history;
+    expect(at).toHaveLength(processed.length);
+    expect(at.length).toBeLessThanOrEqual(historyLimit);
+    for (let index = 1; index < at.length; index += 1) {
+      expect(at[index]!).toBeGreaterThan(at[index - 1]!);
+      expect(processed[index]!).toBeGreaterThanOrEqual(processed[index - 1]!);
+    }
+    if (processed.length > 0)
+      expect(processed.at(-1)!).toBeLessThanOrEqual(state.progress.processed);
+  };
+
+  it('keeps times rising, processed monotone and never past the progress', () => {
+    fc.assert(fc.property(jobHistory, (events) => expectSoundHistory(fold(jobEta, events))));
+  });
+
+  it('stays bounded over long jobs, from the start to the final count', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 700 }),
+        fc.array(fc.integer({ min: 200, max: 4_000 }), { minLength: 1, maxLength: 8 }),
+        (items, gaps) => {
+          const facts: EventInput[] = [
+            { type: 'job.started', data: { name: 'j', kind: 'k', project: 'p', total: items } },
+            ...Array.from({ length: items }, (_, index): EventInput => ({
+              type: 'item.completed',
+              data: { itemId: `i${index}` },
+            })),
+            { type: 'job.completed', data: {} },
+          ];
+          const events = record(
+            facts.map((event) => ({ streamId: 'j', event })),
+            gaps,
+          );
+          const state = fold(jobEta, events);
+          expectSoundHistory(state);
+          expect(state.history.at[0]).toBe(events[0]!.occurredAt.getTime());
+          expect(state.history.at.at(-1)).toBe(events.at(-1)!.occurredAt.getTime());
+          expect(state.history.processed.at(-1)).toBe(items);
+          // With every gap a full rate window, each completion is a sample: all of them
+          // while they fit, and at least half the limit once thinned.
+          if (Math.min(...gaps) >= 1_000) {
+            const samples = items + 2;
+            if (samples <= historyLimit) expect(state.history.at).toHaveLength(samples);
+            else expect(state.history.at.length).toBeGreaterThan(historyLimit / 2);
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});
+
+describe('stage invariants', () => {
+  it('counts each stage run’s failures and skips among its outcomes', () => {
+    fc.assert(
+      fc.property(jobHistory, (events) => {
+        const state = fold(jobProgress, events);
+        let failed = 0;
+        let skipped = 0;
+        for (const run of state.stages) {
+          expect(run.failed + run.skipped).toBeLessThanOrEqual(run.processed);
+          failed += run.failed;
+          skipped += run.skipped;
+        }
+        expect(failed).toBeLessThanOrEqual(countOf(events, 'item.failed'));
+        expect(skipped).toBeLessThanOrEqual(countOf(events, 'item.skipped'));
+      }),
+    );
+  });
+});
+
+const countOf = (events: RecordedEvent[], type: string) =>
+  events.filter((event) => event.type === type).length;
+
 describe('failure invariants', () => {
+  it('groups every failure once, with no more retryable ones than failures', () => {
+    fc.assert(
+      fc.property(jobHistory, (events) => {
+        const groups = failureGroups(fold(jobFailures, events));
+        const total = groups.reduce((sum, group) => sum + group.count, 0);
+        expect(total).toBe(countOf(events, 'item.failed') + countOf(events, 'job.failed'));
+        for (const group of groups) {
+          expect(group.retryable).toBeGreaterThanOrEqual(0);
+          expect(group.retryable).toBeLessThanOrEqual(group.count);
+          expect(group.sampleError.message).toBe(group.sample);
+        }
+      }),
+    );
+  });
+
   it('never offers an item for retry whose latest outcome is a success or a skip', () => {
     fc.assert(
       fc.property(jobHistory, (events) => {
