@@ -209,3 +209,16 @@ export function describeError(
     return { message: 'unreadable thrown value', category: 'unknown', retryable: false };
   }
 }
+
+/**
+ * The classification of a recorded error: its own category and retryable word when it has
+ * them, else the default rules (DESIGN §6).
+ */
+export function classifyRecordedError(error: FailureError): Classification {
+  return classifyFailure({
+    message: error.message,
+    ...(error.code === undefined ? {} : { code: error.code }),
+    ...(error.category === undefined ? {} : { category: error.category }),
+    ...(error.retryable === undefined ? {} : { retryable: error.retryable }),
+  });
+}

@@ -2,6 +2,7 @@ export { combineProjections } from './combine.ts';
 export type { CombinedState } from './combine.ts';
 export {
   classifyFailure,
+  classifyRecordedError,
   defaultClassificationRules,
   describeError,
 } from './failure-classification.ts';

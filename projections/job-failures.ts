@@ -1,5 +1,5 @@
 import type { FailureError } from '../schema/events.ts';
-import { classifyFailure } from './failure-classification.ts';
+import { classifyRecordedError } from './failure-classification.ts';
 import { isCustomEvent } from '../schema/recorded-event.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import { draftedFold } from './drafted-fold.ts';
@@ -67,16 +67,6 @@ export function normaliseMessage(message: string): string {
     .trim();
 }
 
-/** Failures recorded without a category get the default classification (DESIGN §6). */
-function classifyRecorded(error: FailureError) {
-  return classifyFailure({
-    message: error.message,
-    ...(error.code === undefined ? {} : { code: error.code }),
-    ...(error.category === undefined ? {} : { category: error.category }),
-    ...(error.retryable === undefined ? {} : { retryable: error.retryable }),
-  });
-}
-
 /** Counts a failure in its group and category; groups are replaced, never changed in place. */
 function recordFailure(
   draft: JobFailuresState,
@@ -127,7 +117,7 @@ function apply(draft: JobFailuresState, items: ItemWriter<FailedItem>, event: Re
   switch (event.type) {
     case 'item.failed': {
       const { itemId, error } = event.data;
-      const classification = classifyRecorded(error);
+      const classification = classifyRecordedError(error);
       const { category, retryable } = classification;
       recordFailure(draft, itemId, error, classification, event.occurredAt.getTime());
       items.set(itemId, { failing: true, retryable, category, message: error.message });
@@ -141,7 +131,7 @@ function apply(draft: JobFailuresState, items: ItemWriter<FailedItem>, event: Re
       return;
     }
     case 'job.failed': {
-      const classification = classifyRecorded(event.data.error);
+      const classification = classifyRecordedError(event.data.error);
       recordFailure(draft, null, event.data.error, classification, event.occurredAt.getTime());
       return;
     }

@@ -1,4 +1,5 @@
 import { isCustomEvent } from '../schema/recorded-event.ts';
+import { classifyRecordedError } from './failure-classification.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 
 const clip = (text: string, length = 160) =>
@@ -27,7 +28,7 @@ export function describeEvent(event: RecordedEvent): string {
     case 'item.completed':
       return `${type} ${event.data.itemId}${event.data.durationMs === undefined ? '' : ` in ${Math.round(event.data.durationMs)} ms`}`;
     case 'item.failed':
-      return `${type} ${event.data.itemId} [${event.data.error.category ?? 'unknown'}] ${clip(event.data.error.message)}`;
+      return `${type} ${event.data.itemId} [${classifyRecordedError(event.data.error).category}] ${clip(event.data.error.message)}`;
     case 'item.skipped':
       return `${type} ${event.data.itemId}${event.data.reason ? `: ${clip(event.data.reason)}` : ''}`;
     case 'items.released':
@@ -45,7 +46,7 @@ export function describeEvent(event: RecordedEvent): string {
     case 'job.completed':
       return `${type}${event.data.result === undefined ? '' : ` ${clip(JSON.stringify(event.data.result) ?? '')}`}`;
     case 'job.failed':
-      return `${type} [${event.data.error.category ?? 'unknown'}] ${clip(event.data.error.message)}`;
+      return `${type} [${classifyRecordedError(event.data.error).category}] ${clip(event.data.error.message)}`;
   }
 }
 

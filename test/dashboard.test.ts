@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EventInput } from '../schema/events.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { openLedger } from '../src/open-ledger.ts';
 import { parseTokens } from '../src/server/auth.ts';
@@ -20,6 +21,39 @@ if (!existsSync(chromiumPath)) {
   }
   console.warn(`\n*** SKIPPING the browser tests: no Chromium at ${chromiumPath}.\n`);
 }
+
+/**
+ * Runs in the page: every visible element with text of its own whose contrast against the
+ * first opaque background behind it is under 4.5:1, as [text, ratio] pairs.
+ */
+const contrastCheck = `(() => {
+  const rgb = (text) => (text.match(/[\\d.]+/g) ?? []).map(Number);
+  const luminance = ([r, g, b]) => {
+    const channel = (value) => {
+      const c = value / 255;
+      return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    };
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  };
+  const background = (element) => {
+    for (let node = element; node; node = node.parentElement) {
+      const colour = rgb(getComputedStyle(node).backgroundColor);
+      if (colour.length === 3 || colour[3] === 1) return colour.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const failing = [];
+  for (const element of document.querySelectorAll('body *')) {
+    const own = [...element.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || element.getClientRects().length === 0) continue;
+    const style = getComputedStyle(element);
+    if (style.visibility === 'hidden') continue;
+    const [fg, bg] = [luminance(rgb(style.color)), luminance(background(element))];
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    if (ratio < 4.5) failing.push([element.textContent.trim().slice(0, 40), ratio.toFixed(2)]);
+  }
+  return failing;
+})()`;
 
 describe.skipIf(!existsSync(chromiumPath))('dashboard in headless Chromium', () => {
   let ledger: Ledger;
@@ -46,7 +80,7 @@ describe.skipIf(!existsSync(chromiumPath))('dashboard in headless Chromium', () 
         '--disable-component-update',
       ],
     });
-    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
     await mkdir(artifacts, { recursive: true });
   });
   afterAll(async () => {
@@ -125,6 +159,187 @@ describe.skipIf(!existsSync(chromiumPath))('dashboard in headless Chromium', () 
     await expect.poll(visible).toEqual(['done-job', 'late-job', 'live-crawl']);
   });
 
+  /** A job whose every figure is known: two stages, failures in two groups, a checkpoint. */
+  async function recordKnownJob() {
+    const t0 = Date.parse('2026-11-30T10:00:00Z');
+    const at = (seconds: number) => new Date(t0 + seconds * 1_000).toISOString();
+    const facts: EventInput[] = [
+      {
+        type: 'job.started',
+        data: {
+          name: 'known job',
+          kind: 'crawl',
+          project: 'docs',
+          total: 10,
+          stages: [{ name: 'fetch' }, { name: 'parse', weight: 3 }],
+        },
+      },
+      { type: 'stage.started', data: { stage: 'fetch', total: 4 } },
+      { type: 'item.completed', data: { itemId: 'a', type: 'html', durationMs: 100 } },
+      { type: 'item.completed', data: { itemId: 'b', type: 'html', durationMs: 300 } },
+      ...['c', 'd'].map((itemId, index): EventInput => ({
+        type: 'item.failed',
+        data: {
+          itemId,
+          type: 'pdf',
+          error: { message: `read ECONNRESET on 10.0.0.${index + 1}`, code: 'ECONNRESET' },
+        },
+      })),
+      { type: 'stage.started', data: { stage: 'parse', total: 4 } },
+      { type: 'item.skipped', data: { itemId: 'e', type: 'html', reason: 'duplicate' } },
+      {
+        type: 'item.failed',
+        data: {
+          itemId: 'f',
+          type: 'pdf',
+          error: { message: 'unsupported format', category: 'not_applicable' },
+        },
+      },
+      { type: 'checkpoint.saved', data: { cursor: { page: 3 }, note: 'after f' } },
+      { type: 'items.planned', data: { items: [{ id: 'g' }] } },
+      { type: 'item.started', data: { itemId: 'h', leaseMs: 1 } },
+      { type: 'log.written', data: { level: 'warn', message: 'slow origin' } },
+      { type: 'log.written', data: { level: 'info', message: 'still going' } },
+      { type: 'x.deploy', data: { to: 'eu' } },
+    ];
+    // Stage fetch runs from 0 s to 10 s; every other fact one second after the one before.
+    const seconds = [0, 0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17, 18];
+    await ledger.append(
+      'known-job',
+      facts.map((fact, index) => ({ ...fact, occurredAt: at(seconds[index]!) })),
+    );
+  }
+
+  /** Texts of the elements a selector finds, trimmed and with spaces collapsed. */
+  const textsOf = async (target: Page, selector: string) =>
+    (await target.locator(selector).allTextContents()).map((text) =>
+      text.replace(/\s+/g, ' ').trim(),
+    );
+
+  it('shows a job page with its stages, counts, failure groups, resume point and timeline', async () => {
+    await recordKnownJob();
+    await page.goto(`${base}/`);
+    await expect.poll(() => page.locator('tr[data-job-id="known-job"]').count()).toBe(1);
+    // Reached by keyboard, opened without a reload.
+    await page.evaluate('window.stillThisPage = true');
+    let focused = '';
+    for (let tab = 0; tab < 40 && focused !== '/jobs/known-job'; tab += 1) {
+      await page.keyboard.press('Tab');
+      focused = await page.evaluate<string>("document.activeElement.getAttribute('href') ?? ''");
+    }
+    expect(focused).toBe('/jobs/known-job');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => new URL(page.url()).pathname).toBe('/jobs/known-job');
+    expect(await page.evaluate('window.stillThisPage')).toBe(true);
+
+    await expect.poll(() => page.locator('#job-status').textContent()).toBe('running');
+    expect(await page.locator('h2').textContent()).toBe('known job');
+    // fetch (weight 1) is done and parse (weight 3) half: (1 + 1.5) / 4.
+    expect(await textsOf(page, '#overall .percent')).toEqual(['62.5% (6/10)']);
+    expect(await textsOf(page, '#counts td')).toEqual(['8', '1', '1', '2', '3', '1']);
+    expect(await textsOf(page, '#by-type tbody tr')).toEqual(['html 2 0 1', 'pdf 0 3 0']);
+    expect(await textsOf(page, '.stage .stage-figures')).toEqual([
+      '10s · 4 / 4 · 2 failed',
+      expect.stringMatching(/^\S.* · 2 \/ 4 · 1 failed · 1 skipped$/),
+    ]);
+    expect(await textsOf(page, '.stage[data-state="current"] .stage-label')).toEqual([
+      'parse weight 3 (current)',
+    ]);
+
+    await expect.poll(() => page.locator('.failure-groups tbody tr').count()).toBe(2);
+    const groups = [];
+    for (const row of await page.locator('.failure-groups tbody tr').all()) {
+      groups.push((await row.locator('td').allTextContents()).slice(0, 4).map((t) => t.trim()));
+    }
+    expect(groups).toEqual([
+      ['network', 'read ECONNRESET on <n>.<n>.<n>.<n>', '2', 'yes'],
+      ['not_applicable', 'unsupported format', '1', 'no'],
+    ]);
+    expect(await textsOf(page, '.failure-groups .items')).toEqual(['c, d', 'f']);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.click('#download-failures'),
+    ]);
+    expect(download.suggestedFilename()).toBe('known-job-failures.json');
+    const report = JSON.parse(await readFile(await download.path(), 'utf8')) as unknown;
+    expect(report).toMatchObject({ jobId: 'known-job', totalFailures: 3 });
+
+    expect(await textsOf(page, '#checkpoint code')).toEqual(['{"page":3}']);
+    await expect.poll(() => textsOf(page, '#pending .items')).toEqual(['g']);
+    await expect.poll(() => textsOf(page, '#stuck .items')).toEqual(['h']);
+    expect(await page.locator('.chart canvas').count()).toBe(1);
+
+    // The timeline: newest first, custom events included, filtered by the server.
+    const timelineTypes = () => textsOf(page, '#timeline .event-type');
+    await expect.poll(async () => (await timelineTypes()).length).toBe(15);
+    expect((await timelineTypes())[0]).toBe('x.deploy');
+    await page.selectOption('#timeline select[name="type"]', 'x.*');
+    await expect.poll(timelineTypes).toEqual(['x.deploy']);
+    await page.selectOption('#timeline select[name="type"]', 'item.failed');
+    await expect.poll(timelineTypes).toEqual(['item.failed', 'item.failed', 'item.failed']);
+    await page.selectOption('#timeline select[name="type"]', '');
+    await page.fill('#timeline input[name="text"]', 'econnreset');
+    await page.press('#timeline input[name="text"]', 'Enter');
+    await expect.poll(timelineTypes).toEqual(['item.failed', 'item.failed']);
+    await page.fill('#timeline input[name="since"]', '2026-11-30T10:00:13');
+    await page.press('#timeline input[name="since"]', 'Enter');
+    await expect.poll(timelineTypes).toEqual([]);
+    await page.fill('#timeline input[name="text"]', '');
+    await page.press('#timeline input[name="text"]', 'Enter');
+    // Local time, as the browser shows it: the test runs in the machine's zone.
+    const since = new Date(Date.parse('2026-11-30T10:00:13Z'));
+    const local = (date: Date) =>
+      new Date(date.getTime() - date.getTimezoneOffset() * 60_000).toISOString().slice(0, 19);
+    await page.fill('#timeline input[name="since"]', local(since));
+    await page.press('#timeline input[name="since"]', 'Enter');
+    await expect
+      .poll(timelineTypes)
+      .toEqual([
+        'x.deploy',
+        'log.written',
+        'log.written',
+        'item.started',
+        'items.planned',
+        'checkpoint.saved',
+      ]);
+    await page.fill('#timeline input[name="since"]', '');
+    await page.press('#timeline input[name="since"]', 'Enter');
+
+    const logLines = () => textsOf(page, '#log .event-summary');
+    await expect.poll(logLines).toEqual(['info: still going', 'warn: slow origin']);
+    await page.selectOption('#log select[name="level"]', 'warn');
+    await expect.poll(logLines).toEqual(['warn: slow origin']);
+
+    // Live: a new event shows in the counts and on top of the timeline, with no reload.
+    await ledger.append('known-job', [
+      { type: 'item.completed', data: { itemId: 'g', type: 'html' } },
+    ]);
+    await expect.poll(() => textsOf(page, '#counts td')).toEqual(['8', '0', '1', '3', '3', '1']);
+    await expect.poll(async () => (await timelineTypes())[0]).toBe('item.completed');
+    await expect.poll(() => textsOf(page, '#pending')).toEqual(['none']);
+    expect(await page.evaluate('window.stillThisPage')).toBe(true);
+    await page.screenshot({ path: `${artifacts}job.png`, fullPage: true });
+  });
+
+  it('shows a project with its totals, its jobs and stage metrics across them', async () => {
+    await page.goto(`${base}/projects/docs`);
+    await expect
+      .poll(() => page.locator('#project-totals').textContent(), { timeout: 5_000 })
+      .toContain('Jobs');
+    await expect
+      .poll(() => textsOf(page, 'table.jobs tbody tr td:first-child'))
+      .toEqual(['known job', 'late job']);
+    // Only finished stage runs are measured: fetch took 10 s.
+    expect(await textsOf(page, '#stage-metrics tbody tr')).toEqual([
+      'crawl fetch 1 10s 10s 0.40/s',
+    ]);
+    const totals = await textsOf(page, '#project-totals > div');
+    expect(totals).toEqual(
+      expect.arrayContaining(['Jobs 2', 'running 2', 'Completed 3', 'Failed 3', 'Skipped 1']),
+    );
+    await page.screenshot({ path: `${artifacts}project.png`, fullPage: true });
+  });
+
   it('shows an outage when the server stops, and recovers when it returns', async () => {
     const port = (server.server.address() as AddressInfo).port;
     await page.goto(`${base}/`);
@@ -150,6 +365,25 @@ describe.skipIf(!existsSync(chromiumPath))('dashboard in headless Chromium', () 
     await expect.poll(() => page.locator('tr[data-job-id="while-down"]').count()).toBe(1);
   });
 
+  it('keeps text readable: WCAG AA contrast (4.5:1) for the text of every page, light and dark', async () => {
+    for (const [path, colorScheme] of [
+      ['/', 'light'],
+      ['/jobs/known-job', 'light'],
+      ['/projects/docs', 'light'],
+      ['/', 'dark'],
+      ['/jobs/known-job', 'dark'],
+    ] as const) {
+      await page.emulateMedia({ colorScheme });
+      await page.goto(`${base}${path}`);
+      await expect.poll(() => page.locator('#connection').getAttribute('data-state')).toBe('live');
+      await expect.poll(() => page.locator('main table tbody tr').count()).toBeGreaterThan(0);
+      // Each element with text of its own, against the first opaque background behind it.
+      const worst = await page.evaluate(contrastCheck);
+      expect(worst, `${path} (${colorScheme}): ${JSON.stringify(worst)}`).toEqual([]);
+    }
+    await page.emulateMedia({ colorScheme: 'light' });
+  });
+
   it('fits a phone-width screen, keeping job, status and progress', async () => {
     const phone = await browser.newPage({ viewport: { width: 390, height: 800 } });
     try {
@@ -163,6 +397,15 @@ describe.skipIf(!existsSync(chromiumPath))('dashboard in headless Chromium', () 
       );
       expect(overflow).toBeLessThanOrEqual(0);
       await phone.screenshot({ path: `${artifacts}overview-phone.png`, fullPage: true });
+
+      await phone.goto(`${base}/jobs/known-job`);
+      await expect.poll(() => phone.locator('.failure-groups tbody tr').count()).toBe(2);
+      await expect.poll(() => phone.locator('#timeline .event-type').count()).toBe(16);
+      const jobOverflow = await phone.evaluate<number>(
+        'document.documentElement.scrollWidth - window.innerWidth',
+      );
+      expect(jobOverflow).toBeLessThanOrEqual(0);
+      await phone.screenshot({ path: `${artifacts}job-phone.png`, fullPage: true });
     } finally {
       await phone.close();
     }

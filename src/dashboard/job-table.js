@@ -1,0 +1,87 @@
+// The jobs table of the overview and the project page: one row per job, kept by job id.
+import { html } from '/dashboard/vendor/lit-html/lit-html.js';
+import { repeat } from '/dashboard/vendor/lit-html/directives/repeat.js';
+import { describeEta, formatCount, formatPercent, formatRate, formatTime } from './format.js';
+
+export const jobPath = (jobId) => `/jobs/${encodeURIComponent(jobId)}`;
+export const projectPath = (project) => `/projects/${encodeURIComponent(project)}`;
+
+/** Newest update first, then by id, as the API pages them. */
+export function byUpdate(a, b) {
+  return (b.progress.updatedAt ?? 0) - (a.progress.updatedAt ?? 0) || (a.jobId < b.jobId ? -1 : 1);
+}
+
+/** A progress bar with its figures: "70.0% (7/10)". */
+export function progressCell(progress) {
+  const total = progress.total === null ? '?' : formatCount(progress.total);
+  return html`<progress
+      max="100"
+      .value=${progress.percent}
+      aria-label=${`${formatPercent(progress.percent)} done`}
+    ></progress>
+    <span class="percent"
+      >${formatPercent(progress.percent)} (${formatCount(progress.processed)}/${total})</span
+    >`;
+}
+
+function jobRow({ jobId, progress, eta }, now) {
+  const sinceMs = Math.max(0, now - (eta.takenAt ?? now));
+  return html`<tr data-job-id=${jobId}>
+    <td><a href=${jobPath(jobId)} title=${jobId}>${progress.name ?? jobId}</a></td>
+    <td>
+      ${
+        progress.project === null
+          ? ''
+          : html`<a href=${projectPath(progress.project)}>${progress.project}</a>`
+      }
+    </td>
+    <td>${progress.kind ?? ''}</td>
+    <td class=${`status-${progress.status}`}>${progress.status}</td>
+    <td>${progressCell(progress)}</td>
+    <td class="number">${formatRate(eta.ratePerSecond)}</td>
+    <td>${describeEta(progress.status, eta, sinceMs)}</td>
+    <td class=${progress.counts.failed > 0 ? 'number failed-count' : 'number'}>
+      ${formatCount(progress.counts.failed)}
+    </td>
+    <td>${formatTime(progress.startedAt)}</td>
+    <td>${formatTime(progress.updatedAt)}</td>
+  </tr>`;
+}
+
+/** The table of `jobs` (already filtered and sorted); `now` lets ETAs count down. */
+export function jobTable(jobs, { label = 'Jobs', id = 'jobs', now = Date.now() } = {}) {
+  return html`<div class="table-wrap">
+    <table id=${id} aria-label=${label} class="jobs">
+      <thead>
+        <tr>
+          <th scope="col">Job</th>
+          <th scope="col">Project</th>
+          <th scope="col">Kind</th>
+          <th scope="col">Status</th>
+          <th scope="col">Progress</th>
+          <th scope="col">Rate</th>
+          <th scope="col">ETA</th>
+          <th scope="col">Failed</th>
+          <th scope="col">Started</th>
+          <th scope="col">Updated</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${repeat(
+          jobs,
+          (job) => job.jobId,
+          (job) => jobRow(job, now),
+        )}
+      </tbody>
+    </table>
+  </div>`;
+}
+
+/** A job view as the API sends it, stamped with when its ETA was taken (this page's clock). */
+export function stamped(view) {
+  return {
+    jobId: view.jobId,
+    progress: view.progress,
+    eta: { ...view.eta, takenAt: Date.now() },
+  };
+}

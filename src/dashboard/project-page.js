@@ -1,0 +1,126 @@
+// One project: its jobs with their totals, and stage metrics across its jobs, kept live by the
+// project's event stream.
+import { html, render } from '/dashboard/vendor/lit-html/lit-html.js';
+import { api, followStream } from './api.js';
+import { formatCount, formatDuration, formatRate } from './format.js';
+import { byUpdate, jobTable, stamped } from './job-table.js';
+import { frameScheduler, refresher } from './scheduling.js';
+
+/** Least time between two reads of the project; events in between are read together. */
+const refreshEveryMs = 500;
+
+/** Shows one project, live; stops when `signal` aborts. */
+export function projectPage(root, { signal, params: [project] }) {
+  document.title = `${project} · Headway`;
+  const state = { totals: null, jobs: [], stages: [], error: null };
+  const draw = frameScheduler(() => render(template(), root));
+  const name = encodeURIComponent(project);
+
+  const read = refresher(async () => {
+    try {
+      const [progress, metrics] = await Promise.all([
+        api(`/v1/projects/${name}/progress`, { signal }),
+        api(`/v1/metrics/stages?project=${name}`, { signal }),
+      ]);
+      state.totals = progress.projects[0] ?? null;
+      state.jobs = progress.jobs.map(stamped).sort(byUpdate);
+      state.stages = metrics.stages;
+      state.error = null;
+    } catch (error) {
+      if (!signal.aborted) state.error = error.message;
+    }
+    draw();
+  }, refreshEveryMs);
+
+  function template() {
+    const totals = state.totals;
+    return html`<p class="crumbs"><a href="/">Jobs</a> / project</p>
+      <h2>${project}</h2>
+      ${state.error ? html`<p class="error" role="alert">${state.error}</p>` : ''}
+      ${
+        totals === null
+          ? html`<p class="muted">${state.error ? '' : 'No jobs in this project yet.'}</p>`
+          : html`<dl class="figures" id="project-totals">
+              <div>
+                <dt>Jobs</dt>
+                <dd>${formatCount(totals.jobs)}</dd>
+              </div>
+              ${Object.entries(totals.byStatus).map(
+                ([status, count]) =>
+                  html`<div>
+                    <dt>${status}</dt>
+                    <dd class=${`status-${status}`}>${formatCount(count)}</dd>
+                  </div>`,
+              )}
+              <div>
+                <dt>Items processed</dt>
+                <dd>${formatCount(totals.processed)}</dd>
+              </div>
+              <div>
+                <dt>Completed</dt>
+                <dd>${formatCount(totals.completed)}</dd>
+              </div>
+              <div>
+                <dt>Failed</dt>
+                <dd class=${totals.failed > 0 ? 'failed-count' : ''}>
+                  ${formatCount(totals.failed)}
+                </dd>
+              </div>
+              <div>
+                <dt>Skipped</dt>
+                <dd>${formatCount(totals.skipped)}</dd>
+              </div>
+            </dl>`
+      }
+      <section aria-labelledby="project-jobs-title">
+        <h3 id="project-jobs-title">Jobs</h3>
+        ${jobTable(state.jobs, { label: `Jobs of ${project}` })}
+      </section>
+      <section aria-labelledby="stage-metrics-title">
+        <h3 id="stage-metrics-title">Stages across jobs</h3>
+        ${
+          state.stages.length === 0
+            ? html`<p class="muted">No finished stages yet.</p>`
+            : html`<div class="table-wrap">
+                <table id="stage-metrics" aria-label="Stage metrics">
+                  <thead>
+                    <tr>
+                      <th scope="col">kind</th>
+                      <th scope="col">stage</th>
+                      <th scope="col" class="number">runs</th>
+                      <th scope="col" class="number">mean</th>
+                      <th scope="col" class="number">p95</th>
+                      <th scope="col" class="number">items/s</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    ${state.stages.map(
+                      (stage) =>
+                        html`<tr data-stage=${`${stage.kind}/${stage.stage}`}>
+                          <td>${stage.kind}</td>
+                          <td>${stage.stage}</td>
+                          <td class="number">${formatCount(stage.runs)}</td>
+                          <td class="number">${formatDuration(stage.meanMs)}</td>
+                          <td class="number">${formatDuration(stage.p95Ms)}</td>
+                          <td class="number">${formatRate(stage.itemsPerSecond)}</td>
+                        </tr>`,
+                    )}
+                  </tbody>
+                </table>
+              </div>`
+        }
+      </section>`;
+  }
+
+  draw();
+  void followStream(`/v1/stream?project=${name}`, {
+    signal,
+    onOpen: () => read.request(),
+    onEvent: () => read.request(),
+  });
+  const ticker = setInterval(draw, 1_000);
+  signal.addEventListener('abort', () => {
+    read.stop();
+    clearInterval(ticker);
+  });
+}

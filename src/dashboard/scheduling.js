@@ -1,0 +1,62 @@
+// Pacing: screens redraw at most once per animation frame, and reads at most once per interval.
+
+/**
+ * A function that asks for `draw` in the next animation frame: however many times it is
+ * called before then, `draw` runs once.
+ */
+export function frameScheduler(draw) {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      draw();
+    });
+  };
+}
+
+/**
+ * Runs `load` when asked: never two at once, and starts at least `minIntervalMs` apart.
+ * Asks made while a load runs or waits fold into one more load, so a burst of events
+ * costs one read. `load` handles its own errors.
+ */
+export function refresher(load, minIntervalMs) {
+  let running = false;
+  let again = false;
+  let stopped = false;
+  let timer = null;
+  let lastStart = -Infinity;
+
+  const run = async () => {
+    timer = null;
+    if (stopped) return;
+    running = true;
+    lastStart = performance.now();
+    try {
+      await load();
+    } finally {
+      running = false;
+      if (again) {
+        again = false;
+        request();
+      }
+    }
+  };
+  const request = () => {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    if (timer !== null) return;
+    timer = setTimeout(run, Math.max(0, lastStart + minIntervalMs - performance.now()));
+  };
+  return {
+    request,
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
