@@ -26,6 +26,10 @@ export interface BenchSizes {
   statusQueries: number;
   /** httpAppend: batches of 100 events each of the 32 clients posts. */
   httpBatchesPerClient: number;
+  /** dashboardLatency: appends timed to the screen, on each of the two pages. */
+  dashboardAppends: number;
+  /** dashboardLoad: seconds each page is watched under load. */
+  dashboardLoadSeconds: number;
 }
 
 export const fullSizes: BenchSizes = {
@@ -45,6 +49,8 @@ export const fullSizes: BenchSizes = {
   liveDurationMs: 10_000,
   statusQueries: 2_000,
   httpBatchesPerClient: 30,
+  dashboardAppends: 100,
+  dashboardLoadSeconds: 10,
 };
 
 export const quickSizes: BenchSizes = {
@@ -64,4 +70,6 @@ export const quickSizes: BenchSizes = {
   liveDurationMs: 3_000,
   statusQueries: 500,
   httpBatchesPerClient: 10,
+  dashboardAppends: 30,
+  dashboardLoadSeconds: 4,
 };

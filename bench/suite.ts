@@ -15,6 +15,8 @@ import { jobEvents, jobIds, toRawRows } from './generate-events.ts';
 import { pgliteWorkloads } from './pglite-workloads.ts';
 import { foldInMemory, jobSnapshot, loadJobs, seedJob } from './read-workloads.ts';
 import { httpAppendAndStatus } from './http-workloads.ts';
+import { dashboardWorkloads } from './dashboard-workloads.ts';
+import type { PageUnderLoad } from './dashboard-workloads.ts';
 import { liveLatency, rebuildAll, statusUnderLoad } from './live-workloads.ts';
 import { replayHeapCapMb, replayInChild } from './replay.ts';
 import { round } from './report.ts';
@@ -36,6 +38,18 @@ export function describeMachine(): string {
   const cores = cpus();
   const gb = Math.round(totalmem() / 2 ** 30);
   return `${cores[0]?.model.trim() ?? 'unknown cpu'}, ${cores.length} cores, ${gb} GB RAM`;
+}
+
+/** A page's figures under load, rounded for the report. */
+function roundPage(page: PageUnderLoad): PageUnderLoad {
+  return {
+    framesPerSec: round.ratio(page.framesPerSec),
+    frameP95Ms: round.ms(page.frameP95Ms),
+    inputDelayP95Ms: round.ms(page.inputDelayP95Ms),
+    inputDelayMaxMs: round.ms(page.inputDelayMaxMs),
+    longTaskMsPerSec: round.ms(page.longTaskMsPerSec),
+    updatesPerSec: round.ratio(page.updatesPerSec),
+  };
 }
 
 function jobBatches(prefix: string, jobs: number, eventsPerJob: number): JobBatch[] {
@@ -158,6 +172,13 @@ export async function runSuite(context: SuiteContext): Promise<{
       httpAppendAndStatus(ledger, { clients: 32, batches: sizes.httpBatchesPerClient, signal }),
     );
 
+    const dashboard = await step('dashboard in Chromium', () =>
+      dashboardWorkloads(ledger, {
+        samples: sizes.dashboardAppends,
+        loadSeconds: sizes.dashboardLoadSeconds,
+      }),
+    );
+
     const pglite = await step('pglite', () => pgliteWorkloads(sizes));
 
     const result: BenchResult = {
@@ -216,6 +237,21 @@ export async function runSuite(context: SuiteContext): Promise<{
         p50Ms: round.ms(http.statusP50Ms),
         p99Ms: round.ms(http.statusP99Ms),
         queries: http.statusQueries,
+      },
+      dashboardLatency: {
+        p50Ms: round.ms(dashboard.overviewLatency.p50Ms),
+        p95Ms: round.ms(dashboard.overviewLatency.p95Ms),
+        sseP95Ms: round.ms(dashboard.overviewLatency.sseP95Ms),
+        jobPageP50Ms: round.ms(dashboard.jobPageLatency.p50Ms),
+        jobPageP95Ms: round.ms(dashboard.jobPageLatency.p95Ms),
+        appends: dashboard.overviewLatency.samples,
+      },
+      dashboardLoad: {
+        jobs: dashboard.load.jobs,
+        eventsPerSec: dashboard.load.eventsPerSec,
+        overview: roundPage(dashboard.load.overview),
+        searchP95Ms: round.ms(dashboard.load.search.p95Ms),
+        jobPage: roundPage(dashboard.load.jobPage),
       },
       statusQuery: {
         p50Ms: round.ms(status.p50Ms),

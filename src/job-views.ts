@@ -14,6 +14,7 @@ import type { EtaEstimate, JobEtaState } from '../projections/job-eta.ts';
 import type { JobProgressState, JobStatus } from '../projections/job-progress.ts';
 import type { Cursor } from './cursor.ts';
 import { InvalidInputError } from './errors.ts';
+import { escapeLike } from './timeline-query.ts';
 import { jobsProjection, mainPart } from './persisted-projection.ts';
 import {
   readGenerations,
@@ -75,6 +76,8 @@ export interface JobsQuery {
   /** How long a finished job stays in the active view (default 10 minutes). */
   finishedVisibleMs?: number;
   parentJobId?: string;
+  /** Case-insensitive text in the job's id, name, kind or project. */
+  text?: string;
   /** At most this many, most recently updated first (default 100, maximum 10,000). */
   limit?: number;
   /** The clock for `active` and ETAs (default now). */
@@ -104,6 +107,7 @@ const jobsQuerySchema = z.strictObject({
   active: z.boolean().optional(),
   finishedVisibleMs: z.number().int().min(0).optional(),
   parentJobId: z.string().min(1).max(limits.idLength).optional(),
+  text: z.string().min(1).max(200).optional(),
   limit: z.number().int().min(1).max(10_000).optional(),
   now: z.number().finite().optional(),
   after: z
@@ -112,6 +116,12 @@ const jobsQuerySchema = z.strictObject({
     .regex(jobsCursorPattern, 'expected the cursor of a previous page, such as 1795446738868:job-1')
     .optional(),
 });
+
+function parseJobsQuery(query: JobsQuery) {
+  const parsed = jobsQuerySchema.safeParse(query);
+  if (!parsed.success) throw new InvalidInputError(toValidationIssues(parsed.error, ''));
+  return parsed.data;
+}
 
 /** Figures of one stage name within one job kind, across jobs. */
 export type StageMetric = StageFigures;
@@ -321,11 +331,27 @@ export class JobViews {
 
   /** Jobs matching the filters, most recently updated first. */
   async jobs(query: JobsQuery = {}): Promise<JobView[]> {
-    const parsed = jobsQuerySchema.safeParse(query);
-    if (!parsed.success) throw new InvalidInputError(toValidationIssues(parsed.error, ''));
-    const filter = parsed.data;
-    const now = filter.now ?? Date.now();
+    const filter = parseJobsQuery(query);
+    return this.select(filter, filter.limit ?? 100);
+  }
+
+  /**
+   * A page of `jobs` and the cursor of the next one, null when this is the last.
+   *
+   * @example
+   * const { jobs, nextCursor } = await views.jobsPage({ limit: 50 });
+   */
+  async jobsPage(query: JobsQuery = {}): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
+    const filter = parseJobsQuery(query);
     const limit = filter.limit ?? 100;
+    // One more than the page tells whether another page follows.
+    const jobs = await this.select(filter, limit + 1);
+    const page = jobs.slice(0, limit);
+    return { jobs: page, nextCursor: jobs.length > limit ? jobsCursor(page.at(-1)!) : null };
+  }
+
+  private async select(filter: z.infer<typeof jobsQuerySchema>, limit: number) {
+    const now = filter.now ?? Date.now();
     const after = filter.after ? jobsCursorPattern.exec(filter.after)! : null;
     const afterTime = after ? Number(after[1]) : Infinity;
     const afterId = after ? after[2]! : '';
@@ -340,6 +366,7 @@ export class JobViews {
       if (filter.parentJobId !== undefined && progress.parentJobId !== filter.parentJobId) continue;
       if (filter.status && !filter.status.includes(progress.status)) continue;
       if (filter.active && !isActive(progress, now, visibleMs)) continue;
+      if (filter.text !== undefined && !mentions(jobId, progress, filter.text)) continue;
       // Newest first, then by id: a page goes on below its cursor.
       const updatedAt = progress.updatedAt ?? 0;
       if (updatedAt > afterTime || (updatedAt === afterTime && jobId <= afterId)) continue;
@@ -431,6 +458,10 @@ export class JobViews {
       if (filter.project !== undefined) query = query.where(field('project'), '=', filter.project);
       if (filter.kind !== undefined) query = query.where(field('kind'), '=', filter.kind);
       if (filter.status) query = query.where(field('status'), 'in', filter.status);
+      if (filter.text !== undefined) {
+        const searched = sql`concat_ws(' ', key, ${field('name')}, ${field('kind')}, ${field('project')})`;
+        query = query.where(sql<boolean>`${searched} ilike ${`%${escapeLike(filter.text)}%`}`);
+      }
       if (filter.after) {
         const [, time, jobId] = jobsCursorPattern.exec(filter.after)!;
         const updatedAt = sql`coalesce((${field('updatedAt')})::float8, 0)`;
@@ -602,6 +633,12 @@ function isActive(progress: JobSnapshot, now: number, visibleMs: number): boolea
     return true;
   }
   return progress.endedAt !== null && now - progress.endedAt <= visibleMs;
+}
+
+/** True when the text is in the job's id, name, kind or project, whatever the case. */
+function mentions(jobId: string, progress: JobProgressState, text: string): boolean {
+  const searched = [jobId, progress.name, progress.kind, progress.project].join(' ');
+  return searched.toLowerCase().includes(text.toLowerCase());
 }
 
 function toView(jobId: string, state: JobEtaState, now: number): JobView {

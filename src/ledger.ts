@@ -30,6 +30,7 @@ import { readAhead } from './read-ahead.ts';
 import type { LedgerLocation, LedgerStore } from './ledger-store.ts';
 import { followLog } from './log-follower.ts';
 import { JobViews } from './job-views.ts';
+import { FoldCache } from './fold-cache.ts';
 import type { JobStatusView, JobThroughput, JobView, JobsQuery, StageMetric } from './job-views.ts';
 import { jobsProjection, persistedProjections } from './persisted-projection.ts';
 import type { JobEtaState } from '../projections/job-eta.ts';
@@ -143,6 +144,8 @@ export class Ledger {
 
   private readonly views: JobViews;
   private readonly runners = new Map<string, ProjectionRunner<unknown>>();
+  /** Recent one-job folds of `project`, so a job read again folds only its new events. */
+  private readonly folds = new FoldCache(32);
 
   constructor(
     private readonly store: LedgerStore,
@@ -461,6 +464,17 @@ export class Ledger {
     return this.views.jobs(query);
   }
 
+  /**
+   * A page of `jobs` and the cursor of the next page (its `after`), null on the last page.
+   *
+   * @example
+   * const first = await ledger.jobsPage({ project: 'web', limit: 50 });
+   * const second = await ledger.jobsPage({ project: 'web', limit: 50, after: first.nextCursor! });
+   */
+  jobsPage(query: JobsQuery = {}): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
+    return this.views.jobsPage(query);
+  }
+
   /** Every project with its jobs counted by status. */
   projectOverview(query: Pick<JobsQuery, 'active' | 'finishedVisibleMs' | 'now'> = {}) {
     return this.views.projects(query);
@@ -620,20 +634,30 @@ export class Ledger {
     return rows.map((row) => toRecordedEvent(row, this.upcasters));
   }
 
-  /** Folds one job's events through a projection. */
+  /**
+   * Folds one job's events through a projection. The last fold of recently read jobs is
+   * kept, so reading a job again folds only what was appended since. The state is shared
+   * with later reads: treat it as read-only.
+   */
   async project<S>(jobId: string, projection: Projection<S>): Promise<S> {
-    const accumulator = accumulatorFor(projection);
-    for await (const events of this.readStreamPages(jobId)) {
+    const cached = this.folds.get(projection, jobId);
+    const accumulator = accumulatorFor(projection, cached?.state);
+    let version = cached?.version ?? 0;
+    for await (const events of this.readStreamPages(jobId, version + 1)) {
       for (const event of events) accumulator.add(event);
+      version = events.at(-1)?.version ?? version;
     }
-    return accumulator.result();
+    if (cached && version === cached.version) return cached.state;
+    const state = accumulator.result();
+    if (version > 0) this.folds.set(projection, jobId, { state, version });
+    return state;
   }
 
   /** One stream in pages, each next one requested while the caller works on the current. */
-  private readStreamPages(streamId: string): AsyncGenerator<RecordedEvent[]> {
+  private readStreamPages(streamId: string, fromVersion = 1): AsyncGenerator<RecordedEvent[]> {
     const limit = limits.readPage;
     return readAhead(
-      () => this.readStream(streamId, { limit }),
+      () => this.readStream(streamId, { fromVersion, limit }),
       (events) =>
         events.length < limit
           ? null

@@ -96,6 +96,6 @@ export async function queryTimeline(
 }
 
 /** Text matched literally by LIKE and ILIKE (whose default escape is the backslash). */
-function escapeLike(text: string): string {
+export function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }

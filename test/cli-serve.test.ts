@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLedger } from '../src/open-ledger.ts';
+import { hasChromium, launchChromium } from './chromium.ts';
 import { cliEnv, headwayBin, runHeadway } from './cli-runner.ts';
 
 describe('headway serve', () => {
@@ -57,12 +58,13 @@ describe('headway serve', () => {
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-    const announced = /Demo job (\S+): (http:\/\/\S+)\/v1\/jobs\/\S+, or: npx headway watch/;
+    const announced =
+      /Demo job (\S+): ((http:\/\/\S+)\/jobs\/\S+) \(API: \S+\), or: npx headway watch/;
     const deadline = Date.now() + 30_000;
     while (!announced.test(stdout) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    const [, jobId, base] = announced.exec(stdout)!;
+    const [, jobId, pageUrl, base] = announced.exec(stdout)!;
     // Announced as it starts: the API reports it within moments.
     let response = await fetch(`${base}/v1/jobs/${jobId}`);
     while (response.status === 404 && Date.now() < deadline) {
@@ -74,6 +76,24 @@ describe('headway serve', () => {
       jobId,
       progress: { project: 'demo', name: 'demo crawl', total: 300 },
     });
+    // The printed address shows the job live in a browser, through to its end.
+    if (hasChromium()) {
+      const browser = await launchChromium();
+      try {
+        const page = await browser.newPage();
+        await page.goto(pageUrl!);
+        const shown = () => page.locator('#overall .percent').textContent({ timeout: 10_000 });
+        await expect.poll(() => page.locator('#job-status').textContent()).toBe('running');
+        const first = await shown();
+        await expect.poll(shown, { timeout: 20_000 }).not.toBe(first);
+        await expect
+          .poll(() => page.locator('#job-status').textContent(), { timeout: 30_000 })
+          .toBe('completed');
+        expect(await shown()).toBe('100.0% (300/300)');
+      } finally {
+        await browser.close();
+      }
+    }
     while (!stdout.includes(`Demo job ${jobId} done`) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

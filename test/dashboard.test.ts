@@ -1,8 +1,6 @@
-import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventInput } from '../schema/events.ts';
@@ -10,12 +8,12 @@ import type { Ledger } from '../src/ledger.ts';
 import { openLedger } from '../src/open-ledger.ts';
 import { parseTokens } from '../src/server/auth.ts';
 import { createServer } from '../src/server/server.ts';
+import { chromiumPath, hasChromium, launchChromium } from './chromium.ts';
 
-const chromiumPath = '/usr/bin/chromium';
 const artifacts = new URL('./artifacts/', import.meta.url).pathname;
 const token = 'dashboard-token-0123456789';
 
-if (!existsSync(chromiumPath)) {
+if (!hasChromium()) {
   if (process.env.CI === 'true') {
     throw new Error(`CI=true requires Chromium at ${chromiumPath} (apt-get install -y chromium)`);
   }
@@ -55,7 +53,7 @@ const contrastCheck = `(() => {
   return failing;
 })()`;
 
-describe.skipIf(!existsSync(chromiumPath))('dashboard in headless Chromium', () => {
+describe.skipIf(!hasChromium())('dashboard in headless Chromium', () => {
   let ledger: Ledger;
   let server: FastifyInstance;
   let browser: Browser;
@@ -70,16 +68,7 @@ describe.skipIf(!existsSync(chromiumPath))('dashboard in headless Chromium', () 
     });
     await server.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
     await mkdir(artifacts, { recursive: true });
   });
@@ -409,5 +398,54 @@ describe.skipIf(!existsSync(chromiumPath))('dashboard in headless Chromium', () 
     } finally {
       await phone.close();
     }
+  });
+  it('pages through a thousand jobs a hundred at a time, and finds any of them by text', async () => {
+    const t0 = Date.parse('2026-11-29T00:00:00Z');
+    const ids = Array.from(
+      { length: 1_000 },
+      (_, index) => `bulk-${String(index).padStart(4, '0')}`,
+    );
+    for (let first = 0; first < ids.length; first += 250) {
+      await ledger.appendMany(
+        ids.slice(first, first + 250).map((jobId, offset) => ({
+          streamId: jobId,
+          events: [
+            {
+              type: 'job.started',
+              data: { name: jobId, kind: 'bulk', project: 'bulk' },
+              // bulk-0999 is the newest, bulk-0000 the oldest.
+              occurredAt: new Date(t0 + (first + offset) * 1_000).toISOString(),
+            },
+          ],
+        })),
+      );
+    }
+    await page.goto(`${base}/?project=bulk`);
+    const rows = () =>
+      page
+        .locator('#jobs tbody tr')
+        .evaluateAll((found) =>
+          found.map((row) => (row as unknown as { dataset: { jobId: string } }).dataset.jobId),
+        );
+    await expect.poll(async () => (await rows()).length).toBe(100);
+    expect((await rows()).slice(0, 2)).toEqual(['bulk-0999', 'bulk-0998']);
+    for (let pageNumber = 2; pageNumber <= 10; pageNumber += 1) {
+      await page.click('#next-page');
+      await expect
+        .poll(() => page.locator('#page-number').textContent())
+        .toBe(`Page ${pageNumber}`);
+      const first = `bulk-${String(1_000 - (pageNumber - 1) * 100 - 1).padStart(4, '0')}`;
+      await expect.poll(async () => (await rows())[0]).toBe(first);
+      expect(await rows()).toHaveLength(100);
+    }
+    expect((await rows()).at(-1)).toBe('bulk-0000');
+    expect(await page.locator('#next-page').isDisabled()).toBe(true);
+    await page.click('#previous-page');
+    await expect.poll(async () => (await rows())[0]).toBe('bulk-0199');
+    // Text is searched on the server: the oldest job is found from the first page.
+    await page.fill('input[name="search"]', 'BULK-0000');
+    await expect.poll(rows).toEqual(['bulk-0000']);
+    expect(await page.locator('#page-number').textContent()).toBe('Page 1');
+    expect(new URL(page.url()).search).toBe('?project=bulk&q=BULK-0000');
   });
 });

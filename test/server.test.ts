@@ -487,6 +487,19 @@ for (const store of storesUnderTest()) {
         cursor = page.json.nextCursor;
       }
       expect(paged).toEqual(expected);
+      // A page that ends exactly at the last job says so: no empty page follows.
+      const exact = await admin('GET', '/v1/jobs?project=pages&limit=7');
+      expect(exact.json.jobs).toHaveLength(7);
+      expect(exact.json.nextCursor).toBeNull();
+      // Text is searched where the jobs are, stored (p-b) or in the tail (p-a), before the limit.
+      const found = await admin('GET', '/v1/jobs?q=P-B&limit=1');
+      expect(found.json.jobs.map((job) => job.jobId)).toEqual(['p-b']);
+      const tail = await admin('GET', '/v1/jobs?q=p-a&project=pages');
+      expect(tail.json.jobs.map((job) => job.jobId)).toEqual(['p-a']);
+      const byProject = await admin('GET', '/v1/jobs?q=PAGES&limit=100');
+      expect(byProject.json.jobs.map((job) => job.jobId)).toEqual(expected);
+      // A percent sign is a percent sign.
+      expect((await admin('GET', '/v1/jobs?q=%25')).json.jobs).toEqual([]);
       const bad = await admin('GET', '/v1/jobs?cursor=yesterday');
       expect(bad.status).toBe(400);
     });

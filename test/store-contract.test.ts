@@ -5,6 +5,7 @@ import type { EventInput } from '../schema/events.ts';
 import { ConcurrencyError, IdempotencyConflictError, InvalidEventError } from '../src/errors.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { jobProgress } from '../projections/job-progress.ts';
+import type { Projection } from '../projections/projection.ts';
 import { storesUnderTest } from './stores.ts';
 
 const started = (name = 'crawl'): EventInput => ({
@@ -286,6 +287,28 @@ for (const store of storesUnderTest()) {
         }
         expect(pages.map((versions) => versions.length)).toEqual([10_000, 10_000, 3_456]);
         expect(pages.flat()).toEqual(Array.from({ length: total }, (_, index) => index + 1));
+      });
+
+      it('folds a job read again from where its last read ended', async () => {
+        let steps = 0;
+        const counted: Projection<number> = {
+          name: 'counted',
+          version: 1,
+          initial: () => 0,
+          evolve: (count) => {
+            steps += 1;
+            return count + 1;
+          },
+        };
+        await ledger.append('job-f', [started(), ...items(2)]);
+        expect(await ledger.project('job-f', counted)).toBe(3);
+        expect(await ledger.project('job-f', counted)).toBe(3);
+        await ledger.append('job-f', items(2, 'more'));
+        expect(await ledger.project('job-f', counted)).toBe(5);
+        // 3 events, none, then the 2 new ones: each folded once.
+        expect(steps).toBe(5);
+        // Another projection, another fold, from the start.
+        expect(await ledger.project('job-f', jobProgress)).toMatchObject({ version: 5 });
       });
 
       it('reads past missing versions, should a stream ever have them', async () => {

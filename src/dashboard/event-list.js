@@ -3,6 +3,7 @@
 import { html } from '/dashboard/vendor/lit-html/lit-html.js';
 import { repeat } from '/dashboard/vendor/lit-html/directives/repeat.js';
 import { api } from './api.js';
+import { formatTime } from './format.js';
 import { refresher } from './scheduling.js';
 
 const pageSize = 50;
@@ -17,6 +18,7 @@ function entry(event) {
   return {
     ...event,
     summary: summary.startsWith(type) ? summary.slice(type.length).trim() : summary,
+    shownAt: formatTime(Date.parse(event.occurredAt)),
     details: JSON.stringify({ data, metadata, eventId: event.eventId }, null, 2),
   };
 }
@@ -118,9 +120,7 @@ export class EventList {
           (event) => event.position,
           (event) =>
             html`<li data-type=${event.type} data-position=${event.position}>
-              <time datetime=${event.occurredAt}
-                >${new Date(event.occurredAt).toLocaleString()}</time
-              >
+              <time datetime=${event.occurredAt}>${event.shownAt}</time>
               <code class="event-type">${event.type}</code>
               <span class="event-summary">${event.summary}</span>
               <details>

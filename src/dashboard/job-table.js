@@ -1,7 +1,15 @@
 // The jobs table of the overview and the project page: one row per job, kept by job id.
 import { html } from '/dashboard/vendor/lit-html/lit-html.js';
+import { guard } from '/dashboard/vendor/lit-html/directives/guard.js';
 import { repeat } from '/dashboard/vendor/lit-html/directives/repeat.js';
-import { describeEta, formatCount, formatPercent, formatRate, formatTime } from './format.js';
+import {
+  describeEta,
+  formatCount,
+  formatPercent,
+  formatRate,
+  formatTime,
+  hasEnded,
+} from './format.js';
 
 export const jobPath = (jobId) => `/jobs/${encodeURIComponent(jobId)}`;
 export const projectPath = (project) => `/projects/${encodeURIComponent(project)}`;
@@ -23,6 +31,8 @@ export function progressCell(progress) {
       >${formatPercent(progress.percent)} (${formatCount(progress.processed)}/${total})</span
     >`;
 }
+
+const countsDown = ({ progress, eta }) => !hasEnded(progress.status) && eta.etaMs !== null;
 
 function jobRow({ jobId, progress, eta }, now) {
   const sinceMs = Math.max(0, now - (eta.takenAt ?? now));
@@ -70,7 +80,9 @@ export function jobTable(jobs, { label = 'Jobs', id = 'jobs', now = Date.now() }
         ${repeat(
           jobs,
           (job) => job.jobId,
-          (job) => jobRow(job, now),
+          // A row is drawn again only when its job changed, or its ETA counts down.
+          (job) =>
+            guard([job, countsDown(job) ? Math.floor(now / 1_000) : 0], () => jobRow(job, now)),
         )}
       </tbody>
     </table>

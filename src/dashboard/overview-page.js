@@ -1,4 +1,4 @@
-// The jobs overview: GET /v1/jobs, paged, kept live by the /v1/stream events.
+// The jobs overview: GET /v1/jobs a page at a time, kept live by the /v1/stream events.
 import { html, render } from '/dashboard/vendor/lit-html/lit-html.js';
 import { api, followStream } from './api.js';
 import { hasEnded } from './format.js';
@@ -8,8 +8,10 @@ import { frameScheduler, refresher } from './scheduling.js';
 const pageSize = 100;
 /** Least time between two reads of changed jobs; changes in between are read together. */
 const refreshEveryMs = 100;
-/** More changed jobs than this are read as one list instead of one by one. */
+/** More changed jobs than this are read as one page instead of one by one. */
 const changedOneByOne = 20;
+/** Typing waits this long for a pause before the server is asked. */
+const searchPauseMs = 200;
 /** Ended jobs stay in the active view this long, as the API keeps them. */
 const finishedVisibleMs = 10 * 60_000;
 const statuses = ['running', 'paused', 'pending', 'completed', 'failed', 'cancelled'];
@@ -25,6 +27,10 @@ function filtersFromAddress() {
   };
 }
 
+/** The filters as the server is asked them (trimmed), one line each. */
+const asked = (filters) =>
+  [filters.project.trim(), filters.status, filters.active, filters.search.trim()].join('\n');
+
 function saveFiltersInAddress(filters) {
   const query = new URLSearchParams();
   if (filters.project.trim()) query.set('project', filters.project.trim());
@@ -35,84 +41,103 @@ function saveFiltersInAddress(filters) {
   if (search !== location.search) history.replaceState(history.state, '', `/${search}`);
 }
 
-/** Shows every job, filtered, live; stops when `signal` aborts. */
+/** Shows the jobs a page at a time, filtered, live; stops when `signal` aborts. */
 export function overviewPage(root, { signal }) {
   document.title = 'Jobs · Headway';
   const state = {
-    /** jobId -> the job's view, as GET /v1/jobs/:id gives it without children. */
+    /** jobId -> the job's view on this page, as GET /v1/jobs/:id gives it without children. */
     jobs: new Map(),
+    /** The cursor of each page up to this one (null for the first); the last is this one's. */
+    cursors: [null],
     nextCursor: null,
     filters: filtersFromAddress(),
     changed: new Set(),
     error: null,
   };
   const draw = frameScheduler(() => render(template(), root));
+  const onFirstPage = () => state.cursors.length === 1;
 
   function listQuery({ cursor = null, limit = pageSize } = {}) {
     const { status, active } = state.filters;
     const project = state.filters.project.trim();
+    const search = state.filters.search.trim();
     const query = new URLSearchParams({ limit: String(limit) });
     if (project) query.set('project', project);
     if (status) query.set('status', status);
     if (active) query.set('active', 'true');
+    if (search) query.set('q', search);
     if (cursor) query.set('cursor', cursor);
     return `/v1/jobs?${query}`;
   }
 
   let latestLoad = 0;
-  async function loadJobs({ more = false } = {}) {
+  /** Reads this page again, as the filters stand. */
+  async function loadPage() {
     const load = (latestLoad += 1);
     try {
-      const page = await api(listQuery({ cursor: more ? state.nextCursor : null }), { signal });
-      // Filters changed while this page was on its way: a later load has the right list.
+      const page = await api(listQuery({ cursor: state.cursors.at(-1) }), { signal });
+      // Filters or the page changed while this one was on its way: a later load is right.
       if (load !== latestLoad) return;
-      if (!more) state.jobs.clear();
-      for (const job of page.jobs) state.jobs.set(job.jobId, stamped(job));
+      state.jobs = new Map(page.jobs.map((job) => [job.jobId, stamped(job)]));
       state.nextCursor = page.nextCursor;
       state.error = null;
     } catch (error) {
-      if (signal.aborted) return;
+      if (signal.aborted || load !== latestLoad) return;
       state.error = `Could not load jobs: ${error.message}`;
     }
     draw();
   }
 
-  /** Reads the jobs that changed: one by one when few, as one list when many. */
+  function goTo(cursors) {
+    state.cursors = cursors;
+    void loadPage();
+  }
+
+  /**
+   * Reads the jobs that changed, one by one when few: those on this page, and on the first
+   * page those that are not on it yet, which join it when they match. Many changes, or one
+   * that joins, read the whole page: it is newest first, so a job joining pushes one out.
+   */
   const changedJobs = refresher(async () => {
-    const jobIds = [...state.changed];
+    const jobIds = [...state.changed].filter((jobId) => onFirstPage() || state.jobs.has(jobId));
     state.changed.clear();
-    if (jobIds.length > changedOneByOne) {
-      const limit = Math.min(10_000, Math.max(pageSize, state.jobs.size));
-      const page = await api(listQuery({ limit }), { signal }).catch(() => null);
-      for (const job of page?.jobs ?? []) state.jobs.set(job.jobId, stamped(job));
-    } else {
-      const views = await Promise.all(
-        jobIds.map((jobId) =>
-          api(`/v1/jobs/${encodeURIComponent(jobId)}`, { signal }).catch(() => null),
-        ),
-      );
-      for (const view of views) if (view) state.jobs.set(view.jobId, stamped(view));
+    if (jobIds.length > changedOneByOne) return loadPage();
+    const views = await Promise.all(
+      jobIds.map((jobId) =>
+        api(`/v1/jobs/${encodeURIComponent(jobId)}`, { signal }).catch(() => null),
+      ),
+    );
+    const now = Date.now();
+    const joining = views.some(
+      (view) => view && !state.jobs.has(view.jobId) && matches(view, now) && searched(view),
+    );
+    if (joining) return loadPage();
+    for (const view of views) {
+      if (view && state.jobs.has(view.jobId)) state.jobs.set(view.jobId, stamped(view));
     }
     draw();
   }, refreshEveryMs);
 
-  /** Whether a job belongs in the list as the filters stand. */
-  function matches({ jobId, progress }, now) {
+  /** Whether a job has the searched text, as the server searches it. */
+  function searched({ jobId, progress }) {
+    const search = state.filters.search.trim().toLowerCase();
+    const text = [jobId, progress.name, progress.kind, progress.project].join(' ');
+    return !search || text.toLowerCase().includes(search);
+  }
+
+  /** Whether a job on this page still belongs on it as the filters stand. */
+  function matches({ progress }, now) {
     const { status, active } = state.filters;
     const project = state.filters.project.trim();
-    const search = state.filters.search.trim().toLowerCase();
     if (project && progress.project !== project) return false;
     if (status && progress.status !== status) return false;
     if (active && hasEnded(progress.status)) {
       if (progress.endedAt === null || now - progress.endedAt > finishedVisibleMs) return false;
     }
-    if (search) {
-      const text = `${jobId} ${progress.name ?? ''} ${progress.kind ?? ''}`.toLowerCase();
-      if (!text.includes(search)) return false;
-    }
     return true;
   }
 
+  let searchTimer = null;
   function onFilter(event) {
     const form = new FormData(event.currentTarget);
     const before = state.filters;
@@ -124,16 +149,18 @@ export function overviewPage(root, { signal }) {
       search: String(form.get('search') ?? ''),
     };
     saveFiltersInAddress(state.filters);
-    // Search narrows what is loaded; the other filters ask the server again.
-    const asked = (filters) => [filters.project.trim(), filters.status, filters.active].join('\n');
-    if (asked(before) !== asked(state.filters)) void loadJobs();
-    else draw();
+    if (asked(before) === asked(state.filters)) return;
+    clearTimeout(searchTimer);
+    // Typing in a text field waits for a pause; the other filters ask at once.
+    const typed = event.target.type === 'text' || event.target.type === 'search';
+    searchTimer = setTimeout(() => goTo([null]), typed ? searchPauseMs : 0);
   }
 
   function template() {
     const now = Date.now();
     const jobs = [...state.jobs.values()].filter((job) => matches(job, now)).sort(byUpdate);
     const { project, status, active, search } = state.filters;
+    const page = state.cursors.length;
     return html`<h2 class="visually-hidden">Jobs</h2>
       <form
         id="filters"
@@ -161,21 +188,32 @@ export function overviewPage(root, { signal }) {
       ${state.error ? html`<p class="error" role="alert">${state.error}</p>` : ''}
       ${jobTable(jobs, { now })}
       <p id="empty" ?hidden=${jobs.length > 0}>No jobs match.</p>
-      <button
-        id="more"
-        type="button"
-        ?hidden=${state.nextCursor === null}
-        @click=${() => void loadJobs({ more: true })}
-      >
-        Load more
-      </button>`;
+      <nav class="pager" aria-label="Pages of jobs" ?hidden=${page === 1 && !state.nextCursor}>
+        <button
+          id="previous-page"
+          type="button"
+          ?disabled=${page === 1}
+          @click=${() => goTo(state.cursors.slice(0, -1))}
+        >
+          Newer
+        </button>
+        <span id="page-number">Page ${page}</span>
+        <button
+          id="next-page"
+          type="button"
+          ?disabled=${state.nextCursor === null}
+          @click=${() => goTo([...state.cursors, state.nextCursor])}
+        >
+          Older
+        </button>
+      </nav>`;
   }
 
   draw();
   void followStream('/v1/stream', {
     signal,
-    // The first connection and every recovery read the list afresh.
-    onOpen: () => loadJobs(),
+    // The first connection and every recovery read the page afresh.
+    onOpen: () => loadPage(),
     onEvent(event) {
       state.changed.add(event.streamId);
       changedJobs.request();
@@ -186,5 +224,6 @@ export function overviewPage(root, { signal }) {
   signal.addEventListener('abort', () => {
     changedJobs.stop();
     clearInterval(ticker);
+    clearTimeout(searchTimer);
   });
 }

@@ -17,9 +17,10 @@ export function frameScheduler(draw) {
 }
 
 /**
- * Runs `load` when asked: never two at once, and starts at least `minIntervalMs` apart.
- * Asks made while a load runs or waits fold into one more load, so a burst of events
- * costs one read. `load` handles its own errors.
+ * Runs `load` when asked: never two at once, and starts at least `minIntervalMs` apart, or
+ * twice as long as the last load took, so a slow server is asked half as often as it can
+ * answer. Asks made while a load runs or waits fold into one more load, so a burst of
+ * events costs one read. `load` handles its own errors.
  */
 export function refresher(load, minIntervalMs) {
   let running = false;
@@ -27,6 +28,7 @@ export function refresher(load, minIntervalMs) {
   let stopped = false;
   let timer = null;
   let lastStart = -Infinity;
+  let spacing = minIntervalMs;
 
   const run = async () => {
     timer = null;
@@ -36,6 +38,7 @@ export function refresher(load, minIntervalMs) {
     try {
       await load();
     } finally {
+      spacing = Math.max(minIntervalMs, 2 * (performance.now() - lastStart));
       running = false;
       if (again) {
         again = false;
@@ -50,7 +53,7 @@ export function refresher(load, minIntervalMs) {
       return;
     }
     if (timer !== null) return;
-    timer = setTimeout(run, Math.max(0, lastStart + minIntervalMs - performance.now()));
+    timer = setTimeout(run, Math.max(0, lastStart + spacing - performance.now()));
   };
   return {
     request,

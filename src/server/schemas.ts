@@ -65,6 +65,7 @@ export const jobsQuery = z.strictObject({
     .describe('Comma-separated statuses'),
   active: booleanText.describe('Only running, paused and pending jobs, and those just ended'),
   parentJobId: id.optional(),
+  q: z.string().min(1).max(200).optional().describe("Text in the job's id, name, kind or project"),
   limit: limit(10_000),
   cursor: z.string().max(300).optional().describe('The nextCursor of the previous page'),
 });

@@ -28,7 +28,6 @@ import { formatCursor } from '../cursor.ts';
 import { NotFoundError } from '../errors.ts';
 import { toJson } from '../json.ts';
 import type { ExpectedVersion } from '../errors.ts';
-import { jobsCursor } from '../job-views.ts';
 import type { Ledger } from '../ledger.ts';
 import { checkAccess, isLoopbackHost } from './auth.ts';
 import type { Scope, TokenTable } from './auth.ts';
@@ -243,12 +242,10 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     '/v1/jobs',
     { config: read, schema: { querystring: schemas.jobsQuery, summary: 'List jobs' } },
     async (request) => {
-      const { status, cursor, ...query } = request.query;
-      const jobs = await ledger.jobs(
-        defined({ ...query, status: status?.length ? status : undefined, after: cursor }),
+      const { status, cursor, q, ...query } = request.query;
+      return ledger.jobsPage(
+        defined({ ...query, status: status?.length ? status : undefined, after: cursor, text: q }),
       );
-      const full = jobs.length === (query.limit ?? 100);
-      return { jobs, nextCursor: full ? jobsCursor(jobs.at(-1)!) : null };
     },
   );
 

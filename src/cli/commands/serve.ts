@@ -86,7 +86,7 @@ async function feedDemo(
 ): Promise<void> {
   const jobId = randomUUID();
   process.stdout.write(
-    `Demo job ${jobId}: ${address}/v1/jobs/${jobId}, or: npx headway watch ${jobId} --url ${address}\n`,
+    `Demo job ${jobId}: ${address}/jobs/${jobId} (API: ${address}/v1/jobs/${jobId}), or: npx headway watch ${jobId} --url ${address}\n`,
   );
   const run = await runDemo(ledger, {
     jobId,
