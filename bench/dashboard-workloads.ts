@@ -1,5 +1,6 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Page } from 'playwright-core';
 import type { EventInput } from '../schema/events.ts';
 import type { Ledger } from '../src/ledger.ts';
@@ -30,6 +31,9 @@ export interface PageUnderLoad {
   longTaskMsPerSec: number;
   /** Times per second the busy job's figures changed on screen. */
   updatesPerSec: number;
+  /** API reads the page made per second, and their median time in the browser. */
+  readsPerSec: number;
+  readP50Ms: number;
 }
 
 export interface DashboardFigures {
@@ -94,6 +98,8 @@ const startProbe = (selector: string) => `(() => {
     text = now;
   });
   probe.changes.observe(document.body, { subtree: true, childList: true, characterData: true });
+  performance.setResourceTimingBufferSize(100000);
+  performance.clearResourceTimings();
   probe.started = performance.now();
   window.probe = probe;
 })()`;
@@ -105,7 +111,10 @@ const stopProbe = `(() => {
   probe.longTasks.disconnect();
   probe.changes.disconnect();
   const { frames, delays, longTaskMs, updates } = probe;
-  return { frames, delays, longTaskMs, updates, seconds: (performance.now() - probe.started) / 1000 };
+  const reads = performance.getEntriesByType('resource')
+    .filter((entry) => entry.initiatorType === 'fetch' && new URL(entry.name).pathname.startsWith('/v1/'))
+    .map((entry) => entry.duration);
+  return { frames, delays, longTaskMs, updates, reads, seconds: (performance.now() - probe.started) / 1000 };
 })()`;
 
 interface ProbeResult {
@@ -113,6 +122,8 @@ interface ProbeResult {
   delays: number[];
   longTaskMs: number;
   updates: number;
+  /** Durations of the page's API reads, as the browser timed them. */
+  reads: number[];
   seconds: number;
 }
 
@@ -126,6 +137,8 @@ function summarise(probe: ProbeResult): PageUnderLoad {
     inputDelayMaxMs: delays.at(-1) ?? 0,
     longTaskMsPerSec: probe.longTaskMs / probe.seconds,
     updatesPerSec: probe.updates / probe.seconds,
+    readsPerSec: probe.reads.length / probe.seconds,
+    readP50Ms: percentile(sorted(probe.reads), 0.5),
   };
 }
 
@@ -254,7 +267,7 @@ async function seedJobs(ledger: Ledger, jobs: number): Promise<void> {
  */
 export async function dashboardWorkloads(
   ledger: Ledger,
-  options: { samples: number; loadSeconds: number },
+  options: { samples: number; loadSeconds: number; log?: (message: string) => void },
 ): Promise<DashboardFigures> {
   if (!hasChromium()) {
     throw new Error(
@@ -262,6 +275,31 @@ export async function dashboardWorkloads(
     );
   }
   const server = await createServer({ ledger });
+  // What the server spent on each route while the pages were under load, for the log.
+  let routeTimes: Map<string, number[]> | null = null;
+  server.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    const started = performance.now();
+    response.once('finish', () => {
+      if (!routeTimes) return;
+      const route = (request.url ?? '').replace(/\?.*/, '').replace(/\/jobs\/[^/]+/, '/jobs/:id');
+      routeTimes.set(route, [...(routeTimes.get(route) ?? []), performance.now() - started]);
+    });
+  });
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  const logRouteTimes = (label: string) => {
+    const lines = [...(routeTimes ?? [])].map(([route, times]) => {
+      times.sort((a, b) => a - b);
+      return `${route} ×${times.length} p50 ${percentile(times, 0.5).toFixed(1)} ms`;
+    });
+    const delay = `event-loop delay p99 ${(loop.percentile(99) / 1e6).toFixed(0)} ms, max ${(loop.max / 1e6).toFixed(0)} ms`;
+    options.log?.(`${label} server time: ${lines.join(', ')}; ${delay}`);
+    routeTimes = null;
+  };
+  const startRouteTimes = () => {
+    routeTimes = new Map();
+    loop.reset();
+  };
   const runners = ledger.runProjections();
   const browser = await launchChromium();
   try {
@@ -302,7 +340,9 @@ export async function dashboardWorkloads(
     const searches: number[] = [];
     try {
       await page.locator('tr[data-job-id="busy-0001"]').waitFor();
+      startRouteTimes();
       overview = await measure(page, 'tr[data-job-id="busy-0001"] .percent', options.loadSeconds);
+      logRouteTimes('overview');
       // Finding one job of the thousand by typing its id: typing to the one row shown.
       for (let index = 0; index < 10; index += 1) {
         const jobId = `fleet-${String(index * 97).padStart(4, '0')}`;
@@ -317,7 +357,9 @@ export async function dashboardWorkloads(
       }
       await page.goto(`${url}/jobs/busy-0001`);
       await page.locator('#counts').waitFor();
+      startRouteTimes();
       jobPage = await measure(page, '#counts', options.loadSeconds);
+      logRouteTimes('job page');
     } finally {
       await producer.stop();
     }
@@ -329,6 +371,7 @@ export async function dashboardWorkloads(
       load: { jobs, eventsPerSec, overview, search, jobPage },
     };
   } finally {
+    loop.disable();
     await browser.close();
     await server.close();
     await runners.stop();

@@ -56,7 +56,10 @@ export function foldInMemory(events: readonly RecordedEvent[], minMs: number): n
   return perSecond(passes * events.length, elapsed);
 }
 
-/** jobSnapshot: the median time of `ledger.project(jobId, jobProgress)`, after a warm-up. */
+/**
+ * jobSnapshot: the median time of `ledger.project(jobId, jobProgress)` after a warm-up, on
+ * a ledger that keeps no folds, so each run folds the whole job.
+ */
 export async function jobSnapshot(ledger: Ledger, jobId: string, runs: number): Promise<number> {
   await ledger.project(jobId, jobProgress);
   const times: number[] = [];

@@ -77,9 +77,9 @@ export const round = {
 const number = (value: number) => value.toLocaleString('en-US');
 const rate = (value: number, unit: string) => `${number(value)} ${unit}/s`;
 
-/** "60 fps, input delay p95 2 ms, long tasks 0 ms/s, 10 updates/s" */
+/** "60 fps, input delay p95 2 ms, long tasks 0 ms/s, 10 updates/s (12 reads/s, p50 3 ms)" */
 const pageFigures = (page: PageUnderLoad) =>
-  `${page.framesPerSec} fps, input delay p95 ${page.inputDelayP95Ms} ms, long tasks ${page.longTaskMsPerSec} ms/s, ${page.updatesPerSec} updates/s`;
+  `${page.framesPerSec} fps, input delay p95 ${page.inputDelayP95Ms} ms, long tasks ${page.longTaskMsPerSec} ms/s, ${page.updatesPerSec} updates/s (${page.readsPerSec} reads/s, p50 ${page.readP50Ms} ms)`;
 
 /** A check mark when `met`, for a glance down the table. */
 const mark = (met: boolean) => (met ? 'yes' : 'NO');

@@ -45,14 +45,6 @@ export function getItem<V>(table: ItemTable<V>, itemId: string): V | undefined {
   return Object.hasOwn(bucket, itemId) ? bucket[itemId] : undefined;
 }
 
-/** A new table with the items set; the input table is left as it was. */
-export function setItems<V>(table: ItemTable<V>, updates: ReadonlyMap<string, V>): ItemTable<V> {
-  if (updates.size === 0) return table;
-  const writer = itemWriter(table);
-  for (const [itemId, value] of updates) writer.set(itemId, value);
-  return writer.table();
-}
-
 /** Every item and its value, in a stable order (by bucket, then insertion). */
 export function* itemEntries<V>(table: ItemTable<V>): Generator<[string, V]> {
   for (const bucket of table) yield* Object.entries(bucket);

@@ -1,7 +1,8 @@
 import type { FailureError } from '../schema/events.ts';
 import { isCustomEvent } from '../schema/recorded-event.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { emptyItemTable, getItem, itemEntries, setItems } from './item-table.ts';
+import { draftedFold } from './drafted-fold.ts';
+import { emptyItemTable, getItem, itemEntries } from './item-table.ts';
 import type { ItemTable } from './item-table.ts';
 import type { Projection } from './projection.ts';
 
@@ -192,11 +193,15 @@ export const jobItems: Projection<JobItemsState> = {
   name: 'job-items',
   version: 1,
   initial: () => ({ version: 0, items: emptyItemTable() }),
-  evolve(state, event) {
-    if (event.version <= state.version) return state;
-    const updates = itemUpdates((itemId) => getItem(state.items, itemId), event);
-    return { version: event.version, items: setItems(state.items, updates) };
-  },
+  // Bulk folds write items through one writer, copying each touched bucket once, not per event.
+  ...draftedFold<JobItemsState, ItemRecord>({
+    draftOf: (state) => ({ ...state }),
+    apply(_draft, items, event) {
+      for (const [itemId, record] of itemUpdates((id) => items.get(id), event)) {
+        items.set(itemId, record);
+      }
+    },
+  }),
 };
 
 /** An item record with its id. */

@@ -145,12 +145,14 @@ export class Ledger {
   private readonly views: JobViews;
   private readonly runners = new Map<string, ProjectionRunner<unknown>>();
   /** Recent one-job folds of `project`, so a job read again folds only its new events. */
-  private readonly folds = new FoldCache(32);
+  private readonly folds: FoldCache;
 
   constructor(
     private readonly store: LedgerStore,
     private readonly upcasters: UpcasterIndex,
+    foldCacheJobs = 32,
   ) {
+    this.folds = new FoldCache(foldCacheJobs);
     this.db = store.db;
     this.location = store.location;
     this.views = new JobViews({

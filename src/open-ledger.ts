@@ -27,6 +27,11 @@ export interface OpenLedgerOptions {
   poolSize?: number;
   /** Run migrations on open (default true). */
   migrate?: boolean;
+  /**
+   * Jobs per projection whose last `project` fold is kept, so reading them again folds
+   * only new events (default 32; 0 keeps none).
+   */
+  foldCacheJobs?: number;
 }
 
 /** The default folder of the embedded store. */
@@ -55,7 +60,7 @@ export async function openLedger(options: OpenLedgerOptions = {}): Promise<Ledge
   const opened = options.databaseUrl
     ? openPostgres(options.databaseUrl, options)
     : await openPglite(options.dataDir ?? defaultDataDir, options);
-  const ledger = new Ledger(opened, upcasters);
+  const ledger = new Ledger(opened, upcasters, options.foldCacheJobs ?? 32);
   try {
     if (options.schema) await ensureSchema(opened.db, options.schema);
     if (options.migrate !== false) await migrateToLatest(opened.db, options.schema);

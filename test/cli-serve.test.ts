@@ -60,7 +60,8 @@ describe('headway serve', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     const announced =
       /Demo job (\S+): ((http:\/\/\S+)\/jobs\/\S+) \(API: \S+\), or: npx headway watch/;
-    const deadline = Date.now() + 30_000;
+    // The served demo runs on the wall clock: 300 documents take about 20 s.
+    const deadline = Date.now() + 90_000;
     while (!announced.test(stdout) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -87,7 +88,7 @@ describe('headway serve', () => {
         const first = await shown();
         await expect.poll(shown, { timeout: 20_000 }).not.toBe(first);
         await expect
-          .poll(() => page.locator('#job-status').textContent(), { timeout: 30_000 })
+          .poll(() => page.locator('#job-status').textContent(), { timeout: 60_000 })
           .toBe('completed');
         expect(await shown()).toBe('100.0% (300/300)');
       } finally {
@@ -103,7 +104,7 @@ describe('headway serve', () => {
     expect(done.progress).toMatchObject({ status: 'completed', processed: 300 });
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
-  });
+  }, 120_000);
 
   it('serves the embedded store, then on SIGTERM finishes, writes what it took, and exits 0', async () => {
     const store = join(folder, 'b');
@@ -116,7 +117,8 @@ describe('headway serve', () => {
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     const deadline = Date.now() + 30_000;
-    while (!/on (http:\/\/\S+) /.test(stdout) && Date.now() < deadline) {
+    // The banner's lines may come in separate chunks: wait for its last one.
+    while (!stdout.includes('No HEADWAY_TOKENS') && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const base = /on (http:\/\/\S+) /.exec(stdout)![1]!;

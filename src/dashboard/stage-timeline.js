@@ -5,11 +5,14 @@ import { formatClock, formatCount, formatDuration } from './format.js';
 /** The figures of one stage run: "1m 20s · 1,234 / 2,000 · 12 failed · 3 skipped". */
 function runFigures(run, durationMs) {
   const parts = [formatDuration(durationMs)];
-  parts.push(
-    run.total === null
-      ? `${formatCount(run.processed)} done`
-      : `${formatCount(run.processed)} / ${formatCount(run.total)}`,
-  );
+  // Results count every attempt's outcome: with retries they may outnumber the items.
+  if (run.total === null) parts.push(`${formatCount(run.processed)} done`);
+  else if (run.processed <= run.total) {
+    parts.push(`${formatCount(run.processed)} / ${formatCount(run.total)}`);
+  } else {
+    const total = formatCount(run.total);
+    parts.push(`${total} / ${total} (${formatCount(run.processed)} results with retries)`);
+  }
   if (run.failed > 0) parts.push(`${formatCount(run.failed)} failed`);
   if (run.skipped > 0) parts.push(`${formatCount(run.skipped)} skipped`);
   return parts.join(' · ');

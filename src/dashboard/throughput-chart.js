@@ -102,12 +102,19 @@ export class ThroughputChart {
         scales: { x: { time: true }, items: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
         series: [
           {},
-          { label: 'Processed', scale: 'items', stroke: colour.accent, width: 2 },
+          {
+            label: 'Processed',
+            scale: 'items',
+            stroke: colour.accent,
+            width: 2,
+            points: { show: false },
+          },
           {
             label: 'Rate (items/s)',
             scale: 'rate',
             stroke: colour.good,
             paths: uPlot.paths.stepped({ align: -1 }),
+            points: { show: false },
             value: (_u, value) => (value === null ? '–' : value.toFixed(1)),
           },
           {

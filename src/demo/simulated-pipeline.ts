@@ -23,6 +23,12 @@ export interface DemoOptions {
   workers?: number;
   /** Real milliseconds to wait per batch, so a person can watch (default 0). */
   paceMs?: number;
+  /**
+   * Record each event when its simulated time comes, so the job runs on the wall clock as a
+   * real one would and watchers see true rates and ETAs (default false: as fast as it can).
+   * Leases are shortened so the crash costs seconds, not half a minute.
+   */
+  realTime?: boolean;
   /** Where progress lines go. */
   print?: (line: string) => void;
   /** The job's id (default: a new one), so a caller can point at it before the run ends. */
@@ -103,6 +109,11 @@ export async function runDemo(ledger: Ledger, options: DemoOptions = {}): Promis
   const print = options.print ?? (() => undefined);
   const clock = { now: Date.now() };
   const at = () => new Date(clock.now).toISOString();
+  /** In real time, waits until the simulated clock's now has come. */
+  const keepTime = async () => {
+    if (options.realTime) await sleep(Math.max(0, clock.now - Date.now()));
+  };
+  const leaseMs = options.realTime ? 4_000 : 30_000;
 
   const job = ledger.job(options.jobId, {
     metadata: { source: 'headway-demo', actor: 'demo-worker-1' },
@@ -166,6 +177,7 @@ export async function runDemo(ledger: Ledger, options: DemoOptions = {}): Promis
     const chunk = itemIds
       .slice(start, start + 500)
       .map((id) => ({ id, type: id.endsWith('7') ? 'pdf' : 'html' }));
+    await keepTime();
     await job.plan(chunk, { occurredAt: at() });
   }
 
@@ -189,12 +201,14 @@ export async function runDemo(ledger: Ledger, options: DemoOptions = {}): Promis
   await job.stage('publish', { total: 3 }, { occurredAt: at() });
   for (const [index, step] of ['merge segments', 'write manifest', 'swap alias'].entries()) {
     clock.now += 800 + Math.floor(random() * 400);
+    await keepTime();
     await job.progress(
       { processed: total, message: step, current: step, counts: { [`publish.${index}`]: 1 } },
       { occurredAt: at() },
     );
   }
   clock.now += 200;
+  await keepTime();
   await job.complete({ indexed: total }, { occurredAt: at() });
   await report(true);
   return run;
@@ -212,13 +226,15 @@ export async function runDemo(ledger: Ledger, options: DemoOptions = {}): Promis
           itemId,
           attempt: nextAttempt(itemId),
           worker: `w${(index / workers) % 4}`,
-          leaseMs: 30_000,
+          leaseMs,
         },
         occurredAt: at(),
       }));
       await job.record(started);
       if (index + workers > stopAfter) throw new SimulatedCrash();
-      await job.record(batch.map((itemId) => outcome(itemId)));
+      const outcomes = batch.map((itemId) => outcome(itemId));
+      await keepTime();
+      await job.record(outcomes);
       if ((index + workers) % 100 < workers) {
         await job.checkpoint(
           { nextIndex: index + workers },
@@ -232,7 +248,8 @@ export async function runDemo(ledger: Ledger, options: DemoOptions = {}): Promis
 
   async function resumeAfterCrash(): Promise<void> {
     // What a restarted worker does: find the checkpoint and the items left in flight.
-    clock.now += 45_000; // the lease runs out before the restart notices
+    clock.now += leaseMs * 1.5; // the lease runs out before the restart notices
+    await keepTime();
     const point = await job.resume({
       leaseExpiredBefore: clock.now,
       reason: 'restarted after a worker crash',
@@ -271,7 +288,9 @@ export async function runDemo(ledger: Ledger, options: DemoOptions = {}): Promis
           occurredAt: at(),
         })),
       );
-      await job.record(batch.map((itemId) => outcome(itemId, 0.35)));
+      const outcomes = batch.map((itemId) => outcome(itemId, 0.35));
+      await keepTime();
+      await job.record(outcomes);
       await report();
     }
   }

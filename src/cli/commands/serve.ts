@@ -77,7 +77,7 @@ export function registerServe(program: Command): void {
     });
 }
 
-/** Runs the demo pipeline against the served ledger, paced so it can be watched. */
+/** Runs the demo pipeline against the served ledger on the wall clock, so it can be watched. */
 async function feedDemo(
   ledger: Ledger,
   address: string,
@@ -91,7 +91,7 @@ async function feedDemo(
   const run = await runDemo(ledger, {
     jobId,
     items,
-    paceMs: 300,
+    realTime: true,
     print: (line) => {
       if (!signal.aborted) process.stdout.write(`${line}\n`);
     },

@@ -30,6 +30,8 @@ interface StageLine {
   name: string;
   state: 'pending' | 'running' | 'done';
   processed: number;
+  /** Failed attempts while the stage ran. */
+  failed: number;
   total: number | null;
   percent: number | null;
 }
@@ -169,7 +171,7 @@ function stageLines(progress: JobSnapshot): StageLine[] {
       : [...new Set(progress.stages.map((run) => run.name))];
   return names.map((name) => {
     const run = progress.stages.findLast((candidate) => candidate.name === name);
-    if (!run) return { name, state: 'pending', processed: 0, total: null, percent: 0 };
+    if (!run) return { name, state: 'pending', processed: 0, failed: 0, total: null, percent: 0 };
     const ended = run.endedAt !== null;
     const percent =
       run.total !== null && run.total > 0
@@ -182,6 +184,7 @@ function stageLines(progress: JobSnapshot): StageLine[] {
       name,
       state: ended ? 'done' : 'running',
       processed: run.processed,
+      failed: run.failed,
       total: run.total,
       percent,
     };
@@ -218,7 +221,7 @@ class LinesView implements View {
     const estimate = snapshot.estimate(now);
     const stage = stageLines(progress).find((line) => line.state === 'running');
     const stagePart = stage
-      ? ` | stage ${stage.name} ${stage.percent === null ? formatCount(stage.processed) : `${stage.percent.toFixed(1)}%`}`
+      ? ` | stage ${stage.name} ${stage.percent === null ? formatCount(stage.processed) : `${stage.percent.toFixed(1)}%`}${stage.failed > 0 ? ` (${formatCount(stage.failed)} failed)` : ''}`
       : '';
     const at = new Date(now).toISOString().slice(11, 19);
     printLines([
@@ -277,7 +280,7 @@ class BarsView implements View {
         label: `  ${line.name}`.padEnd(width),
         pct: line.percent === null ? '    –' : `${line.percent.toFixed(1).padStart(5)}%`,
         count: describeCount(line.processed, line.total),
-        detail: line.state,
+        detail: line.failed > 0 ? `${line.state} | failed ${formatCount(line.failed)}` : line.state,
       };
       const value = line.percent ?? 0;
       const bar = this.stages.get(line.name);
