@@ -5,7 +5,11 @@ import type { EventInput } from '../schema/events.ts';
 import { ConcurrencyError, IdempotencyConflictError, InvalidEventError } from '../src/errors.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { jobProgress } from '../projections/job-progress.ts';
+import { combineProjections } from '../projections/combine.ts';
+import { jobItems } from '../projections/job-items.ts';
+import { fold } from '../projections/projection.ts';
 import type { Projection } from '../projections/projection.ts';
+import { deepFreeze } from './arbitraries.ts';
 import { storesUnderTest } from './stores.ts';
 
 const started = (name = 'crawl'): EventInput => ({
@@ -309,6 +313,30 @@ for (const store of storesUnderTest()) {
         expect(steps).toBe(5);
         // Another projection, another fold, from the start.
         expect(await ledger.project('job-f', jobProgress)).toMatchObject({ version: 5 });
+      });
+
+      it('continues cached folds of item tables to what folding everything gives', async () => {
+        const both = combineProjections({ progress: jobProgress, items: jobItems });
+        const job = ledger.job('job-g');
+        await job.start({ name: 'g', kind: 'k', project: 'p' });
+        for (let round = 0; round < 4; round += 1) {
+          await job.plan(Array.from({ length: 30 }, (_, index) => `r${round}-${index}`));
+          for (let index = 0; index < 30; index += 1) {
+            const itemId = `r${round}-${index}`;
+            await job.record([
+              { type: 'item.started', data: { itemId } },
+              index % 5 === 0
+                ? { type: 'item.failed', data: { itemId, error: { message: 'x' } } }
+                : { type: 'item.completed', data: { itemId } },
+            ]);
+          }
+          // Each read goes on from the one before; each must equal the whole fold.
+          const stream = await ledger.readStream('job-g');
+          const cachedItems = deepFreeze(await ledger.project('job-g', jobItems));
+          const cachedBoth = deepFreeze(await ledger.project('job-g', both));
+          expect(cachedItems).toEqual(fold(jobItems, stream));
+          expect(cachedBoth).toEqual(fold(both, stream));
+        }
       });
 
       it('reads past missing versions, should a stream ever have them', async () => {

@@ -16,7 +16,13 @@ let leaving = null;
 function pageFor(pathname) {
   for (const { pattern, page } of routes) {
     const match = pattern.exec(pathname);
-    if (match) return { page, params: match.slice(1).map(decodeURIComponent) };
+    if (!match) continue;
+    try {
+      return { page, params: match.slice(1).map(decodeURIComponent) };
+    } catch {
+      // A malformed escape in the address: show the jobs instead of nothing.
+      return null;
+    }
   }
   return null;
 }
@@ -40,6 +46,8 @@ document.addEventListener('click', (event) => {
   if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
   const url = new URL(link.href);
   if (url.origin !== location.origin || !pageFor(url.pathname)) return;
+  // A link within this page (the skip link, an anchor) is the browser's to follow.
+  if (url.pathname === location.pathname && url.search === location.search && url.hash) return;
   event.preventDefault();
   if (url.href !== location.href) history.pushState(null, '', url);
   show({ focus: true });

@@ -34,6 +34,7 @@ export class EventList {
     this.olderCursor = null;
     this.error = null;
     this.loading = false;
+    this.loadingOlder = false;
     this.latestLoad = 0;
     this.newer = refresher(() => this.pullNewer(), newerEveryMs);
     signal.addEventListener('abort', () => this.newer.stop());
@@ -62,25 +63,29 @@ export class EventList {
       if (load === this.latestLoad && !this.signal.aborted) this.error = error.message;
     } finally {
       if (load === this.latestLoad) this.loading = false;
-      this.onChange();
+      if (!this.signal.aborted) this.onChange();
     }
   }
 
   async loadOlder() {
-    if (this.olderCursor === null) return;
-    const load = this.latestLoad;
+    const cursor = this.olderCursor;
+    if (cursor === null || this.loadingOlder) return;
+    this.loadingOlder = true;
     try {
-      const page = await api(
-        this.url({ order: 'desc', limit: pageSize, after: this.olderCursor }),
-        { signal: this.signal },
-      );
-      if (load !== this.latestLoad) return;
+      const page = await api(this.url({ order: 'desc', limit: pageSize, after: cursor }), {
+        signal: this.signal,
+      });
+      // The list moved meanwhile (a reload, or a top-up that trimmed the bottom): this page
+      // no longer follows on from what is shown.
+      if (cursor !== this.olderCursor) return;
       this.events = [...this.events, ...page.events.map(entry)];
       this.olderCursor = page.nextCursor;
     } catch (error) {
       if (!this.signal.aborted) this.error = error.message;
+    } finally {
+      this.loadingOlder = false;
+      if (!this.signal.aborted) this.onChange();
     }
-    this.onChange();
   }
 
   setFilters(filters) {
@@ -94,13 +99,16 @@ export class EventList {
   }
 
   async pullNewer() {
+    // A reload on its way brings the newest events itself; top up after it.
+    if (this.loading) return this.newer.request();
     const top = this.events[0];
     if (!top) return this.reload();
-    const load = this.latestLoad;
     const page = await api(this.url({ order: 'asc', limit: maxShown, after: top.position }), {
       signal: this.signal,
     }).catch(() => null);
-    if (!page || load !== this.latestLoad || page.events.length === 0) return;
+    // The top changed meanwhile (a reload landed): this answer may repeat what it brought.
+    if (this.events[0] !== top) return this.newer.request();
+    if (!page || page.events.length === 0) return;
     // Too many to top up: start again from the newest page.
     if (page.nextCursor !== null) return this.reload();
     this.events = [...page.events.map(entry).reverse(), ...this.events];
@@ -135,6 +143,7 @@ export class EventList {
         type="button"
         class="older"
         ?hidden=${this.olderCursor === null}
+        ?disabled=${this.loadingOlder}
         @click=${() => void this.loadOlder()}
       >
         Older events

@@ -29,6 +29,15 @@ const sampleSize = 20;
 const itemEvents = (type) => type.startsWith('item.') || type.startsWith('items.');
 const failureEvents = new Set(['item.failed', 'item.completed', 'item.skipped', 'job.failed']);
 
+/** GET /v1/jobs/:id as the page keeps it: it and its children stamped with when it came. */
+function stampedStatus(status) {
+  const children = status.children && {
+    ...status.children,
+    children: status.children.children.map(stamped),
+  };
+  return { ...status, ...stamped(status), children };
+}
+
 /** Shows one job, live; stops when `signal` aborts. */
 export function jobPage(root, { signal, params: [jobId] }) {
   document.title = `${jobId} · Headway`;
@@ -45,7 +54,9 @@ export function jobPage(root, { signal, params: [jobId] }) {
     error: null,
     downloadError: null,
   };
-  const draw = frameScheduler(() => render(template(), root));
+  const draw = frameScheduler(() => {
+    if (!signal.aborted) render(template(), root);
+  });
   let chart = null;
 
   /** A refresher that reads `path` of this job into the state. */
@@ -63,9 +74,7 @@ export function jobPage(root, { signal, params: [jobId] }) {
     }, minIntervalMs);
 
   const reads = {
-    status: reader('', 100, (status) => {
-      state.status = { ...status, ...stamped(status) };
-    }),
+    status: reader('', 100, (status) => (state.status = stampedStatus(status))),
     throughput: reader('/throughput', 1_000, (throughput) => {
       state.throughput = throughput;
       chart?.update(throughput, hasEnded(state.status?.progress.status));
@@ -146,7 +155,7 @@ export function jobPage(root, { signal, params: [jobId] }) {
   }
 
   const mountChart = (element) => {
-    if (!element || chart) return;
+    if (!element || chart || signal.aborted) return;
     chart = new ThroughputChart(element);
     if (state.throughput) chart.update(state.throughput, hasEnded(state.status?.progress.status));
   };
@@ -485,7 +494,7 @@ ${[
         ${formatCount(children.count)} jobs (${statuses}) · ${formatPercent(children.percent)} ·
         ${formatOf(children.processed, children.total)} items
       </p>
-      ${jobTable(children.children.map(stamped), { id: 'children', label: 'Child jobs', now })}
+      ${jobTable(children.children, { id: 'children', label: 'Child jobs', now })}
     </section>`;
   }
 
@@ -520,7 +529,7 @@ ${[
       if (recovered || !state.status) readAll();
     },
     onSnapshot(status) {
-      state.status = { ...status, ...stamped(status) };
+      state.status = stampedStatus(status);
       draw();
     },
     onEvent,

@@ -52,9 +52,12 @@ export function overviewPage(root, { signal }) {
     nextCursor: null,
     filters: filtersFromAddress(),
     changed: new Set(),
+    loading: false,
     error: null,
   };
-  const draw = frameScheduler(() => render(template(), root));
+  const draw = frameScheduler(() => {
+    if (!signal.aborted) render(template(), root);
+  });
   const onFirstPage = () => state.cursors.length === 1;
 
   function listQuery({ cursor = null, limit = pageSize } = {}) {
@@ -74,23 +77,44 @@ export function overviewPage(root, { signal }) {
   /** Reads this page again, as the filters stand. */
   async function loadPage() {
     const load = (latestLoad += 1);
+    state.loading = true;
     try {
       const page = await api(listQuery({ cursor: state.cursors.at(-1) }), { signal });
       // Filters or the page changed while this one was on its way: a later load is right.
       if (load !== latestLoad) return;
-      state.jobs = new Map(page.jobs.map((job) => [job.jobId, stamped(job)]));
+      const before = state.jobs;
+      state.jobs = new Map();
+      for (const job of page.jobs) {
+        // A job read one by one after this page was asked for may be newer than its row.
+        const shown = before.get(job.jobId);
+        const newer = shown && shown.progress.version > job.progress.version;
+        state.jobs.set(job.jobId, newer ? shown : stamped(job));
+      }
       state.nextCursor = page.nextCursor;
       state.error = null;
     } catch (error) {
       if (signal.aborted || load !== latestLoad) return;
       state.error = `Could not load jobs: ${error.message}`;
+    } finally {
+      if (load === latestLoad) state.loading = false;
     }
     draw();
   }
 
   function goTo(cursors) {
     state.cursors = cursors;
+    // Until the page arrives there is no next page to go to, and the pager waits.
+    state.nextCursor = null;
     void loadPage();
+    draw();
+  }
+
+  /** Keeps the newer of two reads of a job: a read started earlier may land later. */
+  function keep(view) {
+    const shown = state.jobs.get(view.jobId);
+    if (!shown || view.progress.version >= shown.progress.version) {
+      state.jobs.set(view.jobId, stamped(view));
+    }
   }
 
   /**
@@ -112,9 +136,7 @@ export function overviewPage(root, { signal }) {
       (view) => view && !state.jobs.has(view.jobId) && matches(view, now) && searched(view),
     );
     if (joining) return loadPage();
-    for (const view of views) {
-      if (view && state.jobs.has(view.jobId)) state.jobs.set(view.jobId, stamped(view));
-    }
+    for (const view of views) if (view && state.jobs.has(view.jobId)) keep(view);
     draw();
   }, refreshEveryMs);
 
@@ -192,7 +214,7 @@ export function overviewPage(root, { signal }) {
         <button
           id="previous-page"
           type="button"
-          ?disabled=${page === 1}
+          ?disabled=${page === 1 || state.loading}
           @click=${() => goTo(state.cursors.slice(0, -1))}
         >
           Newer
@@ -201,7 +223,7 @@ export function overviewPage(root, { signal }) {
         <button
           id="next-page"
           type="button"
-          ?disabled=${state.nextCursor === null}
+          ?disabled=${state.nextCursor === null || state.loading}
           @click=${() => goTo([...state.cursors, state.nextCursor])}
         >
           Older

@@ -13,7 +13,9 @@ const refreshEveryMs = 500;
 export function projectPage(root, { signal, params: [project] }) {
   document.title = `${project} · Headway`;
   const state = { totals: null, jobs: [], stages: [], error: null };
-  const draw = frameScheduler(() => render(template(), root));
+  const draw = frameScheduler(() => {
+    if (!signal.aborted) render(template(), root);
+  });
   const name = encodeURIComponent(project);
 
   const read = refresher(async () => {
@@ -22,8 +24,12 @@ export function projectPage(root, { signal, params: [project] }) {
         api(`/v1/projects/${name}/progress`, { signal }),
         api(`/v1/metrics/stages?project=${name}`, { signal }),
       ]);
-      state.totals = progress.projects[0] ?? null;
-      state.jobs = progress.jobs.map(stamped).sort(byUpdate);
+      // The API reads the name 'all' as every project: keep this project's own figures.
+      state.totals = progress.projects.find((row) => row.project === project) ?? null;
+      state.jobs = progress.jobs
+        .filter((job) => job.progress.project === project)
+        .map(stamped)
+        .sort(byUpdate);
       state.stages = metrics.stages;
       state.error = null;
     } catch (error) {

@@ -65,7 +65,9 @@ const require = createRequire(import.meta.url);
 function packageRoot(name: string): string {
   const entry = require.resolve(name);
   const marker = `${sep}node_modules${sep}${name}${sep}`;
-  return entry.slice(0, entry.lastIndexOf(marker) + marker.length);
+  const at = entry.lastIndexOf(marker);
+  if (at < 0) throw new Error(`cannot find the folder of ${name} in ${entry}`);
+  return entry.slice(0, at + marker.length);
 }
 
 /** The browser modules the dashboard loads, by the name it loads them under. */
