@@ -4,6 +4,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Page } from 'playwright-core';
 import type { EventInput } from '../schema/events.ts';
 import type { Ledger } from '../src/ledger.ts';
+import { readEventStream } from '../src/client/event-stream.ts';
 import { createServer } from '../src/server/server.ts';
 import { chromiumPath, hasChromium, launchChromium } from '../test/chromium.ts';
 import { jobEvents } from './generate-events.ts';
@@ -146,20 +147,9 @@ function summarise(probe: ProbeResult): PageUnderLoad {
 function sseArrivals(url: string, signal: AbortSignal): Map<string, number> {
   const arrivals = new Map<string, number>();
   void (async () => {
-    const response = await fetch(`${url}/v1/stream`, { signal });
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of response.body!) {
-      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-      const messages = buffer.split('\n\n');
-      buffer = messages.pop()!;
-      const at = Date.now();
-      for (const message of messages) {
-        const data = /^data: (.*)$/m.exec(message)?.[1];
-        if (message.includes('event: event') && data) {
-          arrivals.set((JSON.parse(data) as { eventId: string }).eventId, at);
-        }
-      }
+    for await (const message of readEventStream(`${url}/v1/stream`, { signal })) {
+      if (message.event !== 'event') continue;
+      arrivals.set((message.data as { eventId: string }).eventId, Date.now());
     }
   })().catch(() => undefined);
   return arrivals;

@@ -14,7 +14,7 @@ import type { EtaEstimate, JobEtaState } from '../projections/job-eta.ts';
 import type { JobProgressState, JobStatus } from '../projections/job-progress.ts';
 import type { Cursor } from './cursor.ts';
 import { InvalidInputError } from './errors.ts';
-import { escapeLike } from './timeline-query.ts';
+import { escapeLike } from './escape-like.ts';
 import { jobsProjection, mainPart } from './persisted-projection.ts';
 import {
   readGenerations,

@@ -20,7 +20,7 @@ import { limits } from '../schema/limits.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import type { UpcasterIndex } from '../schema/upcast.ts';
 import { accumulatorFor } from '../projections/projection.ts';
-import type { Projection } from '../projections/projection.ts';
+import type { Accumulator, Projection } from '../projections/projection.ts';
 import { jobProgress } from '../projections/job-progress.ts';
 import type { JobProgressState } from '../projections/job-progress.ts';
 import { executeAppend, prepareStreams, streamIdSchema } from './append-statement.ts';
@@ -643,14 +643,17 @@ export class Ledger {
    */
   async project<S>(jobId: string, projection: Projection<S>): Promise<S> {
     const cached = this.folds.get(projection, jobId);
-    const accumulator = accumulatorFor(projection, cached?.state);
+    let accumulator: Accumulator<S> | null = null;
     let version = cached?.version ?? 0;
     for await (const events of this.readStreamPages(jobId, version + 1)) {
+      if (events.length === 0) continue;
+      // Made only when there is something to add: a job read again unchanged costs no copy.
+      accumulator ??= accumulatorFor(projection, cached?.state);
       for (const event of events) accumulator.add(event);
       version = events.at(-1)?.version ?? version;
     }
     if (cached && version === cached.version) return cached.state;
-    const state = accumulator.result();
+    const state = accumulator ? accumulator.result() : projection.initial();
     if (version > 0) this.folds.set(projection, jobId, { state, version });
     return state;
   }

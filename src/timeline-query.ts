@@ -6,6 +6,7 @@ import { limits } from '../schema/limits.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import type { UpcasterIndex } from '../schema/upcast.ts';
 import { InvalidInputError } from './errors.ts';
+import { escapeLike } from './escape-like.ts';
 import { toValidationIssues } from './prepare-events.ts';
 import { selectEventColumns, toRecordedEvent } from './recorded-row.ts';
 
@@ -53,8 +54,17 @@ export async function queryTimeline(
 ): Promise<TimelinePage> {
   const parsed = timelineQuerySchema.safeParse(input);
   if (!parsed.success) throw new InvalidInputError(toValidationIssues(parsed.error, ''));
-  const { jobId, types, level, since, until, text, cursor, limit = 100 } = parsed.data;
-  const order = parsed.data.order ?? 'asc';
+  const {
+    jobId,
+    types,
+    level,
+    since,
+    until,
+    text,
+    cursor,
+    limit = 100,
+    order = 'asc',
+  } = parsed.data;
 
   let query = selectEventColumns(db.selectFrom('events'));
   if (jobId !== undefined) query = query.where('stream_id', '=', jobId);
@@ -93,9 +103,4 @@ export async function queryTimeline(
     events: page,
     nextCursor: rows.length > limit ? page.at(-1)!.position.toString() : null,
   };
-}
-
-/** Text matched literally by LIKE and ILIKE (whose default escape is the backslash). */
-export function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }

@@ -18,6 +18,7 @@ import {
 } from './format.js';
 import { jobPath, jobTable, progressCell, projectPath, stamped } from './job-table.js';
 import { frameScheduler, refresher } from './scheduling.js';
+import { numberCell, numeric, tableHead } from './table.js';
 import { stageTimeline } from './stage-timeline.js';
 import { ThroughputChart } from './throughput-chart.js';
 
@@ -294,13 +295,7 @@ export function jobPage(root, { signal, params: [jobId] }) {
       <div class="count-tables">
         <div class="table-wrap">
           <table class="counts" id="counts" aria-label="Items by status">
-            <thead>
-              <tr>
-                ${['planned', 'pending', 'in flight', 'completed', 'failed', 'skipped'].map(
-                  (name) => html`<th scope="col">${name}</th>`,
-                )}
-              </tr>
-            </thead>
+            ${tableHead(['planned', 'pending', 'in flight', 'completed', 'failed', 'skipped'])}
             <tbody>
               <tr>
                 ${[
@@ -310,7 +305,7 @@ export function jobPage(root, { signal, params: [jobId] }) {
                   counts.completed,
                   counts.failed,
                   counts.skipped,
-                ].map((count) => html`<td class="number">${formatCount(count)}</td>`)}
+                ].map((count) => numberCell(formatCount(count)))}
               </tr>
             </tbody>
           </table>
@@ -342,22 +337,14 @@ export function jobPage(root, { signal, params: [jobId] }) {
     if (types.length === 0) return '';
     return html`<div class="table-wrap">
       <table class="counts" id="by-type" aria-label="Outcomes by item type">
-        <thead>
-          <tr>
-            <th scope="col">type</th>
-            <th scope="col">completed</th>
-            <th scope="col">failed</th>
-            <th scope="col">skipped</th>
-          </tr>
-        </thead>
+        ${tableHead(['type', 'completed', 'failed', 'skipped'])}
         <tbody>
           ${types.map(
             ([type, counts]) =>
               html`<tr data-type=${type}>
                 <th scope="row">${type}</th>
-                <td class="number">${formatCount(counts.completed)}</td>
-                <td class="number">${formatCount(counts.failed)}</td>
-                <td class="number">${formatCount(counts.skipped)}</td>
+                ${numberCell(formatCount(counts.completed))}
+                ${numberCell(formatCount(counts.failed))} ${numberCell(formatCount(counts.skipped))}
               </tr>`,
           )}
         </tbody>
@@ -382,15 +369,13 @@ export function jobPage(root, { signal, params: [jobId] }) {
           ? ''
           : html`<div class="table-wrap">
               <table class="failure-groups" aria-label="Failure groups">
-                <thead>
-                  <tr>
-                    <th scope="col">category</th>
-                    <th scope="col">message</th>
-                    <th scope="col" class="number">count</th>
-                    <th scope="col">retryable</th>
-                    <th scope="col">items and sample error</th>
-                  </tr>
-                </thead>
+                ${tableHead([
+                  'category',
+                  'message',
+                  numeric('count'),
+                  'retryable',
+                  'items and sample error',
+                ])}
                 <tbody>
                   ${groups.map((group) => failureRow(group))}
                 </tbody>
@@ -412,7 +397,7 @@ export function jobPage(root, { signal, params: [jobId] }) {
     return html`<tr data-key=${group.key}>
       <td>${group.category}</td>
       <td class="wrap">${group.message}</td>
-      <td class="number">${formatCount(group.count)}</td>
+      ${numberCell(formatCount(group.count))}
       <td>${retryable}</td>
       <td class="wrap">
         <span class="items"

@@ -10,6 +10,7 @@ import {
   formatTime,
   hasEnded,
 } from './format.js';
+import { numberCell, tableHead } from './table.js';
 
 export const jobPath = (jobId) => `/jobs/${encodeURIComponent(jobId)}`;
 export const projectPath = (project) => `/projects/${encodeURIComponent(project)}`;
@@ -48,7 +49,7 @@ function jobRow({ jobId, progress, eta }, now) {
     <td>${progress.kind ?? ''}</td>
     <td class=${`status-${progress.status}`}>${progress.status}</td>
     <td>${progressCell(progress)}</td>
-    <td class="number">${formatRate(eta.ratePerSecond)}</td>
+    ${numberCell(formatRate(eta.ratePerSecond))}
     <td>${describeEta(progress.status, eta, sinceMs)}</td>
     <td class=${progress.counts.failed > 0 ? 'number failed-count' : 'number'}>
       ${formatCount(progress.counts.failed)}
@@ -58,24 +59,24 @@ function jobRow({ jobId, progress, eta }, now) {
   </tr>`;
 }
 
+const columns = [
+  'Job',
+  'Project',
+  'Kind',
+  'Status',
+  'Progress',
+  'Rate',
+  'ETA',
+  'Failed',
+  'Started',
+  'Updated',
+];
+
 /** The table of `jobs` (already filtered and sorted); `now` lets ETAs count down. */
 export function jobTable(jobs, { label = 'Jobs', id = 'jobs', now = Date.now() } = {}) {
   return html`<div class="table-wrap">
     <table id=${id} aria-label=${label} class="jobs">
-      <thead>
-        <tr>
-          <th scope="col">Job</th>
-          <th scope="col">Project</th>
-          <th scope="col">Kind</th>
-          <th scope="col">Status</th>
-          <th scope="col">Progress</th>
-          <th scope="col">Rate</th>
-          <th scope="col">ETA</th>
-          <th scope="col">Failed</th>
-          <th scope="col">Started</th>
-          <th scope="col">Updated</th>
-        </tr>
-      </thead>
+      ${tableHead(columns)}
       <tbody>
         ${repeat(
           jobs,

@@ -5,6 +5,7 @@ import { api, followStream } from './api.js';
 import { formatCount, formatDuration, formatRate } from './format.js';
 import { byUpdate, jobTable, stamped } from './job-table.js';
 import { frameScheduler, refresher } from './scheduling.js';
+import { numberCell, numeric, tableHead } from './table.js';
 
 /** Least time between two reads of the project; events in between are read together. */
 const refreshEveryMs = 500;
@@ -89,26 +90,17 @@ export function projectPage(root, { signal, params: [project] }) {
             ? html`<p class="muted">No finished stages yet.</p>`
             : html`<div class="table-wrap">
                 <table id="stage-metrics" aria-label="Stage metrics">
-                  <thead>
-                    <tr>
-                      <th scope="col">kind</th>
-                      <th scope="col">stage</th>
-                      <th scope="col" class="number">runs</th>
-                      <th scope="col" class="number">mean</th>
-                      <th scope="col" class="number">p95</th>
-                      <th scope="col" class="number">items/s</th>
-                    </tr>
-                  </thead>
+                  ${tableHead(['kind', 'stage', ...['runs', 'mean', 'p95', 'items/s'].map(numeric)])}
                   <tbody>
                     ${state.stages.map(
                       (stage) =>
                         html`<tr data-stage=${`${stage.kind}/${stage.stage}`}>
                           <td>${stage.kind}</td>
                           <td>${stage.stage}</td>
-                          <td class="number">${formatCount(stage.runs)}</td>
-                          <td class="number">${formatDuration(stage.meanMs)}</td>
-                          <td class="number">${formatDuration(stage.p95Ms)}</td>
-                          <td class="number">${formatRate(stage.itemsPerSecond)}</td>
+                          ${numberCell(formatCount(stage.runs))}
+                          ${numberCell(formatDuration(stage.meanMs))}
+                          ${numberCell(formatDuration(stage.p95Ms))}
+                          ${numberCell(formatRate(stage.itemsPerSecond))}
                         </tr>`,
                     )}
                   </tbody>

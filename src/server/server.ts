@@ -190,12 +190,14 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const read = { scope: 'read' } as const;
   const append = { scope: 'append' } as const;
 
-  /** The job's stream version, or 404. */
-  const requireJob = async (jobId: string) => {
-    const version = await ledger.streamVersion(jobId);
-    if (version === 0) throw new NotFoundError(`Job '${jobId}'`);
-    return version;
+  /** What a read found of a job, or 404 when it found none. */
+  const found = <T>(jobId: string, answer: T | null): T => {
+    if (answer === null) throw new NotFoundError(`Job '${jobId}'`);
+    return answer;
   };
+  /** The job's stream version, or 404. */
+  const requireJob = async (jobId: string) =>
+    found(jobId, (await ledger.streamVersion(jobId)) || null);
   /** A known job folded through a projection; 404 for an unknown one. */
   const projectJob = async <S>(jobId: string, projection: Projection<S>) => {
     await requireJob(jobId);
@@ -254,19 +256,14 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.get(
     '/v1/jobs/:id',
     { config: read, schema: { params: schemas.jobParams, summary: "A job's progress" } },
-    async (request) => {
-      const status = await ledger.status(request.params.id);
-      if (!status) throw new NotFoundError(`Job '${request.params.id}'`);
-      return status;
-    },
+    async (request) => found(request.params.id, await ledger.status(request.params.id)),
   );
 
   app.get(
     '/v1/jobs/:id/eta',
     { config: read, schema: { params: schemas.jobParams, summary: "A job's ETA" } },
     async (request) => {
-      const status = await ledger.status(request.params.id);
-      if (!status) throw new NotFoundError(`Job '${request.params.id}'`);
+      const status = found(request.params.id, await ledger.status(request.params.id));
       return { jobId: status.jobId, ...status.eta };
     },
   );
@@ -280,11 +277,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         summary: "A job's processed count over time (at most 128 points) and its ETA",
       },
     },
-    async (request) => {
-      const throughput = await ledger.throughput(request.params.id);
-      if (!throughput) throw new NotFoundError(`Job '${request.params.id}'`);
-      return throughput;
-    },
+    async (request) => found(request.params.id, await ledger.throughput(request.params.id)),
   );
 
   app.get(
