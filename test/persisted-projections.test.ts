@@ -83,6 +83,7 @@ for (const store of storesUnderTest()) {
           }
         }
         // Inside a batch: the third batch throws before its commit.
+        await untilAllVisible(ledger);
         await expect(
           ledger.catchUpProjections({ batchSize: 25, beforeCommit: crash(2) }),
         ).rejects.toThrow('injected crash');
@@ -402,6 +403,7 @@ describe.skipIf(!postgres.available)('one runner per projection: postgres', () =
       expect(await second.catchUpProjections()).toEqual([]);
       await running.stop();
       await first.job('locked').itemCompleted('a');
+      await untilAllVisible(second);
       expect(await second.catchUpProjections()).toEqual(['jobs']);
       expect((await storedState(second, 'locked'))?.progress.processed).toBe(1);
     } finally {
