@@ -1,3 +1,4 @@
+import type { FaultBenchResult } from './fault-suite.ts';
 import type { PageUnderLoad } from './dashboard-workloads.ts';
 
 /** The last line of the output, in the shape issue 3 fixes for scripts to read. */
@@ -202,6 +203,16 @@ export function formatTable(result: BenchResult, extras: TableExtras): string {
     ['pglite batchAppend', rate(pglite.batchAppendPerSec, 'events'), '', '', '', ''],
     ['pglite replay', rate(pglite.replayPerSec, 'events'), '', '', '', ''],
   ];
+  return [
+    `Headway benchmark${extras.quick ? ' (--quick: smaller counts; targets are for the full run)' : ''}`,
+    `${result.machine}; PostgreSQL ${result.postgres}`,
+    '',
+    ...alignRows(rows),
+  ].join('\n');
+}
+
+/** Rows as aligned text columns, a rule under the first. */
+function alignRows(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   const line = (row: string[]) =>
     row
@@ -209,12 +220,49 @@ export function formatTable(result: BenchResult, extras: TableExtras): string {
       .join('  ')
       .trimEnd();
   const rule = widths.map((width) => '-'.repeat(width)).join('  ');
-  return [
-    `Headway benchmark${extras.quick ? ' (--quick: smaller counts; targets are for the full run)' : ''}`,
-    `${result.machine}; PostgreSQL ${result.postgres}`,
-    '',
-    line(rows[0]!),
-    rule,
-    ...rows.slice(1).map(line),
-  ].join('\n');
+  return [line(rows[0]!), rule, ...rows.slice(1).map(line)];
+}
+
+/** The table of `npm run bench -- --faults`. */
+export function formatFaultTable(result: FaultBenchResult): string {
+  const { soak, idleStreams } = result;
+  const outcomes = Object.entries(soak.outcomes)
+    .map(([status, count]) => `${status}: ${number(count)}`)
+    .join(', ');
+  const rows = [
+    ['figure', 'value', 'target', 'met'],
+    ['soak', `${soak.elapsedS} s, ${number(soak.requests)} requests (${outcomes})`, '', ''],
+    ['server exits', soak.serverAlive ? 'none' : 'exited', 'none', mark(soak.serverAlive)],
+    [
+      'answers other than 2xx, 409, 503',
+      soak.unexpected.length === 0 ? 'none' : JSON.stringify(soak.unexpected),
+      'none',
+      mark(soak.unexpected.length === 0),
+    ],
+    [
+      'acknowledged / stored',
+      `${number(soak.acknowledged)} / ${number(soak.stored)}; ${soak.missing} missing, ${soak.duplicates} duplicated, ${soak.gaps} gaps`,
+      'all stored once',
+      mark(soak.missing === 0 && soak.duplicates === 0 && soak.gaps === 0),
+    ],
+    [
+      'recovery after a fault ends',
+      `median ${number(soak.recoveryMs.median)} ms, max ${number(soak.recoveryMs.max)} ms over ${Object.keys(soak.recoveryMs.byFault).length} faults; ${soak.backendsTerminated} backends terminated`,
+      '<= 20,000 ms',
+      mark(soak.recoveryMs.max <= 20_000),
+    ],
+    [
+      `${number(idleStreams.streams)} idle SSE streams: /health p50`,
+      `${idleStreams.without.health.p50Ms.toFixed(2)} -> ${idleStreams.with.health.p50Ms.toFixed(2)} ms (x${idleStreams.healthRatio.toFixed(2)})`,
+      '< x2',
+      mark(idleStreams.healthRatio < 2),
+    ],
+    [
+      `${number(idleStreams.streams)} idle SSE streams: append p50`,
+      `${idleStreams.without.append.p50Ms.toFixed(2)} -> ${idleStreams.with.append.p50Ms.toFixed(2)} ms (x${idleStreams.appendRatio.toFixed(2)})`,
+      '< x2',
+      mark(idleStreams.appendRatio < 2),
+    ],
+  ];
+  return ['Headway fault soak', result.date, '', ...alignRows(rows)].join('\n');
 }

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { formatTable } from './report.ts';
+import { formatFaultTable, formatTable } from './report.ts';
+import { runFaultWorkloads } from './fault-suite.ts';
 import { createScratchDatabase, defaultDatabaseUrl } from './scratch-database.ts';
 import { fullSizes, quickSizes } from './sizes.ts';
 import { runSuite } from './suite.ts';
@@ -8,9 +9,12 @@ import { runSuite } from './suite.ts';
  * `npm run bench [-- --quick]`: every workload against PostgreSQL, in a scratch database
  * dropped at the end whatever happens, and against an in-memory PGlite. Progress goes to
  * stderr; stdout is the table and, as its last line, the JSON result.
+ *
+ * `npm run bench -- --faults`: the fault soak and the idle-streams figure instead.
  */
 
 const quick = process.argv.includes('--quick');
+const faults = process.argv.includes('--faults');
 const log = (message: string) => process.stderr.write(`bench: ${message}\n`);
 const started = performance.now();
 
@@ -37,6 +41,24 @@ const scratch = await creating.catch((error: unknown) => {
 log(`scratch database ${scratch.name} on PostgreSQL ${scratch.serverVersion}`);
 
 try {
+  if (faults) {
+    const result = await runFaultWorkloads(scratch.url, log);
+    process.stdout.write(`${formatFaultTable(result)}\n\n`);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } else {
+    await runAll();
+  }
+} catch (error) {
+  if (!abort.signal.aborted) {
+    log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exitCode = 1;
+  }
+} finally {
+  await scratch.drop();
+  log(`done in ${((performance.now() - started) / 1000).toFixed(0)} s; dropped ${scratch.name}`);
+}
+
+async function runAll(): Promise<void> {
   const { result, extras } = await runSuite({
     databaseUrl: scratch.url,
     serverVersion: scratch.serverVersion,
@@ -47,12 +69,4 @@ try {
   });
   process.stdout.write(`${formatTable(result, extras)}\n\n`);
   process.stdout.write(`${JSON.stringify(result)}\n`);
-} catch (error) {
-  if (!abort.signal.aborted) {
-    log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-    process.exitCode = 1;
-  }
-} finally {
-  await scratch.drop();
-  log(`done in ${((performance.now() - started) / 1000).toFixed(0)} s; dropped ${scratch.name}`);
 }

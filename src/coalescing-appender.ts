@@ -7,21 +7,47 @@ import {
   ConcurrencyError,
   IdempotencyConflictError,
   InvalidInputError,
+  isTransient,
   type ExpectedVersion,
 } from './errors.ts';
 import type { EventAppender } from './job-recorder.ts';
 import type { Ledger } from './ledger.ts';
+import { withQueryTimeout } from './postgres-pool.ts';
 
-/** Bounds of one coalesced statement. */
+/** Bounds of one coalesced statement, and of the statements in flight. */
 export interface CoalescingAppenderOptions {
   /** Most streams per statement (default and maximum `limits.streamsPerAppend`). */
   maxStreams?: number;
   /** Most events per statement across its streams (default 10,000); a larger call goes alone. */
   maxEvents?: number;
+  /**
+   * Statements in flight at once, on streams apart (default 4), so one slow or dead
+   * connection holds up only the streams of its own batch.
+   */
+  maxInFlight?: number;
+  /**
+   * Longest wait for one statement (default 10,000 ms; PostgreSQL only). Past it the write
+   * is abandoned, its connection destroyed and its callers get `DatabaseUnavailableError`:
+   * a retry with the same event ids stores each event once, whatever became of it.
+   */
+  writeTimeoutMs?: number;
+}
+
+/** What is waiting to be written, for health checks. */
+export interface AppenderBacklog {
+  /** Calls queued and not yet in a statement. */
+  queued: number;
+  /** Statements being written now. */
+  inFlight: number;
+  /** How long the oldest unanswered call has waited, in ms (0 when none). */
+  oldestWaitMs: number;
+  /** True when the last statement found the database unavailable and none has worked since. */
+  failing: boolean;
 }
 
 interface Pending {
   stream: PreparedStream;
+  queuedAt: number;
   resolve: (result: AppendResult) => void;
   reject: (error: unknown) => void;
 }
@@ -45,9 +71,16 @@ const maxPassedOver = 1_000;
 export class CoalescingAppender implements EventAppender {
   private readonly maxStreams: number;
   private readonly maxEvents: number;
+  private readonly maxInFlight: number;
+  private readonly writeTimeoutMs: number;
   private queue: Pending[] = [];
-  private draining: Promise<void> | undefined;
+  /** The batches being written, and the streams they hold back. */
+  private readonly writing = new Set<Pending[]>();
+  private readonly busyStreams = new Set<string>();
+  private scheduled = false;
+  private idle: (() => void) | null = null;
   private closed = false;
+  private failing = false;
 
   constructor(
     private readonly ledger: Ledger,
@@ -61,6 +94,12 @@ export class CoalescingAppender implements EventAppender {
     this.maxEvents = checkBound(
       'maxEvents',
       options.maxEvents ?? limits.eventsPerAppend,
+      Number.MAX_SAFE_INTEGER,
+    );
+    this.maxInFlight = checkBound('maxInFlight', options.maxInFlight ?? 4, 64);
+    this.writeTimeoutMs = checkBound(
+      'writeTimeoutMs',
+      options.writeTimeoutMs ?? 10_000,
       Number.MAX_SAFE_INTEGER,
     );
   }
@@ -91,39 +130,68 @@ export class CoalescingAppender implements EventAppender {
     ) as [PreparedStream];
     // Queued before the first await, so calls to one stream keep their call order.
     return new Promise<AppendResult>((resolve, reject) => {
-      this.queue.push({ stream, resolve, reject });
+      this.queue.push({ stream, queuedAt: performance.now(), resolve, reject });
       this.schedule();
     });
+  }
+
+  /** What waits to be written now. */
+  backlog(): AppenderBacklog {
+    let oldest = Infinity;
+    for (const batch of this.writing) oldest = Math.min(oldest, batch[0]?.queuedAt ?? oldest);
+    oldest = Math.min(oldest, this.queue[0]?.queuedAt ?? oldest);
+    return {
+      queued: this.queue.length,
+      inFlight: this.writing.size,
+      oldestWaitMs: oldest === Infinity ? 0 : Math.max(0, performance.now() - oldest),
+      failing: this.failing,
+    };
   }
 
   /** Writes everything queued, then refuses new calls with `AppenderClosedError`. */
   async close(): Promise<void> {
     this.closed = true;
-    while (this.draining) await this.draining;
+    while (this.queue.length > 0 || this.writing.size > 0) {
+      await new Promise<void>((resolve) => (this.idle = resolve));
+    }
   }
 
   private schedule(): void {
-    if (this.draining) return;
+    if (this.scheduled) return;
+    this.scheduled = true;
     // A microtask, not a timer: an idle appender adds no delay, and calls made in the
     // same tick still share the first statement.
-    this.draining = Promise.resolve().then(() => this.drain());
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.pump();
+    });
   }
 
-  private async drain(): Promise<void> {
-    try {
-      while (this.queue.length > 0) await this.write(this.takeBatch());
-    } finally {
-      this.draining = undefined;
+  /** Starts statements while there are free slots and calls whose streams are free. */
+  private pump(): void {
+    while (this.writing.size < this.maxInFlight && this.queue.length > 0) {
+      const batch = this.takeBatch();
+      if (batch.length === 0) break;
+      this.writing.add(batch);
+      for (const entry of batch) this.busyStreams.add(entry.stream.streamId);
+      void this.write(batch).finally(() => {
+        this.writing.delete(batch);
+        for (const entry of batch) this.busyStreams.delete(entry.stream.streamId);
+        if (this.queue.length > 0) this.pump();
+        else if (this.writing.size === 0) this.idle?.();
+      });
     }
+    if (this.queue.length === 0 && this.writing.size === 0) this.idle?.();
   }
 
   /** The oldest calls that fit one statement: one per stream, no event id twice. */
   private takeBatch(): Pending[] {
     const batch: Pending[] = [];
     const passedOver: Pending[] = [];
-    // Streams and ids already taken or passed over: a later call touching them waits,
-    // which keeps each stream in call order and the statement free of duplicates.
-    const streams = new Set<string>();
+    // Streams and ids already taken or passed over, or in a statement in flight: a later
+    // call touching them waits, which keeps each stream in call order and the statement
+    // free of duplicates.
+    const streams = new Set<string>(this.busyStreams);
     const ids = new Set<string>();
     let events = 0;
     let index = 0;
@@ -146,18 +214,29 @@ export class CoalescingAppender implements EventAppender {
     return batch;
   }
 
-  /** Runs one batch; a stream's conflict fails its caller and the rest run again. */
+  /**
+   * Runs one batch; a stream's conflict fails its caller and the rest run again. An
+   * unreachable database fails the whole batch at once.
+   */
   private async write(batch: Pending[]): Promise<void> {
     let pending = batch;
     while (pending.length > 0) {
       try {
-        const results = await executeAppend(
-          this.ledger.db,
-          pending.map((entry) => entry.stream),
+        const results = await withQueryTimeout(this.writeTimeoutMs, () =>
+          executeAppend(
+            this.ledger.db,
+            pending.map((entry) => entry.stream),
+          ),
         );
+        this.failing = false;
         pending.forEach((entry, index) => entry.resolve(results[index]!));
         return;
       } catch (error) {
+        if (isTransient(error)) {
+          this.failing = true;
+          for (const entry of pending) entry.reject(error);
+          return;
+        }
         const streamId = conflictingStream(error);
         const culprit = pending.find((entry) => entry.stream.streamId === streamId);
         if (!culprit && pending.length > 1) {

@@ -2,13 +2,15 @@
 export type HeadwayErrorCode =
   | 'appender_closed'
   | 'concurrency'
+  | 'database_unavailable'
   | 'idempotency_conflict'
   | 'invalid_event'
   | 'invalid_input'
   | 'event_too_large'
   | 'job_finished'
   | 'not_found'
-  | 'store_busy';
+  | 'store_busy'
+  | 'store_lock_lost';
 
 /** Base class of every error the ledger throws on purpose; `code` says which. */
 export class HeadwayError extends Error {
@@ -45,18 +47,34 @@ function describeExpected(expected: ExpectedVersion): string {
   return `version ${expected}`;
 }
 
-/** A batch repeats some, not all, event ids of an earlier append (or ids of another stream). */
+/**
+ * An append reuses event ids it may not: a batch repeats some, not all, event ids of an
+ * earlier append (or ids of another stream), or a retry repeats ids with other content
+ * (type, schemaVersion, data or metadata). Nothing of the batch was written.
+ */
 export class IdempotencyConflictError extends HeadwayError {
   constructor(
     readonly streamId: string | null,
     readonly repeated: number,
     readonly events: number,
+    /** The conflicting ids: those stored with other content, or the ones repeated. */
+    readonly eventIds: readonly string[] = [],
+    /** For a retry with other content, what differs (`data`, `metadata`, `type`, `schemaVersion`). */
+    readonly fields: readonly string[] = [],
   ) {
     super(
       'idempotency_conflict',
-      `Stream '${streamId ?? '?'}': ${repeated} of ${events} event ids were appended before; a retry must repeat the whole batch with the same ids, and a new batch must use new ids`,
+      fields.length > 0
+        ? `Stream '${streamId ?? '?'}': ${describeIds(eventIds)} ${eventIds.length === 1 ? 'was' : 'were'} appended before with other ${fields.join(', ')}; a retry must repeat its events unchanged, and a new event needs a new id`
+        : `Stream '${streamId ?? '?'}': ${repeated} of ${events} event ids were appended before${eventIds.length > 0 ? ` (${describeIds(eventIds)})` : ''}; a retry must repeat the whole batch with the same ids, and a new batch must use new ids`,
     );
   }
+}
+
+function describeIds(eventIds: readonly string[]): string {
+  const shown = eventIds.slice(0, 5).join(', ');
+  const more = eventIds.length > 5 ? ` and ${eventIds.length - 5} more` : '';
+  return `event id${eventIds.length === 1 ? '' : 's'} ${shown}${more}`;
 }
 
 /** One problem found in an input, with where it is and what was expected. */
@@ -122,10 +140,30 @@ export class JobFinishedError extends HeadwayError {
 
 /** The embedded store's data folder is open in another process. */
 export class StoreBusyError extends HeadwayError {
-  constructor(readonly dataDir: string) {
+  /** `holder` names the other process, as the lock file says (e.g. `pid 42 on host-a`). */
+  constructor(
+    readonly dataDir: string,
+    holder?: string,
+  ) {
     super(
       'store_busy',
-      `The embedded store at ${dataDir} is open in another process; close that one, or use PostgreSQL (DATABASE_URL) to share a ledger between processes`,
+      `The embedded store at ${dataDir} is open in another process${holder ? ` (${holder})` : ''}; close that one, or use PostgreSQL (DATABASE_URL) to share a ledger between processes`,
+    );
+  }
+}
+
+/**
+ * This process's lock on the embedded store was taken over or removed, so it stopped
+ * writing: every later query fails with this error. Close the ledger and open it again.
+ */
+export class StoreLockLostError extends HeadwayError {
+  constructor(
+    readonly dataDir: string,
+    received: string,
+  ) {
+    super(
+      'store_lock_lost',
+      `The embedded store at ${dataDir} lost its lock: expected its lock file to name this process, but it ${received}; this process stopped writing to the store, and nothing after this error was stored`,
     );
   }
 }
@@ -138,4 +176,38 @@ export class AppenderClosedError extends HeadwayError {
       'The coalescing appender is closed: it flushed what was queued and takes no new appends; use a new appender or ledger.append',
     );
   }
+}
+
+/** PostgreSQL is unreachable, or did not answer within its bound; retry shortly. */
+export class DatabaseUnavailableError extends HeadwayError {
+  constructor(detail: string, cause?: unknown) {
+    super(
+      'database_unavailable',
+      `The database is unavailable (${detail}); retry shortly, with the same event ids for appends`,
+      cause === undefined ? undefined : { cause },
+    );
+  }
+}
+
+/** True for errors of a lost, refused or timed-out connection, which a later try may not meet. */
+export function isTransient(error: unknown): boolean {
+  if (error instanceof DatabaseUnavailableError) return true;
+  if (error instanceof HeadwayError) return false;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    // Connection exceptions (08…), admin shutdown (57P0…), a statement cancelled by its
+    // timeout (57014), too many connections (53300), the server starting up (57P03).
+    if (/^(08|57P0)/.test(code) || code === '57014' || code === '53300') return true;
+    if (
+      ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH'].includes(
+        code,
+      )
+    ) {
+      return true;
+    }
+  }
+  const message = error instanceof Error ? error.message : '';
+  return /Connection terminated|connection (is )?closed|timeout exceeded when trying to connect|not queryable|Query read timeout|the database system is (starting up|shutting down)/i.test(
+    message,
+  );
 }

@@ -1,5 +1,5 @@
 import type { Cursor } from './cursor.ts';
-import { HeadwayError } from './errors.ts';
+import { isTransient } from './errors.ts';
 import { reconnectDelayMs } from './backoff.ts';
 import type { WakeUps } from './wake-ups.ts';
 
@@ -56,23 +56,6 @@ export async function* followLog<E>(settings: FollowSettings<E>): AsyncGenerator
     subscription.unsubscribe();
     wake.dispose();
   }
-}
-
-/** True for errors of a lost or refused connection, which a later read may not meet. */
-export function isTransient(error: unknown): boolean {
-  if (error instanceof HeadwayError) return false;
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string') {
-    // Connection exceptions (08…), admin shutdown (57P0…), too many connections (53300).
-    if (/^(08|57P0)/.test(code) || code === '53300') return true;
-    if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND'].includes(code)) {
-      return true;
-    }
-  }
-  const message = error instanceof Error ? error.message : '';
-  return /Connection terminated|connection (is )?closed|timeout exceeded when trying to connect/i.test(
-    message,
-  );
 }
 
 /** A latch a wake-up sets and a waiter clears; waits end early on a wake-up or abort. */

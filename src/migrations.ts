@@ -4,6 +4,8 @@ import type { Kysely } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import type { Migration, MigrationProvider } from 'kysely/migration';
 import type { Database } from '../schema/database.ts';
+import { isTransient } from './errors.ts';
+import { withQueryTimeout } from './postgres-pool.ts';
 
 const migrationsFolder = new URL('../schema/migrations/', import.meta.url);
 
@@ -46,13 +48,37 @@ export async function migrateToLatest(db: Kysely<Database>, schema?: string): Pr
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
+    // An unreachable database is no migration's fault; callers may wait and try again.
+    if (isTransient(error) && error instanceof Error) throw error;
     const failed = results?.find((result) => result.status === 'Error');
-    throw new Error(
-      `Migration ${failed?.migrationName ?? ''} failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`,
-      {
-        cause: error,
-      },
-    );
+    const what = failed ? `Migration ${failed.migrationName} failed` : 'Migrating failed';
+    throw new Error(`${what}: ${error instanceof Error ? error.message : JSON.stringify(error)}`, {
+      cause: error,
+    });
   }
   return (results ?? []).map((result) => result.migrationName);
+}
+
+/**
+ * Creates the schema (when one is named) and brings it up to date, with no bound on how
+ * long a migration may take (an index on a big log can rightly take minutes).
+ */
+export async function prepareSchema(db: Kysely<Database>, schema?: string): Promise<void> {
+  await withQueryTimeout(0, async () => {
+    if (schema) await ensureSchema(db, schema);
+    await migrateToLatest(db, schema);
+  });
+}
+
+async function ensureSchema(db: Kysely<Database>, schema: string): Promise<void> {
+  // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema is
+  // there, which an owner role given only its schema does not have.
+  const { rows } = await sql`select 1 from pg_namespace where nspname = ${schema}`.execute(db);
+  if (rows.length > 0) return;
+  try {
+    await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
+  } catch (error) {
+    // Two processes creating the same schema at once: the loser sees a duplicate.
+    if ((error as { code?: string }).code !== '23505') throw error;
+  }
 }

@@ -3,14 +3,17 @@ import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import lockfile from 'proper-lockfile';
 import type { Database } from '../schema/database.ts';
 import { indexUpcasters } from '../schema/upcast.ts';
 import type { Upcaster } from '../schema/upcast.ts';
-import { InvalidInputError, StoreBusyError } from './errors.ts';
+import { InvalidInputError } from './errors.ts';
 import { Ledger } from './ledger.ts';
 import type { LedgerStore, RunnerLock } from './ledger-store.ts';
-import { migrateToLatest } from './migrations.ts';
+import { prepareSchema } from './migrations.ts';
+import { boundedPool, clientConfig, defaultTimeouts, sessionSettings } from './postgres-pool.ts';
+import type { PostgresTimeouts } from './postgres-pool.ts';
+import { acquireStoreLock } from './store-lock.ts';
+import type { StoreLock } from './store-lock.ts';
 import { pgliteWakeUps, postgresWakeUps } from './wake-ups.ts';
 
 /** How to open a ledger. With no `databaseUrl`, the embedded PGlite store is used. */
@@ -27,6 +30,13 @@ export interface OpenLedgerOptions {
   poolSize?: number;
   /** Run migrations on open (default true). */
   migrate?: boolean;
+  /** Bounds on waits for PostgreSQL: connect, query, statement, keepalive. */
+  timeouts?: Partial<PostgresTimeouts>;
+  /**
+   * The name PostgreSQL shows for this ledger's connections (default `headway`); its LISTEN
+   * and runner-lock connections add `-listen` and `-runner`.
+   */
+  applicationName?: string;
   /**
    * Jobs per projection whose last `project` fold is kept, so reading them again folds
    * only new events (default 32; 0 keeps none).
@@ -62,8 +72,7 @@ export async function openLedger(options: OpenLedgerOptions = {}): Promise<Ledge
     : await openPglite(options.dataDir ?? defaultDataDir, options);
   const ledger = new Ledger(opened, upcasters, options.foldCacheJobs ?? 32);
   try {
-    if (options.schema) await ensureSchema(opened.db, options.schema);
-    if (options.migrate !== false) await migrateToLatest(opened.db, options.schema);
+    if (options.migrate !== false) await prepareSchema(opened.db, options.schema);
   } catch (error) {
     await ledger.close();
     throw error;
@@ -72,23 +81,26 @@ export async function openLedger(options: OpenLedgerOptions = {}): Promise<Ledge
 }
 
 function openPostgres(databaseUrl: string, options: OpenLedgerOptions): LedgerStore {
-  // A leaked open transaction would hold every gap-safe reader back (DESIGN §3).
-  const settings = ['-c idle_in_transaction_session_timeout=60000'];
-  if (options.schema) settings.push(`-c search_path=${options.schema}`);
-  const pool = new pg.Pool({
-    connectionString: databaseUrl,
-    max: options.poolSize ?? 10,
-    options: settings.join(' '),
-  });
-  // An idle connection dropped by the server must not crash the process; the pool
-  // replaces it on the next query.
-  pool.on('error', () => undefined);
+  const timeouts = { ...defaultTimeouts, ...options.timeouts };
+  const applicationName = options.applicationName ?? 'headway';
+  const pool = boundedPool(
+    {
+      connectionString: databaseUrl,
+      max: options.poolSize ?? 10,
+      application_name: applicationName,
+      options: sessionSettings(timeouts, options.schema),
+    },
+    timeouts,
+  );
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const ownClient = (role: string) =>
+    clientConfig(databaseUrl, timeouts, `${applicationName}-${role}`, options.schema);
   return {
     db,
     location: { store: 'postgres', description: redactUrl(databaseUrl) },
-    wakeUps: postgresWakeUps(databaseUrl),
-    tryLock: (name) => tryAdvisoryLock(databaseUrl, `headway:${options.schema ?? ''}:${name}`),
+    wakeUps: postgresWakeUps(() => ownClient('listen')),
+    tryLock: (name) =>
+      tryAdvisoryLock(ownClient('runner'), `headway:${options.schema ?? ''}:${name}`),
     close: () => db.destroy(),
   };
 }
@@ -97,11 +109,8 @@ function openPostgres(databaseUrl: string, options: OpenLedgerOptions): LedgerSt
  * A session advisory lock on a connection of its own, so that it lasts while the holder
  * lives and is released by the server when the holder's connection dies.
  */
-async function tryAdvisoryLock(databaseUrl: string, key: string): Promise<RunnerLock | null> {
-  const client = new pg.Client({
-    connectionString: databaseUrl,
-    application_name: 'headway-runner',
-  });
+async function tryAdvisoryLock(config: pg.ClientConfig, key: string): Promise<RunnerLock | null> {
+  const client = new pg.Client(config);
   const lost = new AbortController();
   const onLost = () => lost.abort(new Error(`lost the runner lock ${key}`));
   client.on('error', onLost);
@@ -130,25 +139,17 @@ async function tryAdvisoryLock(databaseUrl: string, key: string): Promise<Runner
 async function openPglite(dataDir: string, options: OpenLedgerOptions): Promise<LedgerStore> {
   const inMemory = dataDir === 'memory://';
   const folder = inMemory ? dataDir : resolve(dataDir);
-  let release = (): Promise<void> => Promise.resolve();
+  let lock: StoreLock | null = null;
   if (!inMemory) {
     await mkdir(folder, { recursive: true });
-    try {
-      // PGlite has no lock of its own; two processes on one folder would corrupt it.
-      release = await lockfile.lock(folder, {
-        lockfilePath: resolve(folder, 'lock'),
-        stale: 15_000,
-        update: 5_000,
-      });
-    } catch (error) {
-      if ((error as { code?: string }).code === 'ELOCKED') throw new StoreBusyError(folder);
-      throw error;
-    }
+    // PGlite has no lock of its own; two processes on one folder would corrupt it.
+    lock = await acquireStoreLock(folder);
   }
+  const lost = lock?.lost ?? new AbortController().signal;
   const pglite = new PGlite(inMemory ? undefined : resolve(folder, 'pgdata'));
   const db = new Kysely<Database>({
     dialect: new PGliteDialect({
-      pglite,
+      pglite: refusingAfterLoss(pglite, lost),
       ...(options.schema
         ? {
             onCreateConnection: async (connection) => {
@@ -167,10 +168,12 @@ async function openPglite(dataDir: string, options: OpenLedgerOptions): Promise<
     location: { store: 'pglite', description: folder },
     wakeUps: pgliteWakeUps(pglite),
     tryLock: (name) => {
+      if (lost.aborted) return Promise.reject(lost.reason as Error);
       if (held.has(name)) return Promise.resolve(null);
       held.add(name);
       return Promise.resolve({
-        lost: new AbortController().signal,
+        // Lost with the folder lock.
+        lost,
         release: () => {
           held.delete(name);
           return Promise.resolve();
@@ -178,19 +181,39 @@ async function openPglite(dataDir: string, options: OpenLedgerOptions): Promise<
       });
     },
     close: async () => {
-      await db.destroy();
-      await release();
+      try {
+        await db.destroy();
+      } finally {
+        await lock?.release();
+      }
     },
   };
 }
 
-async function ensureSchema(db: Kysely<Database>, schema: string): Promise<void> {
-  try {
-    await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
-  } catch (error) {
-    // Two processes creating the same schema at once: the loser sees a duplicate.
-    if ((error as { code?: string }).code !== '23505') throw error;
-  }
+const refusedAfterLoss = new Set(['query', 'exec', 'transaction', 'close']);
+
+/**
+ * The PGlite instance, refusing every query with the StoreLockLostError once the folder
+ * lock is lost (a transaction under way finishes). Its `close` then does nothing: PGlite's
+ * shutdown checkpoint would write to a folder another process may have opened, and what
+ * was committed is in its write-ahead log already.
+ */
+function refusingAfterLoss(pglite: PGlite, lost: AbortSignal): PGlite {
+  return new Proxy(pglite, {
+    get(target, property) {
+      if (lost.aborted && typeof property === 'string' && refusedAfterLoss.has(property)) {
+        // Thrown, not rejected: Kysely would wait forever for a transaction that never began.
+        return property === 'close'
+          ? () => Promise.resolve()
+          : () => {
+              throw lost.reason as Error;
+            };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      // Bound to the instance: PGlite's methods use private fields, which the proxy lacks.
+      return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+    },
+  });
 }
 
 function redactUrl(url: string): string {

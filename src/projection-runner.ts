@@ -5,7 +5,8 @@ import type { RecordedEvent } from '../schema/recorded-event.ts';
 import { fold } from '../projections/projection.ts';
 import type { Cursor } from './cursor.ts';
 import type { LedgerStore, RunnerLock } from './ledger-store.ts';
-import { followLog, isTransient } from './log-follower.ts';
+import { isTransient } from './errors.ts';
+import { followLog } from './log-follower.ts';
 import type { PersistedProjection } from './persisted-projection.ts';
 import {
   readGenerations,

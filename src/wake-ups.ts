@@ -12,17 +12,22 @@ export type WakeUps = Observable<void>;
 /** The channel the `events_notify` trigger of migration 0003 notifies. */
 export const eventsChannel = 'headway_events';
 
+/** How often the LISTEN connection proves it is alive, so a silent one is replaced. */
+const listenCheckMs = 10_000;
+
 /**
  * Wake-ups from PostgreSQL over one dedicated LISTEN connection, opened for the first
  * subscriber and closed after the last. A dropped connection reconnects with backoff and
- * wakes everyone once it is back, since notifications sent meanwhile are lost.
+ * wakes everyone once it is back, since notifications sent meanwhile are lost. A
+ * connection that stops answering its periodic check counts as dropped.
  */
-export function postgresWakeUps(databaseUrl: string): WakeUps {
+export function postgresWakeUps(config: () => pg.ClientConfig): WakeUps {
   return new Observable<void>((subscriber) => {
     let client: pg.Client | null = null;
     let stopped = false;
     let attempt = 0;
     let timer: NodeJS.Timeout | undefined;
+    let check: NodeJS.Timeout | undefined;
 
     const reconnect = () => {
       if (stopped || timer) return;
@@ -33,15 +38,15 @@ export function postgresWakeUps(databaseUrl: string): WakeUps {
     };
 
     const connect = async () => {
-      const next = new pg.Client({
-        connectionString: databaseUrl,
-        application_name: 'headway-listen',
-      });
+      const next = new pg.Client(config());
       let lost = false;
       const onLost = () => {
         if (lost) return;
         lost = true;
-        if (client === next) client = null;
+        if (client === next) {
+          client = null;
+          clearInterval(check);
+        }
         void next.end().catch(() => undefined);
         reconnect();
       };
@@ -61,6 +66,9 @@ export function postgresWakeUps(databaseUrl: string): WakeUps {
       }
       if (lost) return;
       client = next;
+      // The query has its bound (query_timeout); a black-holed connection fails it.
+      check = setInterval(() => void next.query('select 1').catch(onLost), listenCheckMs);
+      check.unref();
       // Notifications sent while no connection listened are lost: wake everyone once.
       if (attempt > 0) subscriber.next();
       attempt = 0;
@@ -70,6 +78,7 @@ export function postgresWakeUps(databaseUrl: string): WakeUps {
     return () => {
       stopped = true;
       clearTimeout(timer);
+      clearInterval(check);
       void client?.end().catch(() => undefined);
     };
   }).pipe(share());

@@ -9,6 +9,7 @@ import { CoalescingAppender } from '../src/coalescing-appender.ts';
 import {
   AppenderClosedError,
   ConcurrencyError,
+  DatabaseUnavailableError,
   HeadwayError,
   IdempotencyConflictError,
   InvalidEventError,
@@ -17,7 +18,8 @@ import {
 } from '../src/errors.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { openLedger } from '../src/open-ledger.ts';
-import { storesUnderTest } from './stores.ts';
+import pg from 'pg';
+import { postgresAvailable, postgresUrl, storesUnderTest } from './stores.ts';
 
 type Uuid = ReturnType<typeof randomUUID>;
 
@@ -489,10 +491,14 @@ describe('coalescing appender: random schedules on PGlite', () => {
           run += 1;
           const streamIds = [0, 1, 2].map((stream) => `run-${run}-${stream}`);
           const idsOf: Uuid[][] = [];
+          // A repeat is a true retry: the same ids with the same content.
+          const contentOf: number[] = [];
           for (const [index, current] of calls.entries()) {
+            const repeated = current.repeat !== undefined && index > 0;
+            contentOf.push(repeated ? contentOf[current.repeat! % index]! : index);
             idsOf.push(
-              current.repeat !== undefined && index > 0
-                ? idsOf[current.repeat % index]!
+              repeated
+                ? idsOf[current.repeat! % index]!
                 : Array.from({ length: current.events }, () => randomUUID()),
             );
           }
@@ -500,7 +506,9 @@ describe('coalescing appender: random schedules on PGlite', () => {
           const pending: Promise<PromiseSettledResult<AppendResult>>[] = [];
           for (const [index, current] of calls.entries()) {
             if (current.pause) await nextTurn();
-            const events = idsOf[index]!.map((id, offset) => completed(`${index}-${offset}`, id));
+            const events = idsOf[index]!.map((id, offset) =>
+              completed(`${contentOf[index]}-${offset}`, id),
+            );
             pending.push(
               settle(
                 appender.append(streamIds[current.stream]!, events, {
@@ -539,5 +547,71 @@ describe('coalescing appender: random schedules on PGlite', () => {
       ),
       { numRuns: 60 },
     );
+  });
+});
+
+describe.skipIf(!postgresAvailable)('coalescing appender: a stuck write on PostgreSQL', () => {
+  const store = storesUnderTest().find((candidate) => candidate.name === 'postgres')!;
+  let ledger: Ledger;
+  beforeAll(async () => {
+    ledger = await store.open();
+  });
+  afterAll(async () => {
+    await ledger.close();
+    await store.cleanup();
+  });
+
+  it('holds up only its own stream, is abandoned past its bound, and a retry stores it once', async () => {
+    await ledger.append('stuck', items(1, 'seed'));
+    const appender = new CoalescingAppender(ledger, { writeTimeoutMs: 500 });
+    // Another session holds the stream's head row, so a write to it waits on the lock.
+    const holder = new pg.Client({ connectionString: postgresUrl });
+    await holder.connect();
+    try {
+      const schema = (
+        await sql<{ schema: string }>`select current_schema() as schema`.execute(ledger.db)
+      ).rows[0]!.schema;
+      await holder.query('begin');
+      await holder.query(`select 1 from ${schema}.streams where stream_id = 'stuck' for update`);
+
+      const blocked = items(2, 'blocked');
+      const stuck = settle(appender.append('stuck', blocked));
+      await nextTurn();
+      // Other streams are written meanwhile, in their own statements.
+      const others = await Promise.all(
+        Array.from({ length: 5 }, (_, index) => appender.append(`free-${index}`, items(3, 'f'))),
+      );
+      expect(others.map((result) => result.nextExpectedVersion)).toEqual([3, 3, 3, 3, 3]);
+      // Only the stuck write is left, and health checks can see how long it has waited.
+      const during = appender.backlog();
+      expect(during).toMatchObject({ queued: 0, inFlight: 1 });
+      expect(during.oldestWaitMs).toBeGreaterThan(0);
+
+      const outcome = await stuck;
+      expect(outcome.status).toBe('rejected');
+      expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(DatabaseUnavailableError);
+      expect(appender.backlog()).toEqual({
+        queued: 0,
+        inFlight: 0,
+        oldestWaitMs: 0,
+        failing: true,
+      });
+
+      await holder.query('commit');
+      // Whatever became of the abandoned write, a retry with the same ids stores it once.
+      const retried = await appender.append('stuck', blocked);
+      expect(retried.events.map((event) => event.eventId)).toEqual(
+        blocked.map((event) => event.eventId),
+      );
+      const stream = await ledger.readStream('stuck');
+      expect(stream.map((event) => event.eventId)).toEqual([
+        stream[0]!.eventId,
+        ...blocked.map((event) => event.eventId),
+      ]);
+    } finally {
+      await holder.query('rollback').catch(() => undefined);
+      await holder.end();
+      await appender.close();
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { firstValueFrom, filter, take, toArray } from 'rxjs';
@@ -203,7 +204,9 @@ describe.skipIf(!postgres.available)('live subscriptions under torture: postgres
   });
 
   it('keeps delivering when its LISTEN connection is killed, and reconnects', async () => {
-    const ledger = await postgres.open();
+    // A name of its own: the server is shared, and other programs' listeners are not ours.
+    const applicationName = `headway-live-${randomUUID().slice(0, 8)}`;
+    const ledger = await postgres.open({ applicationName });
     const admin = new pg.Client({ connectionString: postgresUrl });
     await admin.connect();
     try {
@@ -214,7 +217,8 @@ describe.skipIf(!postgres.available)('live subscriptions under torture: postgres
       const listeners = async () =>
         (
           await admin.query<{ pid: number }>(
-            `select pid from pg_stat_activity where application_name = 'headway-listen' and query ilike 'LISTEN%'`,
+            `select pid from pg_stat_activity where application_name = $1 and query ilike 'LISTEN%'`,
+            [`${applicationName}-listen`],
           )
         ).rows.map((row) => row.pid);
       await until(async () => (await listeners()).length > 0);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Ledger } from '../ledger.ts';
 import { toJson } from '../json.ts';
 import { openLedger } from '../open-ledger.ts';
+import type { OpenLedgerOptions } from '../open-ledger.ts';
 
 /** The options every command inherits from `headway`. */
 export interface GlobalOptions {
@@ -19,17 +20,24 @@ export function resolveDatabaseUrl(options: { databaseUrl?: string }): string | 
   );
 }
 
+/** The schema chosen by flag or environment, if any. */
+export function resolveSchema(options: { schema?: string }): string | undefined {
+  return options.schema ?? (process.env.HEADWAY_SCHEMA || undefined);
+}
+
 /** Opens the ledger the global options name, runs `action`, and always closes it. */
 export async function withLedger<T>(
   command: Command,
   action: (ledger: Ledger) => Promise<T>,
+  open: Pick<OpenLedgerOptions, 'migrate'> = {},
 ): Promise<T> {
   const options = command.optsWithGlobals<GlobalOptions>();
   const databaseUrl = resolveDatabaseUrl(options);
-  const schema = options.schema ?? (process.env.HEADWAY_SCHEMA || undefined);
+  const schema = resolveSchema(options);
   const ledger = await openLedger({
     ...(databaseUrl ? { databaseUrl } : { dataDir: options.dataDir }),
     ...(schema ? { schema } : {}),
+    ...open,
   });
   try {
     return await action(ledger);

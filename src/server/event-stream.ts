@@ -6,6 +6,7 @@ import type { Cursor } from '../cursor.ts';
 import { InvalidInputError } from '../errors.ts';
 import { toJson } from '../json.ts';
 import type { Ledger, SubscribeOptions } from '../ledger.ts';
+import type { SharedFollower } from '../shared-follower.ts';
 
 /** A comment line this often keeps proxies from closing an idle stream. */
 const heartbeatMs = 15_000;
@@ -21,6 +22,9 @@ interface StreamOptions {
 /** The open event streams of a server, so that closing it can end them. */
 export class EventStreams {
   private readonly open = new Set<AbortController>();
+
+  /** Streams read the log through the server's one shared follower. */
+  constructor(private readonly follower: SharedFollower) {}
 
   /** How many streams are open now. */
   get size(): number {
@@ -63,7 +67,7 @@ export class EventStreams {
     const resumeFrom = typeof lastEventId === 'string' ? lastEventId : options.after;
     let after: Cursor;
     try {
-      after = resumeFrom === undefined ? await ledger.liveCursor() : parseCursor(resumeFrom);
+      after = resumeFrom === undefined ? await this.follower.cursor() : parseCursor(resumeFrom);
     } catch {
       throw new InvalidInputError([
         {
@@ -97,7 +101,10 @@ export class EventStreams {
       // The snapshot carries the starting cursor as its id, so a client that reconnects
       // before any event still resumes exactly where it began.
       if (snapshot !== undefined) await write(frame('snapshot', snapshot, formatCursor(after)));
-      for await (const page of ledger.follow({ ...options.filter, after }, controller.signal)) {
+      for await (const page of this.follower.follow(
+        { ...options.filter, after },
+        controller.signal,
+      )) {
         let text = '';
         for (const event of page.events) text += frame('event', toWire(event), formatCursor(event));
         if (text) await write(text);

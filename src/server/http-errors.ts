@@ -4,11 +4,12 @@ import {
   ConcurrencyError,
   EventTooLargeError,
   HeadwayError,
+  IdempotencyConflictError,
   InvalidEventError,
   InvalidInputError,
+  isTransient,
 } from '../errors.ts';
 import type { HeadwayErrorCode, ValidationIssue } from '../errors.ts';
-import { isTransient } from '../log-follower.ts';
 
 /** The body of every error answer. */
 export interface ErrorBody {
@@ -24,14 +25,16 @@ const statusOf: Record<HeadwayErrorCode, number> = {
   event_too_large: 413,
   not_found: 404,
   concurrency: 409,
+  database_unavailable: 503,
   idempotency_conflict: 409,
   job_finished: 409,
   store_busy: 503,
+  store_lock_lost: 503,
   appender_closed: 503,
 };
 
 /** Seconds a client should wait before retrying while the database is unreachable. */
-const retryAfterSeconds = 2;
+export const retryAfterSeconds = 2;
 
 /**
  * Turns any error into a JSON answer: ledger errors by their code, request validation into
@@ -57,6 +60,10 @@ export function sendError(error: unknown, request: FastifyRequest, reply: Fastif
       extra.actualVersion = error.actual;
     }
     if (error instanceof EventTooLargeError) extra.limitBytes = error.limit;
+    if (error instanceof IdempotencyConflictError) {
+      extra.eventIds = error.eventIds;
+      if (error.fields.length > 0) extra.fields = error.fields;
+    }
     const status = statusOf[error.code];
     if (status === 503) reply.header('retry-after', String(retryAfterSeconds));
     return reply.code(status).send(body(error.code, error.message, extra));

@@ -6,10 +6,11 @@ import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify from 'fastify';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { eventTypes } from '../../schema/events.ts';
+import { limits } from '../../schema/limits.ts';
 import type { EventInput } from '../../schema/events.ts';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { exportFailures, failureGroups, jobFailures } from '../../projections/job-failures.ts';
@@ -24,6 +25,10 @@ import { jobSummary, summarize } from '../../projections/job-summary.ts';
 import { describeEvent } from '../../projections/job-timeline.ts';
 import type { Projection } from '../../projections/projection.ts';
 import { CoalescingAppender } from '../coalescing-appender.ts';
+import type { CoalescingAppenderOptions } from '../coalescing-appender.ts';
+import type { DatabaseReadiness } from '../database-readiness.ts';
+import { withQueryTimeout } from '../postgres-pool.ts';
+import { SharedFollower } from '../shared-follower.ts';
 import { formatCursor } from '../cursor.ts';
 import { NotFoundError } from '../errors.ts';
 import { toJson } from '../json.ts';
@@ -32,7 +37,7 @@ import type { Ledger } from '../ledger.ts';
 import { checkAccess, isLoopbackHost } from './auth.ts';
 import type { Scope, TokenTable } from './auth.ts';
 import { EventStreams, toWire } from './event-stream.ts';
-import { body, sendError } from './http-errors.ts';
+import { body, retryAfterSeconds, sendError } from './http-errors.ts';
 import { ServerMetrics } from './metrics.ts';
 import { WebSocketSession } from './websocket.ts';
 import * as schemas from './schemas.ts';
@@ -48,7 +53,19 @@ export interface ServerOptions {
   logger?: boolean;
   /** How often WebSocket peers are pinged; one that misses a ping is cut off (default 15 s). */
   heartbeatMs?: number;
+  /** Most event streams (SSE streams and WebSocket subscriptions) at once (default 5,000). */
+  maxStreams?: number;
+  /** Bounds of the appender that takes every append (group commit). */
+  appender?: CoalescingAppenderOptions;
+  /**
+   * Whether the database is ready yet, for a server started before it was: until it is,
+   * the API answers 503 with `Retry-After` and `/health` says why.
+   */
+  readiness?: DatabaseReadiness;
 }
+
+/** A write path whose oldest call has waited this long is stuck (503 on `/health`). */
+const appendsStuckAfterMs = 10_000;
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -58,6 +75,8 @@ declare module 'fastify' {
 }
 
 const defaultBodyLimit = 16 * 1024 * 1024;
+/** Bound on each query of a health check. */
+const healthTimeoutMs = 3_000;
 const dashboardRoot = fileURLToPath(new URL('../dashboard/', import.meta.url));
 const require = createRequire(import.meta.url);
 
@@ -89,11 +108,15 @@ const vendored = new Map([
 export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
   const { ledger } = options;
   const tokens = options.tokens ?? new Map();
-  const appender = new CoalescingAppender(ledger);
+  const appender = new CoalescingAppender(ledger, options.appender);
+  const { readiness } = options;
+  const maxStreams = options.maxStreams ?? 5_000;
   const app = Fastify({
     // Errors are always logged; --log adds every request.
     logger: { level: options.logger ? 'info' : 'error' },
     bodyLimit: options.bodyLimitBytes ?? defaultBodyLimit,
+    // Job ids may be up to limits.idLength characters, percent-encoded in the path.
+    maxParamLength: limits.idLength * 3,
     // Keep-alive sockets would hold `close()` open until clients hang up.
     forceCloseConnections: 'idle',
   }).withTypeProvider<ZodTypeProvider>();
@@ -106,6 +129,17 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   );
   app.addHook('onRequest', async (request, reply) => {
     const scope = request.routeOptions.config.scope;
+    if (scope && readiness && !readiness.ready) {
+      reply.header('retry-after', String(retryAfterSeconds));
+      return reply
+        .code(503)
+        .send(
+          body(
+            'database_unavailable',
+            `The server is waiting for the database: ${readiness.lastError ?? 'connecting'}`,
+          ),
+        );
+    }
     if (tokens.size === 0) {
       // Open routes are for this machine only: a page elsewhere that rebinds a name to
       // 127.0.0.1 (Host) or opens a WebSocket here (Origin) is refused.
@@ -144,9 +178,17 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         .send(body('forbidden', `this token lacks the '${scope}' scope this route needs`));
     }
   });
-  const streams = new EventStreams();
-  let webSockets = 0;
-  const metrics = new ServerMetrics(ledger, () => streams.size + webSockets);
+  // One reader of the log for every SSE and WebSocket stream (DESIGN §5).
+  const follower = new SharedFollower(ledger);
+  const streams = new EventStreams(follower);
+  const sessions = new Set<WebSocketSession>();
+  const openStreams = () => {
+    let open = streams.size;
+    for (const session of sessions) open += session.size;
+    return open;
+  };
+  const streamsFull = () => openStreams() >= maxStreams;
+  const metrics = new ServerMetrics(ledger, openStreams);
   /** Appends through the group commit, counted for /metrics. */
   const appendEvents = async (
     jobId: string,
@@ -164,6 +206,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   // Open event streams would keep `close()` waiting for their clients to hang up.
   app.addHook('preClose', (done) => {
     streams.closeAll();
+    follower.close();
     done();
   });
   app.addHook('onClose', async () => {
@@ -427,6 +470,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     },
     async (request, reply) => {
       const jobId = request.params.id;
+      if (streamsFull()) return tooManyStreams(reply, maxStreams);
       await requireJob(jobId);
       await streams.serve(request, reply, ledger, {
         filter: { streamIds: [jobId] },
@@ -448,6 +492,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     },
     async (request, reply) => {
       const { project, type, job, after } = request.query;
+      if (streamsFull()) return tooManyStreams(reply, maxStreams);
       await streams.serve(request, reply, ledger, {
         filter: {
           ...(project ? { projects: [project] } : {}),
@@ -473,10 +518,14 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       },
     },
     (socket) => {
-      webSockets += 1;
-      new WebSocketSession(socket, ledger, options.heartbeatMs ?? 15_000, () => {
-        webSockets -= 1;
-      });
+      const session = new WebSocketSession(
+        socket,
+        ledger,
+        follower,
+        { heartbeatMs: options.heartbeatMs ?? 15_000, streamsFull, maxStreams },
+        () => sessions.delete(session),
+      );
+      sessions.add(session);
     },
   );
 
@@ -521,29 +570,60 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
   app.get(
     '/health',
-    { schema: { summary: 'Database reachable, projection lag' } },
+    {
+      schema: {
+        summary: 'Which parts are up: the database, the write path, streams, projection lag',
+      },
+    },
     async (request, reply) => {
+      const backlog = appender.backlog();
+      const writes = backlog.failing
+        ? 'failing'
+        : backlog.oldestWaitMs > appendsStuckAfterMs
+          ? 'stuck'
+          : 'ok';
+      const report = {
+        writes: { status: writes, ...backlog, oldestWaitMs: Math.round(backlog.oldestWaitMs) },
+        streams: { open: openStreams(), max: maxStreams, sharedReaders: 1 },
+      };
+      if (readiness && !readiness.ready) {
+        reply.header('retry-after', String(retryAfterSeconds));
+        return reply.code(503).send({
+          status: 'unavailable',
+          database: 'starting',
+          error: readiness.lastError ?? 'connecting',
+          ...report,
+        });
+      }
+      let projections: unknown = null;
       try {
-        const projections = await ledger.projectionStatus();
-        return {
-          status: 'ok',
-          database: 'reachable',
-          projections: projections.map((projection) => ({
-            name: projection.name,
-            lagEvents: projection.lag.events,
-            lagCapped: projection.lag.capped,
-            checkpoint: projection.generation ? formatCursor(projection.generation.cursor) : null,
-          })),
-        };
+        // Bounded, so a dead database answers here within seconds, not never.
+        projections = await withQueryTimeout(healthTimeoutMs, () => ledger.projectionStatus());
       } catch (error) {
         request.log.error({ err: error }, 'health check: the database did not answer');
-        reply.header('retry-after', '2');
+        reply.header('retry-after', String(retryAfterSeconds));
         return reply.code(503).send({
           status: 'unavailable',
           database: 'unreachable',
           error: 'the database did not answer; see the server log',
+          ...report,
         });
       }
+      const status = writes === 'ok' ? 'ok' : 'unavailable';
+      if (status !== 'ok') reply.code(503).header('retry-after', String(retryAfterSeconds));
+      return {
+        status,
+        database: 'reachable',
+        ...report,
+        projections: (projections as Awaited<ReturnType<Ledger['projectionStatus']>>).map(
+          (projection) => ({
+            name: projection.name,
+            lagEvents: projection.lag.events,
+            lagCapped: projection.lag.capped,
+            checkpoint: projection.generation ? formatCursor(projection.generation.cursor) : null,
+          }),
+        ),
+      };
     },
   );
 
@@ -579,6 +659,19 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
   await app.ready();
   return app;
+}
+
+/** The answer past the cap on event streams: 503, try again later or elsewhere. */
+function tooManyStreams(reply: FastifyReply, maxStreams: number) {
+  reply.header('retry-after', String(retryAfterSeconds));
+  return reply
+    .code(503)
+    .send(
+      body(
+        'too_many_streams',
+        `this server holds its most event streams (${maxStreams}); retry later or on another server`,
+      ),
+    );
 }
 
 /** An event as the timeline routes send it: on the wire, with its one-line description. */

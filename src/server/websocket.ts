@@ -6,6 +6,7 @@ import type { Cursor } from '../cursor.ts';
 import { HeadwayError, NotFoundError } from '../errors.ts';
 import { toJson } from '../json.ts';
 import type { Ledger, SubscribeOptions } from '../ledger.ts';
+import type { SharedFollower } from '../shared-follower.ts';
 import { toValidationIssues } from '../prepare-events.ts';
 import { toWire } from './event-stream.ts';
 
@@ -26,6 +27,14 @@ const subscribeMessage = z.strictObject({
     .regex(/^\d{1,20}:\d{1,20}$/, 'expected a cursor such as 812:40')
     .optional(),
 });
+
+/** How a session pings, and the server's cap on streams it must respect. */
+export interface SessionSettings {
+  heartbeatMs: number;
+  /** True while the server holds its most event streams. */
+  streamsFull: () => boolean;
+  maxStreams: number;
+}
 
 const clientMessage = z.discriminatedUnion('type', [
   subscribeMessage,
@@ -48,7 +57,8 @@ export class WebSocketSession {
   constructor(
     private readonly socket: WebSocket,
     private readonly ledger: Ledger,
-    heartbeatMs: number,
+    private readonly follower: SharedFollower,
+    private readonly settings: SessionSettings,
     private readonly onClose: () => void,
   ) {
     socket.on('pong', () => (this.alive = true));
@@ -71,7 +81,7 @@ export class WebSocketSession {
       }
       this.alive = false;
       socket.ping();
-    }, heartbeatMs);
+    }, settings.heartbeatMs);
   }
 
   /** Subscriptions open now. */
@@ -123,6 +133,12 @@ export class WebSocketSession {
         `expected at most ${maxSubscriptions} subscriptions per connection`,
       );
     }
+    if (this.settings.streamsFull()) {
+      return fail(
+        'too_many_streams',
+        `the server holds its most event streams (${this.settings.maxStreams}); retry later or on another server`,
+      );
+    }
     if ((message.jobId === undefined) === (message.project === undefined)) {
       return fail('invalid_input', 'expected either jobId or project, received both or neither');
     }
@@ -140,13 +156,10 @@ export class WebSocketSession {
         filter = { projects: [message.project!] };
       }
       const after: Cursor =
-        message.after === undefined ? await this.ledger.liveCursor() : parseCursor(message.after);
+        message.after === undefined ? await this.follower.cursor() : parseCursor(message.after);
       this.send({ type: 'subscribed', id, cursor: formatCursor(after) });
       this.send({ type: 'snapshot', id, data: snapshot });
-      for await (const page of this.ledger.follow(
-        { ...filter, after, batchSize: 100 },
-        controller.signal,
-      )) {
+      for await (const page of this.follower.follow({ ...filter, after }, controller.signal)) {
         for (const event of page.events) {
           // Paced by the socket: a peer that does not read slows its own subscriptions.
           while (this.socket.bufferedAmount > highWaterBytes && !controller.signal.aborted) {

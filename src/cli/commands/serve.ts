@@ -6,7 +6,10 @@ import { isLoopbackHost, parseTokens } from '../../server/auth.ts';
 import { createServer } from '../../server/server.ts';
 import { runDemo } from '../../demo/simulated-pipeline.ts';
 import { parseNonNegativeInt, parsePositiveInt } from '../arguments.ts';
-import { abortOnSignals, withLedger } from '../context.ts';
+import { abortOnSignals, resolveSchema, withLedger } from '../context.ts';
+import type { GlobalOptions } from '../context.ts';
+import { DatabaseReadiness } from '../../database-readiness.ts';
+import { prepareSchema } from '../../migrations.ts';
 
 interface ServeOptions {
   host: string;
@@ -14,6 +17,8 @@ interface ServeOptions {
   log?: boolean;
   demo?: boolean;
   demoItems: number;
+  migrate: boolean;
+  maxStreams: number;
 }
 
 /** `headway serve`: the HTTP API, with the projection runners, until Ctrl-C or SIGTERM. */
@@ -26,6 +31,8 @@ export function registerServe(program: Command): void {
     .option('--log', 'log every request to stderr')
     .option('--demo', 'feed the served ledger with the simulated pipeline of `headway demo`')
     .option('--demo-items <n>', 'documents the demo processes', parsePositiveInt, 2_000)
+    .option('--no-migrate', 'only check the schema is there (an app role may not migrate)')
+    .option('--max-streams <n>', 'most SSE and WebSocket streams at once', parsePositiveInt, 5_000)
     .action(async (options: ServeOptions, command: Command) => {
       const tokens = process.env.HEADWAY_TOKENS ? parseTokens(process.env.HEADWAY_TOKENS) : null;
       if (!tokens && !isLoopbackHost(options.host)) {
@@ -36,45 +43,73 @@ export function registerServe(program: Command): void {
           },
         ]);
       }
-      await withLedger(command, async (ledger) => {
-        const stop = abortOnSignals();
-        const runners = ledger.runProjections();
-        const server = await createServer({
-          ledger,
-          ...(tokens ? { tokens } : {}),
-          logger: options.log ?? false,
-        });
-        try {
-          const address = await server.listen({ host: options.host, port: options.port });
-          const { store, description } = ledger.location;
-          const where =
-            store === 'pglite'
-              ? `the embedded store at ${description}`
-              : `PostgreSQL ${description}`;
-          process.stdout.write(
-            `Headway serving ${where} on ${address} (API: ${address}/openapi.json)\n`,
+      const schema = resolveSchema(command.optsWithGlobals<GlobalOptions>());
+      await withLedger(
+        command,
+        async (ledger) => {
+          const stop = abortOnSignals();
+          const readiness = new DatabaseReadiness(() =>
+            options.migrate ? prepareSchema(ledger.db, schema) : checkSchema(ledger),
           );
-          process.stdout.write(`Dashboard: ${address}/\n`);
-          if (!tokens) {
+          // One try before listening; past that the server listens while it retries, so
+          // clients get 503 with Retry-After rather than refused connections.
+          await readiness.tryOnce();
+          const server = await createServer({
+            ledger,
+            ...(tokens ? { tokens } : {}),
+            logger: options.log ?? false,
+            maxStreams: options.maxStreams,
+            readiness,
+          });
+          let runners: { stop(): Promise<void> } | undefined;
+          try {
+            const address = await server.listen({ host: options.host, port: options.port });
+            const { store, description } = ledger.location;
+            const where =
+              store === 'pglite'
+                ? `the embedded store at ${description}`
+                : `PostgreSQL ${description}`;
             process.stdout.write(
-              'No HEADWAY_TOKENS: every route is open, so the server listens on this machine only.\n',
+              `Headway serving ${where} on ${address} (API: ${address}/openapi.json)\n`,
             );
+            process.stdout.write(`Dashboard: ${address}/\n`);
+            if (!tokens) {
+              process.stdout.write(
+                'No HEADWAY_TOKENS: every route is open, so the server listens on this machine only.\n',
+              );
+            }
+            const ready = await readiness.wait(stop.signal, (error, failures) => {
+              // The first failure and then every tenth: enough to see, not a flood.
+              if (failures % 10 === 1) {
+                process.stderr.write(`Waiting for the database (answering 503): ${error}\n`);
+              }
+            });
+            if (ready) {
+              if (readiness.failures > 0) process.stdout.write('The database is ready.\n');
+              runners = ledger.runProjections();
+              if (options.demo) await feedDemo(ledger, address, options.demoItems, stop.signal);
+            }
+            if (!stop.signal.aborted) {
+              await new Promise((resolve) =>
+                stop.signal.addEventListener('abort', resolve, { once: true }),
+              );
+            }
+            process.stdout.write('Stopping: finishing requests and writing queued appends.\n');
+          } finally {
+            stop.dispose();
+            // Stops accepting, waits for requests in flight, then flushes the appender.
+            await server.close();
+            await runners?.stop();
           }
-          if (options.demo) await feedDemo(ledger, address, options.demoItems, stop.signal);
-          if (!stop.signal.aborted) {
-            await new Promise((resolve) =>
-              stop.signal.addEventListener('abort', resolve, { once: true }),
-            );
-          }
-          process.stdout.write('Stopping: finishing requests and writing queued appends.\n');
-        } finally {
-          stop.dispose();
-          // Stops accepting, waits for requests in flight, then flushes the appender.
-          await server.close();
-          await runners.stop();
-        }
-      });
+        },
+        { migrate: false },
+      );
     });
+}
+
+/** For `--no-migrate`: the database answers and holds the log's tables. */
+async function checkSchema(ledger: Ledger): Promise<void> {
+  await ledger.db.selectFrom('events').select('position').limit(1).execute();
 }
 
 /** Runs the demo pipeline against the served ledger on the wall clock, so it can be watched. */
