@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { Database } from '../schema/database.ts';
+import { isStorableText, unstorableTextMessage } from '../schema/events.ts';
 import { limits } from '../schema/limits.ts';
 import {
   ConcurrencyError,
@@ -35,7 +36,11 @@ export interface StreamAppend {
   expectedVersion?: ExpectedVersion;
 }
 
-export const streamIdSchema = z.string().min(1).max(limits.idLength);
+export const streamIdSchema = z
+  .string()
+  .min(1)
+  .max(limits.idLength)
+  .refine(isStorableText, unstorableTextMessage);
 const expectedVersionSchema = z.union([
   z.literal(['any', 'no_stream', 'stream_exists']),
   z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
@@ -104,6 +109,8 @@ interface AppendRow {
   out_event_id: string;
   out_position: bigint | string;
   out_version: bigint | string | number;
+  /** Only when counting: whether this statement wrote the row. */
+  out_written?: boolean;
 }
 
 /** Runs `headway_append` for already prepared streams: one statement, one round trip. */
@@ -111,6 +118,32 @@ export async function executeAppend(
   db: Kysely<Database>,
   streams: readonly PreparedStream[],
 ): Promise<AppendResult[]> {
+  return (await runAppend(db, streams, false)).results;
+}
+
+/** What an append did: where each event is, and how many of them this call wrote. */
+export interface AppendOutcome {
+  results: AppendResult[];
+  /** Events this call stored; the others were there already (an idempotent retry). */
+  written: number;
+}
+
+/**
+ * `executeAppend` that also tells how many events it wrote, against how many were
+ * stored before (an import run twice writes nothing the second time).
+ */
+export async function executeAppendCounting(
+  db: Kysely<Database>,
+  streams: readonly PreparedStream[],
+): Promise<AppendOutcome> {
+  return runAppend(db, streams, true);
+}
+
+async function runAppend(
+  db: Kysely<Database>,
+  streams: readonly PreparedStream[],
+  countWritten: boolean,
+): Promise<AppendOutcome> {
   const streamIds: string[] = [];
   const expected: number[] = [];
   const eventStreams: number[] = [];
@@ -138,10 +171,14 @@ export async function executeAppend(
     }
   });
 
+  // A row this statement wrote carries this transaction's id; a retried one an older id.
+  const written = countWritten
+    ? sql`, coalesce(out_transaction_id = pg_current_xact_id_if_assigned(), false) as out_written`
+    : sql``;
   let rows: AppendRow[];
   try {
     const result = await sql<AppendRow>`
-      select out_stream_id, out_event_id, out_position, out_version
+      select out_stream_id, out_event_id, out_position, out_version${written}
         from headway_append(${streamIds}::text[], ${expected}::bigint[],
                             ${eventStreams}::int[], ${eventIds}::uuid[], ${types}::text[],
                             ${schemaVersions}::int[], ${jsonArray(data)}::jsonb,
@@ -153,7 +190,7 @@ export async function executeAppend(
   }
 
   const byEventId = new Map(rows.map((row) => [row.out_event_id, row]));
-  return streams.map((stream) => {
+  const results = streams.map((stream) => {
     let head = 0;
     const events = stream.events.map((event) => {
       const row = byEventId.get(event.eventId);
@@ -164,6 +201,7 @@ export async function executeAppend(
     });
     return { streamId: stream.streamId, nextExpectedVersion: head, events };
   });
+  return { results, written: rows.filter((row) => row.out_written === true).length };
 }
 
 /**
@@ -177,12 +215,14 @@ function jsonArray(values: readonly string[]): string {
 /** Maps the SQLSTATEs raised by `headway_append` to typed errors. */
 function translateAppendError(error: unknown, streams: readonly PreparedStream[]): unknown {
   const code = (error as { code?: unknown }).code;
-  if (code !== 'HW001' && code !== 'HW002') return error;
+  if (code !== 'HW001' && code !== 'HW002' && code !== 'HW005') return error;
   const detail = JSON.parse(detailText(error)) as {
     streamId?: string | null;
     actual?: number;
     repeated?: number;
     events?: number;
+    eventIds?: unknown;
+    fields?: unknown;
   };
   if (code === 'HW001') {
     const stream = streams.find((candidate) => candidate.streamId === detail.streamId);
@@ -192,11 +232,18 @@ function translateAppendError(error: unknown, streams: readonly PreparedStream[]
       Number(detail.actual ?? 0),
     );
   }
+  // HW002: a batch partly repeats an earlier one; HW005: a retry with other content.
   return new IdempotencyConflictError(
     detail.streamId ?? null,
     Number(detail.repeated ?? 0),
     Number(detail.events ?? 0),
+    stringsOf(detail.eventIds),
+    code === 'HW005' ? stringsOf(detail.fields) : [],
   );
+}
+
+function stringsOf(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((item) => typeof item === 'string') : [];
 }
 
 function detailText(error: unknown): string {

@@ -3,6 +3,7 @@ import type { EventInput } from '../schema/events.ts';
 import { eventMetadata } from '../schema/events.ts';
 import { limits } from '../schema/limits.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
+import { executeAppendCounting, prepareStreams } from './append-statement.ts';
 import { HeadwayError, InvalidEventError } from './errors.ts';
 import type { Ledger } from './ledger.ts';
 import { toValidationIssues } from './prepare-events.ts';
@@ -50,9 +51,13 @@ const importLine = z.object({
 
 /** What an import did. */
 export interface ImportResult {
-  /** Lines read. */
+  /** Events read (one per non-empty line). */
   events: number;
   streams: number;
+  /** Events this import stored. */
+  imported: number;
+  /** Events the ledger held already, with the same content: an earlier import's. */
+  alreadyPresent: number;
 }
 
 /** Longest line an import accepts, in characters. */
@@ -62,8 +67,10 @@ const bufferedEvents = 20_000;
 
 /**
  * Imports NDJSON export lines, idempotent by event id: importing the same file twice
- * writes it once. Each stream keeps its versions (a stream that already holds other
- * events is a `ConcurrencyError`); positions and recording times are the target's own.
+ * writes it once, and says how many events were new. Each stream keeps its versions (a
+ * stream that already holds other events is a `ConcurrencyError`, an event id the ledger
+ * holds with other content an `IdempotencyConflictError` naming it); positions and
+ * recording times are the target's own.
  */
 export async function importNdjson(
   ledger: Ledger,
@@ -73,6 +80,7 @@ export async function importNdjson(
   const lastVersion = new Map<string, number>();
   let buffered = 0;
   let count = 0;
+  let imported = 0;
   let lineNumber = 0;
 
   const flush = async () => {
@@ -81,13 +89,15 @@ export async function importNdjson(
     buffers.clear();
     buffered = 0;
     for (let start = 0; start < streams.length; start += limits.streamsPerAppend) {
-      await ledger.appendMany(
+      const prepared = prepareStreams(
         streams.slice(start, start + limits.streamsPerAppend).map(([streamId, buffer]) => ({
           streamId,
           events: buffer.events,
           expectedVersion: buffer.firstVersion - 1,
         })),
+        new Date(),
       );
+      imported += (await executeAppendCounting(ledger.db, prepared)).written;
     }
   };
 
@@ -140,5 +150,10 @@ export async function importNdjson(
     if (buffer.events.length >= streamChunk || buffered >= bufferedEvents) await flush();
   }
   await flush();
-  return { events: count, streams: lastVersion.size };
+  return {
+    events: count,
+    streams: lastVersion.size,
+    imported,
+    alreadyPresent: count - imported,
+  };
 }

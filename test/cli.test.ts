@@ -101,9 +101,19 @@ describe('headway CLI on the embedded store', () => {
     const imported = json<{ events: number; streams: number }>(
       await headway(fresh, 'import', file, '--json'),
     );
-    expect(imported).toEqual({ events: lines.length, streams: 2 });
-    // Importing again writes nothing.
-    json(await headway(fresh, 'import', file, '--json'));
+    expect(imported).toEqual({
+      events: lines.length,
+      streams: 2,
+      imported: lines.length,
+      alreadyPresent: 0,
+    });
+    // Importing again writes nothing, and says so.
+    expect(json(await headway(fresh, 'import', file, '--json'))).toEqual({
+      events: lines.length,
+      streams: 2,
+      imported: 0,
+      alreadyPresent: lines.length,
+    });
     const countEvents = async (dir: string) =>
       json<{ events: number }[]>(await headway(dir, 'jobs', '--json')).reduce(
         (sum, job) => sum + job.events,
@@ -121,6 +131,48 @@ describe('headway CLI on the embedded store', () => {
       return report;
     };
     expect(await failures(fresh)).toEqual(await failures(store));
+  });
+
+  it('says how many imported events were new, and fails on a reused id with other content', async () => {
+    const target = join(folder, 'import-target');
+    const event = (version: number, eventId: string, data: Record<string, unknown>) =>
+      JSON.stringify({
+        streamId: 'imported-job',
+        version,
+        eventId,
+        type: version === 1 ? 'job.started' : 'item.completed',
+        schemaVersion: 1,
+        data,
+        metadata: {},
+        occurredAt: '2026-11-23T10:00:00.000Z',
+        recordedAt: '2026-11-23T10:00:00.000Z',
+        position: String(version),
+      });
+    const startedId = '6a1f3b0e-1c2d-4e5f-8a9b-000000000001';
+    const started = { name: 'copy', kind: 'crawl', project: 'web' };
+    const file = join(folder, 'two.ndjson');
+    await writeFile(
+      file,
+      `${event(1, startedId, started)}\n${event(2, '6a1f3b0e-1c2d-4e5f-8a9b-000000000002', { itemId: 'a' })}\n`,
+    );
+    const first = await headway(target, 'import', file);
+    expect(first.stderr).toBe('');
+    expect(first.stdout).toBe(
+      `Imported 2 new events of 2 read (1 job) into ${target}; 0 were there already.\n`,
+    );
+    const again = await headway(target, 'import', file);
+    expect(again.stdout).toBe(
+      `Imported 0 new events of 2 read (1 job) into ${target}; 2 were there already.\n`,
+    );
+
+    const changed = join(folder, 'changed.ndjson');
+    await writeFile(changed, `${event(1, startedId, { ...started, name: 'renamed' })}\n`);
+    const conflict = await headway(target, 'import', changed);
+    expect(conflict.code).toBe(1);
+    expect(conflict.stdout).toBe('');
+    expect(conflict.stderr).toBe(
+      `headway: Stream 'imported-job': event id ${startedId} was appended before with other data; a retry must repeat its events unchanged, and a new event needs a new id (idempotency_conflict)\n`,
+    );
   });
 
   it('rejects bad input with one clear line and exit code 1, changing nothing', async () => {

@@ -66,11 +66,16 @@ CREATE UNIQUE INDEX streams_pkey ON streams USING btree (stream_id)
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events FOR EACH STATEMENT EXECUTE FUNCTION headway_reject_change()
 CREATE TRIGGER events_no_update_or_delete BEFORE DELETE OR UPDATE ON events FOR EACH ROW EXECUTE FUNCTION headway_reject_change()
 CREATE TRIGGER events_notify AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION headway_notify_append()
+CREATE TRIGGER streams_head_matches_log AFTER INSERT OR UPDATE ON streams FOR EACH ROW EXECUTE FUNCTION headway_check_stream_head()
+CREATE TRIGGER streams_no_delete BEFORE DELETE ON streams FOR EACH ROW EXECUTE FUNCTION headway_reject_stream_change()
+CREATE TRIGGER streams_no_truncate BEFORE TRUNCATE ON streams FOR EACH STATEMENT EXECUTE FUNCTION headway_reject_stream_change()
 
 -- functions
 CREATE OR REPLACE FUNCTION headway_append(p_stream_ids text[], p_expected bigint[], p_event_streams integer[], p_event_ids uuid[], p_types text[], p_schema_versions integer[], p_data jsonb, p_metadata jsonb, p_occurred_at timestamp with time zone[])
  RETURNS TABLE(out_stream_id text, out_event_id uuid, out_position bigint, out_version bigint, out_transaction_id xid8, out_recorded_at timestamp with time zone)
  LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 #variable_conflict use_column
 DECLARE
@@ -87,6 +92,8 @@ DECLARE
   v_existing  integer;
   v_new       integer;
   v_any_retry boolean := false;
+  v_ids       jsonb;
+  v_fields    jsonb;
 BEGIN
   IF jsonb_array_length(p_data) <> coalesce(array_length(p_event_ids, 1), 0)
      OR jsonb_array_length(p_metadata) <> coalesce(array_length(p_event_ids, 1), 0) THEN
@@ -113,10 +120,12 @@ BEGIN
             OR (v_expected = -3 AND v_current > 0)
             OR v_expected = v_current) THEN
       SELECT count(*) INTO v_count FROM unnest(p_event_streams) AS e(si) WHERE e.si = v_index;
-      SELECT count(*), count(*) FILTER (WHERE ev.stream_id = v_stream)
-        INTO v_existing, v_new
+      SELECT count(*), count(*) FILTER (WHERE ev.stream_id = v_stream),
+             coalesce(jsonb_agg(e.id ORDER BY e.ord), '[]')
+        INTO v_existing, v_new, v_ids
         FROM events ev
-        JOIN unnest(p_event_streams, p_event_ids) AS e(si, id) ON ev.event_id = e.id
+        JOIN unnest(p_event_streams, p_event_ids) WITH ORDINALITY AS e(si, id, ord)
+          ON ev.event_id = e.id
        WHERE e.si = v_index;
       IF v_new = v_count AND v_count > 0 THEN
         v_retry[v_index] := true;
@@ -125,7 +134,8 @@ BEGIN
         RAISE EXCEPTION 'batch partly repeats events appended before, on stream %', v_stream
           USING ERRCODE = 'HW002',
                 DETAIL = json_build_object(
-                  'streamId', v_stream, 'repeated', v_existing, 'events', v_count)::text;
+                  'streamId', v_stream, 'repeated', v_existing, 'events', v_count,
+                  'eventIds', v_ids)::text;
       ELSE
         RAISE EXCEPTION 'expected version mismatch on stream %', v_stream
           USING ERRCODE = 'HW001',
@@ -152,8 +162,8 @@ BEGIN
            WITH ORDINALITY AS e(si, id, t, sv, d, m, o, ord)
      WHERE NOT v_retry[e.si]
   ), inserted AS (
-    INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata,
-                        occurred_at)
+    INSERT INTO events (stream_id, version, event_id, type, schema_version, data,
+                                 metadata, occurred_at)
     SELECT p_stream_ids[i.si], i.version, i.id, i.t, i.sv, i.d, i.m, i.o
       FROM input i ORDER BY i.si, i.version
     ON CONFLICT (event_id) DO NOTHING
@@ -184,15 +194,59 @@ BEGIN
         v_retry[v_index] := true;
         v_any_retry := true;
       ELSE
+        SELECT coalesce(jsonb_agg(e.id ORDER BY e.ord), '[]') INTO v_ids
+          FROM events ev
+          JOIN unnest(p_event_streams, p_event_ids) WITH ORDINALITY AS e(si, id, ord)
+            ON ev.event_id = e.id
+         WHERE e.si = v_index
+           AND NOT (ev.stream_id = v_stream AND ev.version > v_base[v_index]);
         RAISE EXCEPTION 'batch partly repeats events appended before, on stream %', v_stream
           USING ERRCODE = 'HW002',
                 DETAIL = json_build_object(
-                  'streamId', v_stream, 'repeated', v_count - v_new, 'events', v_count)::text;
+                  'streamId', v_stream, 'repeated', v_count - v_new, 'events', v_count,
+                  'eventIds', v_ids)::text;
       END IF;
     END LOOP;
   END IF;
 
   IF v_any_retry THEN
+    -- A retry repeats its events: the first retried stream (in input order) whose events
+    -- differ from the stored ones is a conflict. jsonb compares by value, so key order and
+    -- spacing do not count.
+    SELECT min(e.si) INTO v_index
+      FROM ROWS FROM (unnest(p_event_streams), unnest(p_event_ids), unnest(p_types),
+                      unnest(p_schema_versions), jsonb_array_elements(p_data),
+                      jsonb_array_elements(p_metadata))
+           AS e(si, id, t, sv, d, m)
+      JOIN events ev ON ev.event_id = e.id
+     WHERE v_retry[e.si]
+       AND (ev.type, ev.schema_version, ev.data, ev.metadata)
+           IS DISTINCT FROM (e.t, e.sv, e.d, e.m);
+    IF v_index IS NOT NULL THEN
+      SELECT jsonb_agg(e.id ORDER BY e.ord),
+             to_jsonb(array_remove(ARRAY[
+               CASE WHEN bool_or(ev.type <> e.t) THEN 'type' END,
+               CASE WHEN bool_or(ev.schema_version <> e.sv) THEN 'schemaVersion' END,
+               CASE WHEN bool_or(ev.data <> e.d) THEN 'data' END,
+               CASE WHEN bool_or(ev.metadata <> e.m) THEN 'metadata' END], NULL))
+        INTO v_ids, v_fields
+        FROM ROWS FROM (unnest(p_event_streams), unnest(p_event_ids), unnest(p_types),
+                        unnest(p_schema_versions), jsonb_array_elements(p_data),
+                        jsonb_array_elements(p_metadata))
+             WITH ORDINALITY AS e(si, id, t, sv, d, m, ord)
+        JOIN events ev ON ev.event_id = e.id
+       WHERE e.si = v_index
+         AND (ev.type, ev.schema_version, ev.data, ev.metadata)
+             IS DISTINCT FROM (e.t, e.sv, e.d, e.m);
+      SELECT count(*) INTO v_count FROM unnest(p_event_streams) AS e(si) WHERE e.si = v_index;
+      RAISE EXCEPTION 'event ids appended before with other content, on stream %',
+                      p_stream_ids[v_index]
+        USING ERRCODE = 'HW005',
+              DETAIL = json_build_object(
+                'streamId', p_stream_ids[v_index], 'repeated', jsonb_array_length(v_ids),
+                'events', v_count, 'eventIds', v_ids, 'fields', v_fields)::text;
+    END IF;
+
     -- The original rows of retried streams.
     RETURN QUERY
     SELECT ev.stream_id, ev.event_id, ev.position, ev.version, ev.transaction_id, ev.recorded_at
@@ -203,12 +257,36 @@ BEGIN
 END
 $function$
 
+CREATE OR REPLACE FUNCTION headway_check_stream_head()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_head bigint;
+BEGIN
+  IF TG_OP = 'UPDATE' AND NEW.stream_id IS DISTINCT FROM OLD.stream_id THEN
+    RAISE EXCEPTION 'stream heads follow the log: stream % cannot be renamed to %',
+                    OLD.stream_id, NEW.stream_id
+      USING ERRCODE = 'HW004';
+  END IF;
+  SELECT coalesce(max(e.version), 0) INTO v_head
+    FROM events e WHERE e.stream_id = NEW.stream_id;
+  IF NEW.version IS DISTINCT FROM v_head THEN
+    RAISE EXCEPTION 'stream heads follow the log: stream % has events up to version %, so its head must be %, received %',
+                    NEW.stream_id, v_head, v_head, NEW.version
+      USING ERRCODE = 'HW004',
+            HINT = 'streams.version is kept by headway_append; append events instead of writing it';
+  END IF;
+  RETURN NULL;
+END
+$function$
+
 CREATE OR REPLACE FUNCTION headway_notify_append()
  RETURNS trigger
  LANGUAGE plpgsql
 AS $function$
 BEGIN
-  PERFORM pg_notify('headway_events', current_schema());
+  PERFORM pg_notify('headway_events', TG_TABLE_SCHEMA);
   RETURN NULL;
 END
 $function$
@@ -219,6 +297,16 @@ CREATE OR REPLACE FUNCTION headway_reject_change()
 AS $function$
 BEGIN
   RAISE EXCEPTION 'events are immutable: % on % is not allowed', TG_OP, TG_TABLE_NAME
+    USING ERRCODE = 'HW003';
+END
+$function$
+
+CREATE OR REPLACE FUNCTION headway_reject_stream_change()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  RAISE EXCEPTION 'stream heads follow the log: % on % is not allowed', TG_OP, TG_TABLE_NAME
     USING ERRCODE = 'HW003';
 END
 $function$

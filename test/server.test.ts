@@ -154,6 +154,20 @@ for (const store of storesUnderTest()) {
       expect(retried.json.events[0]).toEqual(appended.json.events[1]);
       expect(await ledger.streamVersion('web-1')).toBe(8);
 
+      // The same id with other data is a conflict that names the id, not a success.
+      const reused = await call('POST', '/v1/jobs/web-1/events', {
+        token: appendToken,
+        body: { events: [{ ...batch.events[1], data: { itemId: 'z', leaseMs: 1 } }] },
+      });
+      expect(reused.status).toBe(409);
+      expect(reused.json.error).toMatchObject({
+        code: 'idempotency_conflict',
+        eventIds: ['00000000-0000-4000-8000-000000000001'],
+        fields: ['data'],
+      });
+      expect(reused.json.error.message).toContain('00000000-0000-4000-8000-000000000001');
+      expect(await ledger.streamVersion('web-1')).toBe(8);
+
       const status = await admin('GET', '/v1/jobs/web-1');
       expect(status.status).toBe(200);
       expect(status.json.progress).toMatchObject({

@@ -173,13 +173,101 @@ for (const store of storesUnderTest()) {
           .append('job-1', [completed('a', old), completed('c')])
           .catch((caught: unknown) => caught);
         expect(error).toBeInstanceOf(IdempotencyConflictError);
-        expect(error).toMatchObject({ code: 'idempotency_conflict', repeated: 1, events: 2 });
+        expect(error).toMatchObject({
+          code: 'idempotency_conflict',
+          repeated: 1,
+          events: 2,
+          eventIds: [old],
+        });
         const wrongStream = await ledger
           .append('job-2', [completed('a', old)])
           .catch((caught: unknown) => caught);
         expect(wrongStream).toMatchObject({ code: 'idempotency_conflict' });
         expect((await allEvents(ledger)).map((event) => event.version)).toEqual([1, 2]);
         expect(await ledger.streamVersion('job-2')).toBe(0);
+      });
+
+      it('refuses a reused event id with other content, naming it, and writes nothing', async () => {
+        const ids = [randomUUID(), randomUUID()];
+        const batch: EventInput[] = [
+          { ...started(), eventId: ids[0]! },
+          { ...completed('a', ids[1]), metadata: { actor: 'crawler-1' } },
+        ];
+        const first = await ledger.append('job-1', batch, { expectedVersion: 'no_stream' });
+        // The same content, keys in another order and a later clock: a retry, nothing written.
+        const reordered: EventInput[] = [
+          { ...batch[0]!, occurredAt: '2030-01-01T00:00:00.000Z' },
+          {
+            type: 'item.completed',
+            eventId: ids[1]!,
+            metadata: { actor: 'crawler-1' },
+            data: { durationMs: 10, itemId: 'a' },
+          },
+        ];
+        expect(await ledger.append('job-1', reordered)).toEqual(first);
+        expect(await ledger.append('job-1', reordered, { expectedVersion: 'no_stream' })).toEqual(
+          first,
+        );
+        const before = await allEvents(ledger);
+
+        const changes: [string, EventInput[], string[]][] = [
+          [
+            'data',
+            [batch[0]!, { ...batch[1]!, data: { itemId: 'b', durationMs: 10 } } as EventInput],
+            ['data'],
+          ],
+          [
+            'type',
+            [batch[0]!, { ...batch[1]!, type: 'item.skipped', data: { itemId: 'a' } }],
+            ['type', 'data'],
+          ],
+          [
+            'metadata',
+            [batch[0]!, { ...batch[1]!, metadata: { actor: 'crawler-2' } }],
+            ['metadata'],
+          ],
+        ];
+        for (const [what, changed, fields] of changes) {
+          for (const expectedVersion of ['any', 'no_stream'] as const) {
+            const error = await ledger
+              .append('job-1', changed, { expectedVersion })
+              .catch((caught: unknown) => caught);
+            expect(error, `${what}, ${expectedVersion}`).toBeInstanceOf(IdempotencyConflictError);
+            expect(error).toMatchObject({
+              code: 'idempotency_conflict',
+              streamId: 'job-1',
+              eventIds: [ids[1]],
+              fields,
+            });
+            expect((error as Error).message).toContain(ids[1]);
+          }
+        }
+        expect(await allEvents(ledger)).toEqual(before);
+        expect(await ledger.streamVersion('job-1')).toBe(2);
+        // The stream takes new events as before.
+        expect((await ledger.append('job-1', items(1, 'new'))).nextExpectedVersion).toBe(3);
+      });
+
+      it('refuses a conflicting retry in appendMany by its stream, writing no stream', async () => {
+        const id = '0b7a3c1e-5d4f-4e2a-9b8c-7d6e5f4a3b2c';
+        await ledger.append('a', [completed('x', id)]);
+        const error = await ledger
+          .appendMany([
+            { streamId: 'b', events: [started('b')] },
+            { streamId: 'a', events: [completed('y', id)] },
+          ])
+          .catch((caught: unknown) => caught);
+        expect(error).toMatchObject({
+          code: 'idempotency_conflict',
+          streamId: 'a',
+          eventIds: [id],
+          fields: ['data'],
+        });
+        expect((error as Error).message).toMatchInlineSnapshot(
+          `"Stream 'a': event id 0b7a3c1e-5d4f-4e2a-9b8c-7d6e5f4a3b2c was appended before with other data; a retry must repeat its events unchanged, and a new event needs a new id"`,
+        );
+        expect(await ledger.streamVersion('b')).toBe(0);
+        expect(await allEvents(ledger)).toHaveLength(1);
       });
 
       it('rejects duplicate ids inside one batch before writing', async () => {
@@ -367,7 +455,7 @@ for (const store of storesUnderTest()) {
         await expect(
           ledger.readAll({ after: 'yesterday' }),
         ).rejects.toThrowErrorMatchingInlineSnapshot(
-          `[InvalidInputError: after: expected a cursor "<transactionId>:<position>" such as "812:1044", received "yesterday"]`,
+          `[InvalidInputError: after: expected a cursor "<transactionId>:<position>" such as "812:1044", with a transaction id below 2^64 and a position below 2^63, received "yesterday"]`,
         );
       });
 
@@ -537,6 +625,37 @@ for (const store of storesUnderTest()) {
           /events are immutable: TRUNCATE/,
         );
         expect(await allEvents(ledger)).toEqual(before);
+      });
+
+      it('keeps stream heads on the log: a wrong version, DELETE and TRUNCATE are refused', async () => {
+        await ledger.append('job-1', [started(), ...items(1)]);
+        const refused = async (statement: ReturnType<typeof sql>) =>
+          (await statement.execute(ledger.db).catch((caught: unknown) => caught)) as {
+            code?: string;
+            message?: string;
+          };
+        expect(await refused(sql`update streams set version = 3`)).toMatchObject({
+          code: 'HW004',
+          message:
+            'stream heads follow the log: stream job-1 has events up to version 2, so its head must be 2, received 3',
+        });
+        expect(
+          await refused(sql`insert into streams (stream_id, version) values ('job-9', 4)`),
+        ).toMatchObject({ code: 'HW004' });
+        expect(await refused(sql`update streams set stream_id = 'job-2'`)).toMatchObject({
+          code: 'HW004',
+        });
+        expect(await refused(sql`delete from streams`)).toMatchObject({
+          code: 'HW003',
+          message: 'stream heads follow the log: DELETE on streams is not allowed',
+        });
+        expect(await refused(sql`truncate streams`)).toMatchObject({ code: 'HW003' });
+        // A head that matches the log may be written (nothing changes), and the job goes on.
+        await sql`update streams set version = 2`.execute(ledger.db);
+        const next = await ledger.append('job-1', items(1, 'after'), { expectedVersion: 2 });
+        expect(next.nextExpectedVersion).toBe(3);
+        expect(await ledger.streamVersion('job-1')).toBe(3);
+        expect(await ledger.streamVersion('job-9')).toBe(0);
       });
     });
   });

@@ -5,7 +5,10 @@ import { importNdjson } from '../../ndjson.ts';
 import { printJson, printLines, withLedger } from '../context.ts';
 import { formatCount } from '../format.ts';
 
-/** `headway import <file>`: NDJSON from an export; importing twice writes once. */
+/**
+ * `headway import <file>`: NDJSON from an export; importing twice writes once. An event id
+ * the ledger holds with other content fails the import (exit 1), naming the ids.
+ */
 export function registerImport(program: Command): void {
   program
     .command('import')
@@ -20,7 +23,7 @@ export function registerImport(program: Command): void {
         const result = await importNdjson(ledger, lines);
         if (options.json) return printJson(result);
         printLines([
-          `Imported ${formatCount(result.events)} events of ${formatCount(result.streams)} jobs into ${ledger.location.description}.`,
+          `Imported ${formatCount(result.imported)} new events of ${formatCount(result.events)} read (${formatCount(result.streams)} job${result.streams === 1 ? '' : 's'}) into ${ledger.location.description}; ${formatCount(result.alreadyPresent)} were there already.`,
         ]);
       });
     });
