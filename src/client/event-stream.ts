@@ -33,12 +33,22 @@ export async function statusError(response: Response): Promise<HttpStatusError> 
   } catch {
     // Not JSON: keep the text.
   }
-  const retryAfter = Number(response.headers.get('retry-after'));
   return new HttpStatusError(
     response.status,
     body,
-    Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1_000 : null,
+    retryAfterMs(response.headers.get('retry-after')),
   );
+}
+
+/** `Retry-After` in ms: delay-seconds or an HTTP date; null when absent, zero or unreadable. */
+function retryAfterMs(header: string | null): number | null {
+  if (header === null || header.trim() === '') return null;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return seconds > 0 ? seconds * 1_000 : null;
+  const at = Date.parse(header);
+  if (Number.isNaN(at)) return null;
+  const wait = at - Date.now();
+  return wait > 0 ? wait : null;
 }
 
 /**
