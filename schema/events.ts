@@ -17,9 +17,46 @@ function boundedMap<T extends z.ZodType>(value: T) {
     });
 }
 
-/** Any JSON value. Its size is bounded by the per-event byte cap. */
-export const jsonValue = z.json();
+/** True when `value` nests arrays and objects at most `limit` deep; stops looking past it. */
+function nestsWithin(value: unknown, limit: number): boolean {
+  if (typeof value !== 'object' || value === null) return true;
+  if (limit === 0) return false;
+  for (const child of Array.isArray(value) ? value : Object.values(value)) {
+    if (!nestsWithin(child, limit - 1)) return false;
+  }
+  return true;
+}
+
+/**
+ * Any JSON value, nested at most `limits.jsonDepth` deep (deeper values would overflow the
+ * stack of the recursive check). Its size is bounded by the per-event byte cap.
+ */
+export const jsonValue = z
+  .unknown()
+  .refine((value) => nestsWithin(value, limits.jsonDepth), {
+    message: `Too deep: expected arrays and objects nested at most ${limits.jsonDepth} deep`,
+    abort: true,
+  })
+  .pipe(z.json());
 export type JsonValue = z.infer<typeof jsonValue>;
+
+/** A UTF-16 surrogate without its other half: no UTF-8 text, so PostgreSQL cannot store it. */
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * True for text PostgreSQL can store: without NUL characters and lone UTF-16 surrogates.
+ *
+ * @example
+ * isStorableText('crawl-1'); // true
+ * isStorableText('a\u0000b'); // false
+ */
+export function isStorableText(text: string): boolean {
+  return !text.includes('\u0000') && !loneSurrogate.test(text);
+}
+
+/** The message of a refused `isStorableText`. */
+export const unstorableTextMessage =
+  'expected text without NUL characters (\\u0000) or lone UTF-16 surrogates, which PostgreSQL cannot store';
 
 /** Failure categories (DESIGN §6); producers may use their own names too. */
 export const defaultFailureCategories = [

@@ -16,6 +16,8 @@ export const limits = {
   stages: 100,
   /** Entries in a map (labels, metrics, counts). */
   mapEntries: 100,
+  /** Nesting of arrays and objects in a free JSON field (config, output, cursor, …). */
+  jsonDepth: 100,
   /** Serialized JSON of one event's data plus metadata, in bytes. */
   eventBytes: 64 * 1024,
   /** Events in one append call. */

@@ -17,19 +17,25 @@ export function formatCursor(cursor: Cursor): string {
   return `${cursor.transactionId}:${cursor.position}`;
 }
 
+/** The largest transaction id (`xid8`, unsigned) and position (`bigint`) the log can hold. */
+const maxTransactionId = 2n ** 64n - 1n;
+const maxPosition = 2n ** 63n - 1n;
+
 /** Parses `"<transactionId>:<position>"`, or passes a `Cursor` through. */
 export function parseCursor(value: string | Cursor): Cursor {
   if (typeof value !== 'string') return value;
   const match = /^(\d{1,20}):(\d{1,20})$/.exec(value.trim());
-  if (!match) {
+  // Past the column types, PostgreSQL refuses the number (bigint) or wraps it (xid8).
+  const cursor = match && { transactionId: BigInt(match[1]!), position: BigInt(match[2]!) };
+  if (!cursor || cursor.transactionId > maxTransactionId || cursor.position > maxPosition) {
     throw new InvalidInputError([
       {
         path: 'after',
-        message: `expected a cursor "<transactionId>:<position>" such as "812:1044", received ${JSON.stringify(value)}`,
+        message: `expected a cursor "<transactionId>:<position>" such as "812:1044", with a transaction id below 2^64 and a position below 2^63, received ${JSON.stringify(value)}`,
       },
     ]);
   }
-  return { transactionId: BigInt(match[1]!), position: BigInt(match[2]!) };
+  return cursor;
 }
 
 /** Orders cursors as the log does: by transaction, then position. */

@@ -3,6 +3,7 @@ import type { Kysely, RawBuilder, Selectable } from 'kysely';
 import { z } from 'zod';
 import type { Database } from '../schema/database.ts';
 import { limits } from '../schema/limits.ts';
+import { isStorableText, unstorableTextMessage } from '../schema/events.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import { addValue, emptyHistogram } from '../projections/histogram.ts';
 import { own, setOwn } from '../projections/own.ts';
@@ -100,14 +101,18 @@ const jobsCursorPattern = /^(\d{1,16}):(.+)$/;
 
 const statuses = ['pending', 'running', 'paused', 'completed', 'failed', 'cancelled'] as const;
 
+/** Text that PostgreSQL can compare: no NUL, no lone surrogate. */
+const storable = (max: number) =>
+  z.string().min(1).max(max).refine(isStorableText, unstorableTextMessage);
+
 const jobsQuerySchema = z.strictObject({
-  project: z.string().min(1).max(limits.nameLength).optional(),
-  kind: z.string().min(1).max(limits.nameLength).optional(),
+  project: storable(limits.nameLength).optional(),
+  kind: storable(limits.nameLength).optional(),
   status: z.array(z.enum(statuses)).max(statuses.length).optional(),
   active: z.boolean().optional(),
   finishedVisibleMs: z.number().int().min(0).optional(),
-  parentJobId: z.string().min(1).max(limits.idLength).optional(),
-  text: z.string().min(1).max(200).optional(),
+  parentJobId: storable(limits.idLength).optional(),
+  text: storable(200).optional(),
   limit: z.number().int().min(1).max(10_000).optional(),
   now: z.number().finite().optional(),
   after: z

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { Database } from '../schema/database.ts';
+import { isStorableText, unstorableTextMessage } from '../schema/events.ts';
 import { limits } from '../schema/limits.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import type { UpcasterIndex } from '../schema/upcast.ts';
@@ -10,6 +11,12 @@ import { escapeLike } from './escape-like.ts';
 import { toValidationIssues } from './prepare-events.ts';
 import { selectEventColumns, toRecordedEvent } from './recorded-row.ts';
 
+/** Text compared in SQL: PostgreSQL refuses NUL characters and lone surrogates in it. */
+const storable = (bounded: z.ZodString) => bounded.refine(isStorableText, unstorableTextMessage);
+
+/** The largest position the log can hold (`bigint`). */
+const maxPosition = 2n ** 63n - 1n;
+
 const timestamp = z
   .union([z.date(), z.iso.datetime({ offset: true })])
   .transform((value) => new Date(value));
@@ -17,9 +24,12 @@ const timestamp = z
 /** Filters and paging of `timeline`. */
 export const timelineQuerySchema = z.strictObject({
   /** One job, or all jobs when absent. */
-  jobId: z.string().min(1).max(limits.idLength).optional(),
+  jobId: storable(z.string().min(1).max(limits.idLength)).optional(),
   /** Event types; one ending in `*` matches by prefix (`x.*`: every custom event). */
-  types: z.array(z.string().min(1).max(limits.nameLength)).max(100).optional(),
+  types: z
+    .array(storable(z.string().min(1).max(limits.nameLength)))
+    .max(100)
+    .optional(),
   /** Only `log.written` events of this level. */
   level: z.enum(['debug', 'info', 'warn', 'error']).optional(),
   /** Events that occurred at or after this time. */
@@ -27,11 +37,16 @@ export const timelineQuerySchema = z.strictObject({
   /** Events that occurred before this time. */
   until: timestamp.optional(),
   /** Case-insensitive text in messages, reasons, notes and error messages. */
-  text: z.string().min(1).max(200).optional(),
+  text: storable(z.string().min(1).max(200)).optional(),
   /** The `nextCursor` of the previous page. */
   cursor: z
     .string()
     .regex(/^\d{1,20}$/, 'expected the nextCursor of a previous page')
+    // Past a bigint, PostgreSQL refuses the number.
+    .refine(
+      (cursor) => !/^\d+$/.test(cursor) || BigInt(cursor) <= maxPosition,
+      'expected the nextCursor of a previous page',
+    )
     .optional(),
   limit: z.number().int().min(1).max(1_000).optional(),
   order: z.enum(['asc', 'desc']).optional(),

@@ -1,11 +1,20 @@
 import { z } from 'zod';
-import { eventDataSchemas, eventMetadata } from '../../schema/events.ts';
+import {
+  eventDataSchemas,
+  eventMetadata,
+  isStorableText,
+  unstorableTextMessage,
+} from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
 
 /** Request schemas of the HTTP API: they validate requests and make the OpenAPI document. */
 
-const id = z.string().min(1).max(limits.idLength);
-const name = z.string().min(1).max(limits.nameLength);
+/** Text that reaches SQL: PostgreSQL refuses NUL characters and lone surrogates in it. */
+const storable = (bounded: z.ZodString) => bounded.refine(isStorableText, unstorableTextMessage);
+const id = storable(z.string().min(1).max(limits.idLength));
+const name = storable(z.string().min(1).max(limits.nameLength));
+/** Text searched for in the log. */
+const searchText = storable(z.string().min(1).max(200));
 const isoTime = z.iso.datetime({ offset: true });
 const jobStatuses = ['pending', 'running', 'paused', 'completed', 'failed', 'cancelled'] as const;
 
@@ -65,7 +74,7 @@ export const jobsQuery = z.strictObject({
     .describe('Comma-separated statuses'),
   active: booleanText.describe('Only running, paused and pending jobs, and those just ended'),
   parentJobId: id.optional(),
-  q: z.string().min(1).max(200).optional().describe("Text in the job's id, name, kind or project"),
+  q: searchText.optional().describe("Text in the job's id, name, kind or project"),
   limit: limit(10_000),
   cursor: z.string().max(300).optional().describe('The nextCursor of the previous page'),
 });
@@ -92,7 +101,7 @@ export const timelineQuery = z.strictObject({
     .describe("Comma-separated event types; one ending in '*' matches by prefix (x.*: custom)"),
   since: isoTime.optional(),
   until: isoTime.optional(),
-  q: z.string().min(1).max(200).optional().describe('Text in messages, reasons and errors'),
+  q: searchText.optional().describe('Text in messages, reasons and errors'),
   after: z.string().max(40).optional().describe('The nextCursor of the previous page'),
   limit: limit(1_000),
   order: z.enum(['asc', 'desc']).optional(),
