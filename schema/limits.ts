@@ -26,4 +26,8 @@ export const limits = {
   streamsPerAppend: 1_000,
   /** Rows in one read page. */
   readPage: 10_000,
+  /** Times (occurredAt, timeline bounds) from 0001-01-01, which PostgreSQL can store, in ms. */
+  earliestTimeMs: Date.parse('0001-01-01T00:00:00.000Z'),
+  /** …to 9999-12-31, in ms. */
+  latestTimeMs: Date.parse('9999-12-31T23:59:59.999Z'),
 } as const;

@@ -77,6 +77,8 @@ export class CoalescingAppender implements EventAppender {
   /** The batches being written, and the streams they hold back. */
   private readonly writing = new Set<Pending[]>();
   private readonly busyStreams = new Set<string>();
+  /** Event ids in statements in flight: a later call repeating one waits for its outcome. */
+  private readonly busyIds = new Set<string>();
   private scheduled = false;
   private idle: (() => void) | null = null;
   private closed = false;
@@ -173,15 +175,26 @@ export class CoalescingAppender implements EventAppender {
       const batch = this.takeBatch();
       if (batch.length === 0) break;
       this.writing.add(batch);
-      for (const entry of batch) this.busyStreams.add(entry.stream.streamId);
+      this.markBusy(batch, true);
       void this.write(batch).finally(() => {
         this.writing.delete(batch);
-        for (const entry of batch) this.busyStreams.delete(entry.stream.streamId);
+        this.markBusy(batch, false);
         if (this.queue.length > 0) this.pump();
         else if (this.writing.size === 0) this.idle?.();
       });
     }
     if (this.queue.length === 0 && this.writing.size === 0) this.idle?.();
+  }
+
+  private markBusy(batch: readonly Pending[], busy: boolean): void {
+    for (const { stream } of batch) {
+      if (busy) this.busyStreams.add(stream.streamId);
+      else this.busyStreams.delete(stream.streamId);
+      for (const { eventId } of stream.events) {
+        if (busy) this.busyIds.add(eventId);
+        else this.busyIds.delete(eventId);
+      }
+    }
   }
 
   /** The oldest calls that fit one statement: one per stream, no event id twice. */
@@ -199,7 +212,9 @@ export class CoalescingAppender implements EventAppender {
       if (batch.length === this.maxStreams || passedOver.length === maxPassedOver) break;
       const entry = this.queue[index]!;
       const { streamId, events: entryEvents } = entry.stream;
-      const clashes = streams.has(streamId) || entryEvents.some((event) => ids.has(event.eventId));
+      const clashes =
+        streams.has(streamId) ||
+        entryEvents.some((event) => ids.has(event.eventId) || this.busyIds.has(event.eventId));
       if (!clashes && batch.length > 0 && events + entryEvents.length > this.maxEvents) break;
       streams.add(streamId);
       for (const event of entryEvents) ids.add(event.eventId);

@@ -1,10 +1,15 @@
 export type { AppendedEvent, AppendResult, StreamAppend } from './append-statement.ts';
 export { compareCursors, formatCursor, parseCursor, startCursor } from './cursor.ts';
 export type { Cursor } from './cursor.ts';
-export { CoalescingAppender, type CoalescingAppenderOptions } from './coalescing-appender.ts';
+export { CoalescingAppender } from './coalescing-appender.ts';
+export type { AppenderBacklog, CoalescingAppenderOptions } from './coalescing-appender.ts';
+export { DatabaseReadiness } from './database-readiness.ts';
+export { ensureRoles, grantAppRole, regrantAppRoles, transferOwnership } from './database-roles.ts';
+export type { LedgerRoles } from './database-roles.ts';
 export {
   AppenderClosedError,
   ConcurrencyError,
+  DatabaseUnavailableError,
   EventTooLargeError,
   HeadwayError,
   IdempotencyConflictError,
@@ -13,6 +18,7 @@ export {
   JobFinishedError,
   NotFoundError,
   StoreBusyError,
+  StoreLockLostError,
 } from './errors.ts';
 export type { ExpectedVersion, HeadwayErrorCode, ValidationIssue } from './errors.ts';
 export { JobRecorder } from './job-recorder.ts';
@@ -44,9 +50,13 @@ export { importNdjson, toExportLine } from './ndjson.ts';
 export type { ExportLine, ImportResult } from './ndjson.ts';
 export { defaultDataDir, openLedger } from './open-ledger.ts';
 export type { OpenLedgerOptions } from './open-ledger.ts';
+export { defaultTimeouts, withQueryTimeout } from './postgres-pool.ts';
+export type { PostgresTimeouts } from './postgres-pool.ts';
 export type { ResumeOptions, ResumePoint } from './resume-job.ts';
 export { checkAccess, parseTokens } from './server/auth.ts';
 export type { Scope, TokenTable } from './server/auth.ts';
 export { createServer } from './server/server.ts';
 export type { ServerOptions } from './server/server.ts';
+export { SharedFollower } from './shared-follower.ts';
+export type { SharedFollowerOptions } from './shared-follower.ts';
 export type { TimelinePage, TimelineQuery } from './timeline-query.ts';

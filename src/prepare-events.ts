@@ -147,8 +147,6 @@ function unstorableText(data: string, metadata: string): string | undefined {
 }
 
 /** Times every store keeps exactly (PostgreSQL's own range is wider, a `Date`'s wider still). */
-const earliestTime = Date.parse('0001-01-01T00:00:00.000Z');
-const latestTime = Date.parse('9999-12-31T23:59:59.999Z');
 
 const knownTypes = Object.keys(eventDataSchemas).join(', ');
 
@@ -237,7 +235,7 @@ function prepareEvent(
   }
   const { type, data, eventId, occurredAt, metadata, schemaVersion } = parsed.data;
   const occurred = occurredAt === undefined ? now : new Date(occurredAt);
-  if (!(occurred.getTime() >= earliestTime && occurred.getTime() <= latestTime)) {
+  if (!(occurred.getTime() >= limits.earliestTimeMs && occurred.getTime() <= limits.latestTimeMs)) {
     issues.push({
       path: `${path}.occurredAt`,
       message: `expected a time from 0001-01-01 to 9999-12-31, received ${occurred.toISOString()}`,

@@ -19,7 +19,11 @@ const maxPosition = 2n ** 63n - 1n;
 
 const timestamp = z
   .union([z.date(), z.iso.datetime({ offset: true })])
-  .transform((value) => new Date(value));
+  .transform((value) => new Date(value))
+  .refine(
+    (time) => time.getTime() >= limits.earliestTimeMs && time.getTime() <= limits.latestTimeMs,
+    'expected a time from 0001-01-01 to 9999-12-31',
+  );
 
 /** Filters and paging of `timeline`. */
 export const timelineQuerySchema = z.strictObject({

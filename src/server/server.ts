@@ -130,15 +130,11 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.addHook('onRequest', async (request, reply) => {
     const scope = request.routeOptions.config.scope;
     if (scope && readiness && !readiness.ready) {
-      reply.header('retry-after', String(retryAfterSeconds));
-      return reply
-        .code(503)
-        .send(
-          body(
-            'database_unavailable',
-            `The server is waiting for the database: ${readiness.lastError ?? 'connecting'}`,
-          ),
-        );
+      return unavailable(
+        reply,
+        'database_unavailable',
+        `The server is waiting for the database: ${readiness.lastError ?? 'connecting'}`,
+      );
     }
     if (tokens.size === 0) {
       // Open routes are for this machine only: a page elsewhere that rebinds a name to
@@ -663,15 +659,16 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
 /** The answer past the cap on event streams: 503, try again later or elsewhere. */
 function tooManyStreams(reply: FastifyReply, maxStreams: number) {
-  reply.header('retry-after', String(retryAfterSeconds));
-  return reply
-    .code(503)
-    .send(
-      body(
-        'too_many_streams',
-        `this server holds its most event streams (${maxStreams}); retry later or on another server`,
-      ),
-    );
+  return unavailable(
+    reply,
+    'too_many_streams',
+    `this server holds its most event streams (${maxStreams}); retry later or on another server`,
+  );
+}
+
+/** 503 with `Retry-After`: the request may succeed if sent again shortly. */
+function unavailable(reply: FastifyReply, code: string, message: string) {
+  return reply.code(503).header('retry-after', String(retryAfterSeconds)).send(body(code, message));
 }
 
 /** An event as the timeline routes send it: on the wire, with its one-line description. */

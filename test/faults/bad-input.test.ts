@@ -1941,6 +1941,9 @@ describe('bad input below the HTTP layer', () => {
         { types: ['item.completed', 'x.\u0000'] },
         { cursor: '99999999999999999999' },
         { cursor: '9223372036854775808' },
+        // Year 0 passes ISO 8601 but not PostgreSQL's timestamptz.
+        { since: '0000-01-01T00:00:00Z' },
+        { until: '+010000-01-01T00:00:00Z' },
       ]) {
         await expect(ledger.timeline(query), JSON.stringify(query)).rejects.toThrow(
           InvalidInputError,
