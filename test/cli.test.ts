@@ -11,7 +11,8 @@ const headway = (dataDir: string, ...args: string[]) =>
   runHeadway(['--data-dir', dataDir, ...args]);
 const json = jsonOf;
 
-describe('headway CLI on the embedded store', () => {
+// Each command is a process that opens PGlite afresh: seconds each on a busy 2-core machine.
+describe('headway CLI on the embedded store', { timeout: 180_000 }, () => {
   let folder: string;
   let store: string;
   let jobId: string;
