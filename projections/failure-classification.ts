@@ -35,41 +35,256 @@ export interface Classification {
   retryable: boolean;
 }
 
-/** The default rules of DESIGN §6; producer rules run before them. */
-export const defaultClassificationRules: readonly ClassificationRule[] = [
-  ...['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT'].map(
-    (code) => ({ match: { code }, category: 'timeout' }),
+const timeoutCodes = [
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+];
+const networkCodes = [
+  'ECONNRESET',
+  'ENOTFOUND',
+  'ECONNREFUSED',
+  'EAI_AGAIN',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_SOCKET',
+];
+const outputCodes = ['ENOSPC', 'EACCES', 'EROFS', 'EDQUOT', 'EPERM', 'EMFILE'];
+
+/**
+ * A message pattern that matches any of these pattern sources as whole words. Each source
+ * must begin and end with a word character, or the boundaries cannot hold.
+ */
+const anyOf = (...sources: string[]): string => String.raw`\b(?:${sources.join('|')})\b`;
+
+/**
+ * A message pattern for HTTP statuses written as text: "HTTP 503", "HTTP/1.1 503",
+ * "HTTP Error 404: Not Found", "status code 502", "status: 429", "response code 503",
+ * "returned error: 503" (curl), "503 Service Unavailable" or "503 Server Error" (requests),
+ * and reason phrases distinctive enough to stand alone.
+ */
+function statusText(codes: string, reasons: string, reasonsAlone?: string): string {
+  const numbered = String.raw`(?:HTTP(?:/[\d.]+)?(?: error)?|status(?: ?code)?|response code|returned error)\W{1,3}(?:${codes})`;
+  const withReason = String.raw`(?:${codes}) (?:${reasons}|Server Error|Client Error)`;
+  return anyOf(numbered, withReason, ...(reasonsAlone === undefined ? [] : [reasonsAlone]));
+}
+
+/** The texts of the message-only defaults, tried after every structured default. */
+const messagePatterns = {
+  certificate: anyOf(
+    'x509',
+    'SSL certificate problem',
+    'certificate (?:verify failed|has expired)',
+    'self[- ]signed certificate',
+    'unable to (?:verify the first|get local issuer) certificate',
+    "does not match certificate's altnames",
   ),
+  timeoutStatus: statusText('408|504', 'Request Time-?out|Gateway Time-?out', 'Gateway Time-out'),
+  timeout: anyOf(
+    ...timeoutCodes,
+    'timed? ?out',
+    String.raw`\w*timeout(?:error|exception)?`,
+    'deadline exceeded',
+  ),
+  authStatus: statusText(
+    '401|403|407',
+    'Unauthorized|Forbidden|Proxy Authentication Required',
+    'Unauthorized|Forbidden',
+  ),
+  auth: anyOf(
+    'authentication (?:failed|required)',
+    'invalid (?:api[ _-]?key|token|credentials)',
+    '(?:token|credentials) (?:has )?expired',
+    String.raw`permission denied \(publickey`,
+    'access ?denied',
+    'login denied',
+  ),
+  networkStatus: statusText(
+    String.raw`429|5\d\d`,
+    'Too Many Requests|Internal Server Error|Bad Gateway|Service (?:Temporarily )?Unavailable',
+    'Too Many Requests|Internal Server Error|Bad Gateway|Service (?:Temporarily )?Unavailable',
+  ),
+  network: anyOf(
+    ...networkCodes,
+    'socket hang up',
+    'network error',
+    'fetch failed',
+    'connection (?:reset|refused|aborted|closed)',
+    '(?:New)?Connection(?:Reset|Refused|Aborted)?Error',
+    'RemoteDisconnected',
+    'TransportError',
+    'Max retries exceeded',
+    'broken pipe',
+    'no such host',
+    'no route to host',
+    'network is unreachable',
+    'nxdomain',
+    'getaddrinfo',
+    'name or service not known',
+    'temporary failure in name resolution',
+    'could not resolve host',
+    'failed to connect',
+    'SSL connect error',
+    'empty reply from server',
+    'recv failure',
+    // Go's HTTP client names the request first: Get "https://…": unexpected EOF.
+    String.raw`(?:Get|Head|Post|Put|Patch|Delete) "[^"]*": (?:unexpected )?EOF`,
+  ),
+  curlNetwork: String.raw`\bcurl: \((?:5|6|7|18|35|52|55|56)\)`,
+  output: anyOf(
+    ...outputCodes,
+    'no space left on device',
+    'read-only file system',
+    'disk quota exceeded',
+    'too many open files',
+    'PermissionError',
+    'permission denied',
+    'operation not permitted',
+    'failure writing output',
+  ),
+  notApplicableStatus: statusText(
+    '404|410|415',
+    'Not Found|Gone|Unsupported Media Type',
+    'Unsupported Media Type',
+  ),
+  notApplicable: anyOf(
+    'unsupported (?:media|file|content|mime)[- ]?type',
+    'unsupported (?:file )?format',
+  ),
+  extraction: anyOf(
+    // Parse and decode errors by name: JSONDecodeError, Jason.DecodeError,
+    // UnicodeDecodeError, XMLSyntaxError, yaml's ParserError, SyntaxError.
+    String.raw`\w*(?:Decode|Parser?|Syntax)Error`,
+    'in JSON at position',
+    'is not valid JSON',
+    'unexpected end of JSON input',
+    'looking for beginning of (?:value|object key string)',
+    'Expecting (?:value|property name)',
+    'unexpected byte at position',
+    'not well-formed',
+    'XML syntax error',
+    "codec can't decode",
+    'invalid (?:start|continuation) byte',
+    'invalid UTF-?8',
+    'illegal base64',
+    'ERR_INVALID_CHAR',
+    'ERR_ENCODING_INVALID_ENCODED_DATA',
+    'unexpected end of (?:file|archive|stream|data)',
+    'unexpected EOF',
+    'incorrect header check',
+    'invalid (?:stored block lengths|distance too far back|block type)',
+    'gzip: invalid header',
+    'not in gzip format',
+    'not a (?:gzipped|zip|valid zip) file',
+    'does not look like a tar archive',
+    'invalid tar header',
+    'Error is not recoverable',
+    'Bad(?:Zip|Gzip)File',
+    String.raw`tarfile\.ReadError`,
+    'corrupt input',
+    'End-of-central-directory signature not found',
+    'Compressed file ended',
+    'File format not recognized',
+  ),
+  analysis: anyOf(
+    'ValidationError',
+    'ZodError',
+    'KeyError',
+    'IndexError',
+    'AttributeError',
+    'ZeroDivisionError',
+    'RecursionError',
+    'MatchError',
+    '(?:Function|Case)ClauseError',
+    'nil pointer dereference',
+    'index out of range',
+    'Maximum call stack size exceeded',
+    'Cannot read propert(?:y|ies) of (?:undefined|null)',
+  ),
+};
+
+/**
+ * The default rules of DESIGN §6; producer rules run before them. Structured facts (code,
+ * name, status) come first, so they win over the message text; then the text, for
+ * producers that send only a message (over HTTP, often the whole of what they know).
+ *
+ * Decisions where the text is ambiguous:
+ * - Certificate failures (x509, "SSL certificate problem", "certificate verify failed",
+ *   self-signed) are `auth`: the remote's identity could not be trusted, and retrying will
+ *   not change that. A TLS handshake that merely failed ("SSL connect error") is `network`.
+ * - 404 and 410 are `not_applicable`, like 415: the source has no such input, so there is
+ *   nothing to process and nothing to retry. A wrong base URL shows as one large group.
+ * - A payload that is not the archive expected ("does not look like a tar archive", "not in
+ *   gzip format", "File is not a zip file") is `extraction`, not `not_applicable`: the job
+ *   handles archives, this one could not be unpacked (often an error page or a truncated
+ *   download). `not_applicable` is for inputs the job says it does not handle
+ *   ("unsupported format", 415).
+ * - Local file-system refusals (EACCES, EPERM, EROFS, "Permission denied" on a path,
+ *   Python's PermissionError) are `output`; a remote's refusal ("Permission denied
+ *   (publickey)", "Access Denied", 401, 403, invalid token) is `auth`.
+ * - `analysis` is assigned only for runtime errors of the code that works on parsed input
+ *   (KeyError, AttributeError, nil pointer dereference, "Cannot read properties of
+ *   undefined", validation errors); anything subtler is left to producers.
+ * - A missing file (ENOENT, FileNotFoundError) stays `unknown`: it may be a missing input,
+ *   a missing output directory or a missing tool.
+ */
+export const defaultClassificationRules: readonly ClassificationRule[] = [
+  ...timeoutCodes.map((code) => ({ match: { code }, category: 'timeout' })),
   { match: { name: 'AbortError' }, category: 'timeout' },
   { match: { name: 'TimeoutError' }, category: 'timeout' },
   { match: { status: 408 }, category: 'timeout' },
   { match: { status: 504 }, category: 'timeout' },
-  ...[
-    'ECONNRESET',
-    'ENOTFOUND',
-    'ECONNREFUSED',
-    'EAI_AGAIN',
-    'EPIPE',
-    'EHOSTUNREACH',
-    'ENETUNREACH',
-    'UND_ERR_SOCKET',
-  ].map((code) => ({ match: { code }, category: 'network' })),
+  ...networkCodes.map((code) => ({ match: { code }, category: 'network' })),
   { match: { status: 429 }, category: 'network' },
   { match: { statusRange: [500, 599] }, category: 'network' },
-  ...['ENOSPC', 'EACCES', 'EROFS', 'EDQUOT', 'EPERM', 'EMFILE'].map((code) => ({
-    match: { code },
-    category: 'output',
-  })),
+  ...outputCodes.map((code) => ({ match: { code }, category: 'output' })),
   { match: { status: 401 }, category: 'auth' },
   { match: { status: 403 }, category: 'auth' },
+  { match: { status: 407 }, category: 'auth' },
   { match: { code: 'EAUTH' }, category: 'auth' },
+  { match: { status: 404 }, category: 'not_applicable' },
+  { match: { status: 410 }, category: 'not_applicable' },
   { match: { status: 415 }, category: 'not_applicable' },
   { match: { name: 'SyntaxError' }, category: 'extraction' },
-  { match: { messagePattern: '\\btimed? ?out\\b' }, category: 'timeout' },
-  { match: { messagePattern: 'socket hang up|network error|fetch failed' }, category: 'network' },
+  { match: { messagePattern: messagePatterns.certificate }, category: 'auth' },
+  { match: { messagePattern: messagePatterns.timeoutStatus }, category: 'timeout' },
+  { match: { messagePattern: messagePatterns.timeout }, category: 'timeout' },
+  { match: { messagePattern: messagePatterns.authStatus }, category: 'auth' },
+  { match: { messagePattern: messagePatterns.auth }, category: 'auth' },
+  { match: { messagePattern: messagePatterns.networkStatus }, category: 'network' },
+  { match: { messagePattern: messagePatterns.network }, category: 'network' },
+  { match: { messagePattern: messagePatterns.curlNetwork }, category: 'network' },
+  { match: { messagePattern: messagePatterns.output }, category: 'output' },
+  { match: { messagePattern: messagePatterns.notApplicableStatus }, category: 'not_applicable' },
+  { match: { messagePattern: messagePatterns.notApplicable }, category: 'not_applicable' },
+  { match: { messagePattern: messagePatterns.extraction }, category: 'extraction' },
+  { match: { messagePattern: messagePatterns.analysis }, category: 'analysis' },
 ];
 
 const retryableByDefault = new Set(['network', 'timeout']);
+
+/**
+ * Message patterns compiled once each (null when invalid): classification runs in reducers
+ * on every failure event. Deterministic, as it only remembers; cleared when large, as
+ * producers may register patterns of their own.
+ */
+const compiledPatterns = new Map<string, RegExp | null>();
+
+function compiled(source: string): RegExp | null {
+  let pattern = compiledPatterns.get(source);
+  if (pattern === undefined) {
+    try {
+      pattern = new RegExp(source, 'i');
+    } catch {
+      pattern = null; // an invalid pattern matches nothing
+    }
+    if (compiledPatterns.size >= 1_000) compiledPatterns.clear();
+    compiledPatterns.set(source, pattern);
+  }
+  return pattern;
+}
 
 function matches(rule: ClassificationRule, facts: FailureFacts): boolean {
   const { match } = rule;
@@ -81,11 +296,7 @@ function matches(rule: ClassificationRule, facts: FailureFacts): boolean {
     if (facts.status === undefined || facts.status < low || facts.status > high) return false;
   }
   if (match.messagePattern !== undefined) {
-    try {
-      if (!new RegExp(match.messagePattern, 'i').test(facts.message)) return false;
-    } catch {
-      return false; // an invalid pattern matches nothing
-    }
+    if (compiled(match.messagePattern)?.test(facts.message) !== true) return false;
   }
   return (
     match.code !== undefined ||
@@ -98,11 +309,13 @@ function matches(rule: ClassificationRule, facts: FailureFacts): boolean {
 
 /**
  * Classifies a failure: the producer's category, else the first matching producer rule,
- * else the defaults, else `unknown`. `network` and `timeout` are retryable by default,
- * `not_applicable` never; an explicit `retryable` wins.
+ * else the defaults (structured facts first, then the message text), else `unknown`.
+ * `network` and `timeout` are retryable by default, `not_applicable` never; an explicit
+ * `retryable` wins.
  *
  * @example
  * classifyFailure({ message: 'read ECONNRESET', code: 'ECONNRESET' }); // { category: 'network', retryable: true }
+ * classifyFailure({ message: 'tar: Unexpected EOF in archive' }); // { category: 'extraction', retryable: false }
  */
 export function classifyFailure(
   facts: FailureFacts,

@@ -213,15 +213,18 @@ describe('failures', () => {
       jobFailures,
       given(
         start,
-        { type: 'item.failed', data: { itemId: 'a', error: { message: 'HTTP 503', code: 'E1' } } },
         {
           type: 'item.failed',
-          data: { itemId: 'b', error: { message: 'HTTP 503', code: 'E1', retryable: true } },
+          data: { itemId: 'a', error: { message: 'odd result 7', code: 'E1' } },
+        },
+        {
+          type: 'item.failed',
+          data: { itemId: 'b', error: { message: 'odd result 7', code: 'E1', retryable: true } },
         },
       ),
     );
     expect(failureGroups(state).map((group) => [group.key, group.count, group.retryable])).toEqual([
-      ['unknown: HTTP <n>', 2, 1],
+      ['unknown: odd result <n>', 2, 1],
     ]);
   });
 });
