@@ -54,7 +54,13 @@ describe.skipIf(!postgres.available)('gap-safe reading on PostgreSQL', () => {
 
       // ...and delivers both, in transaction order, once it commits.
       await slow.commit();
-      const caughtUp = await ledger.readAll({ after: held.next });
+      // Another suite's open transaction on the shared server may hold the horizon a while.
+      let caughtUp = await ledger.readAll({ after: held.next });
+      for (const deadline = Date.now() + 30_000; caughtUp.events.length < 2;) {
+        if (Date.now() > deadline) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        caughtUp = await ledger.readAll({ after: held.next });
+      }
       expect(caughtUp.events.map((e) => e.streamId)).toEqual(['slow', 'fast']);
     } finally {
       await ledger.close();
@@ -65,19 +71,23 @@ describe.skipIf(!postgres.available)('gap-safe reading on PostgreSQL', () => {
     const ledger = await postgres.open({ poolSize: 20 });
     try {
       const seen: string[] = [];
+      const written: string[] = [];
       let cursor = (await ledger.readAll()).next;
       let writing = true;
+      // Once writing stops, the reader reads until it has seen every write, or for 30 s
+      // (another suite's open transaction on the shared server may hold the horizon a while).
+      let stopBy = Infinity;
       const reader = (async () => {
         for (;;) {
           const stillWriting = writing;
           const page = await ledger.readAll({ after: cursor, limit: 50 });
           seen.push(...page.events.map((e) => e.eventId));
           cursor = page.next;
-          if (!stillWriting && page.events.length === 0) return;
+          const done = seen.length >= written.length || Date.now() > stopBy;
+          if (!stillWriting && page.events.length === 0 && done) return;
           await new Promise((resolve) => setTimeout(resolve, 2));
         }
       })();
-      const written: string[] = [];
       await Promise.all(
         Array.from({ length: 12 }, async (_, writer) => {
           for (let round = 0; round < 8; round += 1) {
@@ -104,6 +114,7 @@ describe.skipIf(!postgres.available)('gap-safe reading on PostgreSQL', () => {
           }
         }),
       );
+      stopBy = Date.now() + 30_000;
       writing = false;
       await reader;
       expect(seen.length).toBe(written.length);
