@@ -70,15 +70,22 @@ export const defaultFailureCategories = [
   'unknown',
 ] as const;
 
-export const failureError = z.strictObject({
-  message: text,
-  category: name.optional(),
-  code: name.optional(),
-  retryable: z.boolean().optional(),
-  stack: z.array(z.string().max(limits.stackFrameLength)).max(limits.stackFrames).optional(),
-  stage: name.optional(),
-  file: z.string().max(limits.textLength).optional(),
-});
+/** The error of a failed item or job, with `json` for its free `details` field. */
+function failureErrorWith<J extends z.ZodType<JsonValue>>(json: J) {
+  return z.strictObject({
+    message: text,
+    category: name.optional(),
+    code: name.optional(),
+    retryable: z.boolean().optional(),
+    stack: z.array(z.string().max(limits.stackFrameLength)).max(limits.stackFrames).optional(),
+    stage: name.optional(),
+    file: z.string().max(limits.textLength).optional(),
+    /** Anything else the producer knows (a response body, an exit code); bounded by the event's byte cap. */
+    details: json.optional(),
+  });
+}
+
+export const failureError = failureErrorWith(jsonValue);
 /** The error carried by `item.failed`. */
 export type FailureError = z.infer<typeof failureError>;
 
@@ -116,6 +123,7 @@ export function dataSchemasWith<J extends z.ZodType<JsonValue>>(json: J) {
     'stage.started': z.strictObject({ stage: name, total: count.optional() }),
     'item.started': z.strictObject({
       itemId: id,
+      stage: name.optional(),
       attempt: z.number().int().positive().max(1_000_000).optional(),
       worker: name.optional(),
       leaseMs: z
@@ -127,6 +135,7 @@ export function dataSchemasWith<J extends z.ZodType<JsonValue>>(json: J) {
     }),
     'item.completed': z.strictObject({
       itemId: id,
+      stage: name.optional(),
       type: name.optional(),
       durationMs: durationMs.optional(),
       output: json.optional(),
@@ -134,11 +143,17 @@ export function dataSchemasWith<J extends z.ZodType<JsonValue>>(json: J) {
     }),
     'item.failed': z.strictObject({
       itemId: id,
+      stage: name.optional(),
       type: name.optional(),
       durationMs: durationMs.optional(),
-      error: failureError,
+      error: failureErrorWith(json),
     }),
-    'item.skipped': z.strictObject({ itemId: id, type: name.optional(), reason: text.optional() }),
+    'item.skipped': z.strictObject({
+      itemId: id,
+      stage: name.optional(),
+      type: name.optional(),
+      reason: text.optional(),
+    }),
     'items.released': z.strictObject({
       itemIds: z.array(id).min(1).max(limits.itemsPerEvent),
       reason: text,
@@ -156,7 +171,7 @@ export function dataSchemasWith<J extends z.ZodType<JsonValue>>(json: J) {
     'job.paused': z.strictObject({ reason: text.optional() }),
     'job.resumed': z.strictObject({ reason: text.optional() }),
     'job.completed': z.strictObject({ result: json.optional() }),
-    'job.failed': z.strictObject({ error: failureError }),
+    'job.failed': z.strictObject({ error: failureErrorWith(json) }),
     'job.cancelled': z.strictObject({ reason: text.optional() }),
   } as const;
 }
