@@ -6,7 +6,18 @@ import type { DraftedFold } from './drafted-fold.ts';
 import { emptyItemTable } from './item-table.ts';
 import type { ItemTable, ItemWriter } from './item-table.ts';
 import { itemStatusAfter } from './job-items.ts';
-import type { ItemStatus } from './job-items.ts';
+import {
+  furthestStage,
+  moveInStage,
+  newTally,
+  positionCodes,
+  positionOf,
+  positionStatus,
+  stageProgress,
+  tallyIndex,
+  touchStage,
+} from './job-stages.ts';
+import type { ItemPosition, StageTallies } from './job-stages.ts';
 import type { Projection } from './projection.ts';
 import { own, setOwn } from './own.ts';
 
@@ -56,6 +67,11 @@ export interface JobProgressState {
   stage: string | null;
   stages: StageRun[];
   declaredStages: { name: string; weight: number }[];
+  /** Each stage's items, declared stages first (see job-stages.ts). */
+  stageTallies: StageTallies;
+  /** True while every stage has started at most once: an ended stage is then over. */
+  sequentialStages: boolean;
+  /** Items by their latest status, whatever the stage. */
   counts: ItemCounts;
   /** Distinct items named by `items.planned` (others are planned implicitly by their first event). */
   explicitlyPlanned: number;
@@ -67,7 +83,10 @@ export interface JobProgressState {
   total: number | null;
   /** Items with an outcome, or a larger reported figure; never decreases. */
   processed: number;
-  /** 0..100; stage weights count when stages were declared. */
+  /**
+   * 0..100: with declared stages, each stage's done fraction weighted; 100 only once the
+   * job has completed (or has ended with every item done).
+   */
   percent: number;
   reportedPercent: number | null;
   /** Running sums of `progress.reported` counts. */
@@ -77,7 +96,8 @@ export interface JobProgressState {
   lastCheckpoint: { cursor: JsonValue; note: string | null; at: number; version: number } | null;
   lastError: FailureError | null;
   result: JsonValue | null;
-  items: ItemTable<ItemStatus>;
+  /** Each item's status, and where it stands in each stage. */
+  items: ItemTable<ItemPosition>;
 }
 
 function initial(): JobProgressState {
@@ -97,6 +117,8 @@ function initial(): JobProgressState {
     stage: null,
     stages: [],
     declaredStages: [],
+    stageTallies: [],
+    sequentialStages: true,
     counts: { planned: 0, pending: 0, inFlight: 0, completed: 0, failed: 0, skipped: 0 },
     explicitlyPlanned: 0,
     byType: {},
@@ -125,6 +147,7 @@ function draftOf(state: JobProgressState): JobProgressState {
   return {
     ...state,
     stages: state.stages.map((run) => ({ ...run })),
+    stageTallies: state.stageTallies.map((tally) => ({ ...tally })),
     counts: { ...state.counts },
     byType,
     reportedCounts: { ...state.reportedCounts },
@@ -145,25 +168,50 @@ function end(draft: JobProgressState, status: JobStatus, at: number): void {
   draft.current = null;
 }
 
-/** Moves one item to the status the event gives it, and counts the move. */
+/**
+ * Moves one item to the status the event gives it, job-wide and in its stage, and counts
+ * the move. `stage` is the stage the event belongs to, or null.
+ */
 function moveItem(
   draft: JobProgressState,
-  items: ItemWriter<ItemStatus>,
+  items: ItemWriter<ItemPosition>,
   type: RecordedEvent['type'],
   itemId: string,
+  stage: string | null,
+  at: number,
 ): void {
   const before = items.get(itemId);
-  const after = itemStatusAfter(type, before);
+  const beforeStatus = before === undefined ? undefined : positionStatus(before);
+  const after = itemStatusAfter(type, beforeStatus);
   if (after === undefined) return;
   const { counts } = draft;
-  if (before === undefined) {
+  if (beforeStatus === undefined) {
     counts.planned += 1;
     if (type === 'items.planned') draft.explicitlyPlanned += 1;
   } else {
-    counts[before] -= 1;
+    counts[beforeStatus] -= 1;
   }
   counts[after] += 1;
-  items.set(itemId, after);
+  let codes = positionCodes(before);
+  if (type === 'items.released') {
+    const furthest = furthestStage(codes);
+    if (furthest >= 0) codes = moveInStage(draft.stageTallies, codes, furthest, 'pending');
+  } else if (stage !== null && type !== 'items.planned') {
+    const index = tallyIndex(draft.stageTallies, stage);
+    if (index >= 0) {
+      touchStage(draft.stageTallies[index]!, at, after !== 'inFlight');
+      codes = moveInStage(draft.stageTallies, codes, index, after);
+    }
+  }
+  items.set(itemId, positionOf(after, codes));
+}
+
+/**
+ * The stage an item event belongs to: the one it names, else the current one, else the
+ * first declared stage; null for a job without stages.
+ */
+function stageOfItemEvent(draft: JobProgressState, named: string | undefined): string | null {
+  return named ?? draft.stage ?? draft.declaredStages[0]?.name ?? null;
 }
 
 /** Counts one item outcome by type and against the current stage. */
@@ -203,43 +251,42 @@ function settleTotals(draft: JobProgressState): void {
   draft.percent = computePercent(draft);
 }
 
+const endedStatuses: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'cancelled']);
+
 function computePercent(state: JobProgressState): number {
   if (state.status === 'completed') return 100;
-  const { counts, declaredStages } = state;
+  const { counts } = state;
   const allDone =
     counts.planned > 0 &&
     counts.pending === 0 &&
     counts.inFlight === 0 &&
     (state.total === null || counts.planned >= state.total);
-  const overall =
-    state.total !== null && state.total > 0
+  const overall = allDone
+    ? 1
+    : state.total !== null && state.total > 0
       ? Math.min(1, state.processed / state.total)
       : state.reportedPercent !== null
         ? state.reportedPercent / 100
         : 0;
-  if (declaredStages.length === 0) return allDone ? 100 : clampPercent(overall * 100, allDone);
-  if (allDone && state.stage === declaredStages[declaredStages.length - 1]!.name) return 100;
-
-  // Stage weights: finished stages count fully, the current one by its own progress.
-  let totalWeight = 0;
-  let before = 0;
-  let current: { weight: number } | undefined;
-  for (const stage of declaredStages) {
-    if (!current && stage.name === state.stage) current = stage;
-    else if (!current) before += stage.weight;
-    totalWeight += stage.weight;
+  let fraction = overall;
+  if (state.declaredStages.length > 0) {
+    // Each declared stage by its own done fraction; one of unknown total by where the job is.
+    const current = state.stageTallies.findIndex((tally) => tally.name === state.stage);
+    const stages = stageProgress(state.stageTallies, state.total, state.sequentialStages);
+    let weighted = 0;
+    let totalWeight = 0;
+    stages.forEach((stage, index) => {
+      if (!stage.declared) return;
+      const known =
+        stage.fraction ?? (current < 0 ? 0 : index < current ? 1 : index === current ? overall : 0);
+      weighted += Math.min(1, known) * stage.weight;
+      totalWeight += stage.weight;
+    });
+    fraction = totalWeight > 0 ? weighted / totalWeight : overall;
   }
-  if (!current) return clampPercent(overall * 100, allDone);
-  const run = state.stages.at(-1);
-  const stageFraction =
-    run && run.total !== null && run.total > 0 ? Math.min(1, run.processed / run.total) : overall;
-  return clampPercent(((before + stageFraction * current.weight) / totalWeight) * 100, allDone);
-}
-
-/** Below 100 unless every item is done, so 100 always means finished. */
-function clampPercent(percent: number, allDone: boolean): number {
-  const bounded = Math.min(100, Math.max(0, percent));
-  return bounded >= 100 && !allDone ? 99.99 : bounded;
+  const percent = Math.min(100, Math.max(0, fraction * 100));
+  // 100 means finished with nothing left: a running job stops just short of it.
+  return percent >= 100 && !(allDone && endedStatuses.has(state.status)) ? 99.99 : percent;
 }
 
 /**
@@ -247,7 +294,11 @@ function clampPercent(percent: number, allDone: boolean): number {
  * `evolve` (on a fresh draft) and the accumulator (on its own); totals are left to
  * `settleTotals`.
  */
-function apply(draft: JobProgressState, items: ItemWriter<ItemStatus>, event: RecordedEvent): void {
+function apply(
+  draft: JobProgressState,
+  items: ItemWriter<ItemPosition>,
+  event: RecordedEvent,
+): void {
   const at = event.occurredAt.getTime();
   draft.jobId ??= event.streamId;
   draft.updatedAt = at;
@@ -267,15 +318,35 @@ function apply(draft: JobProgressState, items: ItemWriter<ItemStatus>, event: Re
         name: stage.name,
         weight: stage.weight ?? 1,
       }));
+      for (const stage of draft.declaredStages) {
+        const index = tallyIndex(draft.stageTallies, stage.name);
+        if (index < 0) continue;
+        draft.stageTallies[index] = {
+          ...(draft.stageTallies[index] ?? newTally(stage.name, stage.weight, true)),
+          weight: stage.weight,
+          declared: true,
+        };
+      }
       draft.declaredTotal = data.total ?? draft.declaredTotal;
       return raiseProcessed(draft);
     }
     case 'job.scope_changed':
       draft.declaredTotal = event.data.total;
       return raiseProcessed(draft);
-    case 'stage.started':
+    case 'stage.started': {
       endStage(draft.stages, at);
-      draft.stage = event.data.stage;
+      const { stage, total } = event.data;
+      const previous = draft.stageTallies.find((tally) => tally.name === draft.stage);
+      if (previous && previous.name !== stage) previous.ended = true;
+      if (draft.stages.some((run) => run.name === stage)) draft.sequentialStages = false;
+      const index = tallyIndex(draft.stageTallies, stage);
+      const tally = draft.stageTallies[index];
+      if (tally) {
+        touchStage(tally, at, false);
+        tally.ended = false;
+        tally.declaredTotal = total ?? tally.declaredTotal;
+      }
+      draft.stage = stage;
       draft.stages.push({
         name: event.data.stage,
         startedAt: at,
@@ -287,29 +358,38 @@ function apply(draft: JobProgressState, items: ItemWriter<ItemStatus>, event: Re
         skipped: 0,
       });
       return raiseProcessed(draft);
+    }
     case 'items.planned':
-      for (const item of event.data.items) moveItem(draft, items, event.type, item.id);
+      for (const item of event.data.items) moveItem(draft, items, event.type, item.id, null, at);
       return raiseProcessed(draft);
     case 'items.released':
-      for (const itemId of event.data.itemIds) moveItem(draft, items, event.type, itemId);
+      for (const itemId of event.data.itemIds) moveItem(draft, items, event.type, itemId, null, at);
       return raiseProcessed(draft);
-    case 'item.started':
-      moveItem(draft, items, event.type, event.data.itemId);
+    case 'item.started': {
+      const stage = stageOfItemEvent(draft, event.data.stage);
+      moveItem(draft, items, event.type, event.data.itemId, stage, at);
       draft.current = event.data.itemId;
       return raiseProcessed(draft);
-    case 'item.completed':
-      moveItem(draft, items, event.type, event.data.itemId);
+    }
+    case 'item.completed': {
+      const stage = stageOfItemEvent(draft, event.data.stage);
+      moveItem(draft, items, event.type, event.data.itemId, stage, at);
       countOutcome(draft, event.data.type ?? 'item', 'completed');
       return raiseProcessed(draft);
-    case 'item.failed':
-      moveItem(draft, items, event.type, event.data.itemId);
+    }
+    case 'item.failed': {
+      const stage = stageOfItemEvent(draft, event.data.stage ?? event.data.error.stage);
+      moveItem(draft, items, event.type, event.data.itemId, stage, at);
       countOutcome(draft, event.data.type ?? 'item', 'failed');
       draft.lastError = event.data.error;
       return raiseProcessed(draft);
-    case 'item.skipped':
-      moveItem(draft, items, event.type, event.data.itemId);
+    }
+    case 'item.skipped': {
+      const stage = stageOfItemEvent(draft, event.data.stage);
+      moveItem(draft, items, event.type, event.data.itemId, stage, at);
       countOutcome(draft, event.data.type ?? 'item', 'skipped');
       return raiseProcessed(draft);
+    }
     case 'progress.reported': {
       const { data } = event;
       if (data.counts) {
@@ -363,7 +443,7 @@ export const jobProgressSteps = {
   draftOf,
   apply,
   settle: settleTotals,
-} satisfies DraftedFold<JobProgressState, ItemStatus> & { initial(): JobProgressState };
+} satisfies DraftedFold<JobProgressState, ItemPosition> & { initial(): JobProgressState };
 
 /**
  * One job's progress: status, stages with durations, items by status and type, total,
@@ -371,7 +451,7 @@ export const jobProgressSteps = {
  */
 export const jobProgress: Projection<JobProgressState> = {
   name: 'job-progress',
-  version: 2,
+  version: 3,
   initial,
   ...draftedFold(jobProgressSteps),
 };

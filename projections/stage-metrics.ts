@@ -1,6 +1,7 @@
 import { isCustomEvent } from '../schema/recorded-event.ts';
 import { emptyHistogram, mean, quantile, recordValue } from './histogram.ts';
 import type { Histogram } from './histogram.ts';
+import type { JobProgressState } from './job-progress.ts';
 import type { Projection } from './projection.ts';
 import { own } from './own.ts';
 
@@ -25,38 +26,78 @@ export interface StageMetricsState {
       stage: string | null;
       stageStartedAt: number | null;
       stageItems: number;
+      /** Stages item events name, other than the current one: first event, last outcome, items. */
+      named: Record<string, { firstAt: number; lastAt: number; items: number }>;
     }
   >;
   /** By `kind/stage`. */
   stages: Record<string, StageAggregate>;
 }
 
-function closeStage(state: StageMetricsState, job: StageMetricsState['jobs'][string], at: number) {
-  if (job.stage === null || job.stageStartedAt === null) return state.stages;
-  const kind = job.kind ?? '(unknown)';
-  const key = `${kind}/${job.stage}`;
-  const previous = own(state.stages, key) ?? {
-    kind,
-    stage: job.stage,
+type JobStages = StageMetricsState['jobs'][string];
+
+/** The aggregates with one more run of `stage`. */
+function addRun(
+  stages: StageMetricsState['stages'],
+  kind: string | null,
+  stage: string,
+  durationMs: number,
+  items: number,
+): StageMetricsState['stages'] {
+  const key = `${kind ?? '(unknown)'}/${stage}`;
+  const previous = own(stages, key) ?? {
+    kind: kind ?? '(unknown)',
+    stage,
     runs: 0,
     durations: emptyHistogram(),
     items: 0,
   };
   return {
-    ...state.stages,
+    ...stages,
     [key]: {
       ...previous,
       runs: previous.runs + 1,
-      durations: recordValue(previous.durations, Math.max(0, at - job.stageStartedAt)),
-      items: previous.items + job.stageItems,
+      durations: recordValue(previous.durations, Math.max(0, durationMs)),
+      items: previous.items + items,
     },
   };
+}
+
+function closeStage(stages: StageMetricsState['stages'], job: JobStages, at: number) {
+  if (job.stage === null || job.stageStartedAt === null) return stages;
+  return addRun(stages, job.kind, job.stage, at - job.stageStartedAt, job.stageItems);
+}
+
+/** At the job's end, a run for each stage its item events named, from first event to last outcome. */
+function closeNamed(stages: StageMetricsState['stages'], job: JobStages) {
+  let next = stages;
+  for (const [stage, run] of Object.entries(job.named)) {
+    if (run.items > 0) next = addRun(next, job.kind, stage, run.lastAt - run.firstAt, run.items);
+  }
+  return next;
+}
+
+/** Counts an item event in the stage it names, or in the current one. */
+function countItem(job: JobStages, named: string | undefined, at: number, outcome: boolean) {
+  if (named === undefined || named === job.stage) {
+    if (outcome) job.stageItems += 1;
+    return;
+  }
+  const run = own(job.named, named);
+  const next = run
+    ? {
+        ...run,
+        lastAt: outcome ? Math.max(run.lastAt, at) : run.lastAt,
+        items: run.items + (outcome ? 1 : 0),
+      }
+    : { firstAt: at, lastAt: at, items: outcome ? 1 : 0 };
+  job.named = { ...job.named, [named]: next };
 }
 
 /** Stage durations and throughput across jobs, per job kind and stage name. */
 export const stageMetrics: Projection<StageMetricsState> = {
   name: 'stage-metrics',
-  version: 1,
+  version: 2,
   initial: () => ({ jobs: {}, stages: {} }),
   evolve(state, event) {
     const previous = own(state.jobs, event.streamId) ?? {
@@ -65,6 +106,7 @@ export const stageMetrics: Projection<StageMetricsState> = {
       stage: null,
       stageStartedAt: null,
       stageItems: 0,
+      named: {},
     };
     if (event.version <= previous.version) return state;
     const job = { ...previous, version: event.version };
@@ -76,23 +118,27 @@ export const stageMetrics: Projection<StageMetricsState> = {
           job.kind = event.data.kind;
           break;
         case 'stage.started':
-          stages = closeStage(state, job, at);
+          stages = closeStage(stages, job, at);
           Object.assign(job, { stage: event.data.stage, stageStartedAt: at, stageItems: 0 });
           break;
+        case 'item.started':
+          countItem(job, event.data.stage, at, false);
+          break;
         case 'item.completed':
-        case 'item.failed':
         case 'item.skipped':
-          job.stageItems += 1;
+          countItem(job, event.data.stage, at, true);
+          break;
+        case 'item.failed':
+          countItem(job, event.data.stage ?? event.data.error.stage, at, true);
           break;
         case 'job.completed':
         case 'job.failed':
         case 'job.cancelled':
-          stages = closeStage(state, job, at);
-          Object.assign(job, { stage: null, stageStartedAt: null, stageItems: 0 });
+          stages = closeNamed(closeStage(stages, job, at), job);
+          Object.assign(job, { stage: null, stageStartedAt: null, stageItems: 0, named: {} });
           break;
         case 'job.scope_changed':
         case 'items.planned':
-        case 'item.started':
         case 'items.released':
         case 'progress.reported':
         case 'checkpoint.saved':
@@ -129,4 +175,32 @@ export function stageFigures(state: StageMetricsState): StageFigures[] {
         aggregate.durations.sum > 0 ? aggregate.items / (aggregate.durations.sum / 1_000) : null,
     }))
     .sort((a, b) => a.kind.localeCompare(b.kind) || a.stage.localeCompare(b.stage));
+}
+
+/** One finished stage run of a job: its stage, duration and item outcomes. */
+export interface FinishedStageRun {
+  name: string;
+  durationMs: number;
+  items: number;
+}
+
+/**
+ * A job's finished stage runs, as `stageMetrics` counts them: each ended `stage.started` run,
+ * and for a stage that only item events named, one run from its first event to its last
+ * outcome.
+ */
+export function finishedStageRuns(progress: JobProgressState): FinishedStageRun[] {
+  const runs: FinishedStageRun[] = [];
+  for (const run of progress.stages) {
+    if (run.durationMs !== null)
+      runs.push({ name: run.name, durationMs: run.durationMs, items: run.processed });
+  }
+  if (progress.endedAt === null) return runs;
+  for (const tally of progress.stageTallies) {
+    if (progress.stages.some((run) => run.name === tally.name)) continue;
+    if (tally.firstAt === null || tally.lastAt === null) continue;
+    const items = tally.completed + tally.failed + tally.skipped;
+    if (items > 0) runs.push({ name: tally.name, durationMs: tally.lastAt - tally.firstAt, items });
+  }
+  return runs;
 }

@@ -22,6 +22,7 @@ import type { UpcasterIndex } from '../schema/upcast.ts';
 import { accumulatorFor } from '../projections/projection.ts';
 import type { Accumulator, Projection } from '../projections/projection.ts';
 import { jobProgress } from '../projections/job-progress.ts';
+import { positionStatus } from '../projections/job-stages.ts';
 import type { JobProgressState } from '../projections/job-progress.ts';
 import { executeAppend, prepareStreams, streamIdSchema } from './append-statement.ts';
 import type { AppendResult, StreamAppend } from './append-statement.ts';
@@ -495,7 +496,8 @@ export class Ledger {
    */
   async isProcessed(jobId: string, itemId: string): Promise<boolean> {
     const state = await this.views.jobState(jobId, [itemId]);
-    const status = state ? getItem(state.progress.items, itemId) : undefined;
+    const position = state ? getItem(state.progress.items, itemId) : undefined;
+    const status = position === undefined ? undefined : positionStatus(position);
     return status === 'completed' || status === 'skipped';
   }
 

@@ -13,6 +13,11 @@ const itemId = fc.oneof(
 );
 const itemType = fc.constantFrom('html', 'pdf', '__proto__');
 const stageName = fc.constantFrom('fetch', 'extract', 'index');
+/** The stage an item event names, if any: declared ones, one no job declares, or none. */
+const namedStage = fc.option(fc.constantFrom('fetch', 'extract', 'index', 'embed'), {
+  nil: undefined,
+  freq: 2,
+});
 const failure = fc.record(
   {
     message: fc.constantFrom(
@@ -24,6 +29,8 @@ const failure = fc.record(
     ),
     category: fc.constantFrom('network', 'timeout', 'extraction', 'output', 'not_applicable'),
     retryable: fc.boolean(),
+    stage: stageName,
+    details: fc.constantFrom({ status: 503 }, ['a', { b: null }], 'body'),
   },
   { requiredKeys: ['message'] },
 );
@@ -49,7 +56,11 @@ const jobFact: fc.Arbitrary<EventInput> = fc.oneof(
     weight: 4,
     arbitrary: fc
       .record(
-        { itemId, leaseMs: fc.option(fc.integer({ min: 1, max: 60_000 }), { nil: undefined }) },
+        {
+          itemId,
+          stage: namedStage,
+          leaseMs: fc.option(fc.integer({ min: 1, max: 60_000 }), { nil: undefined }),
+        },
         { requiredKeys: ['itemId'] },
       )
       .map((data) => fact('item.started', data)),
@@ -57,19 +68,38 @@ const jobFact: fc.Arbitrary<EventInput> = fc.oneof(
   {
     weight: 4,
     arbitrary: fc
-      .record({ itemId, type: itemType, durationMs: fc.integer({ min: 0, max: 5_000 }) })
+      .record(
+        {
+          itemId,
+          stage: namedStage,
+          type: itemType,
+          durationMs: fc.integer({ min: 0, max: 5_000 }),
+        },
+        { requiredKeys: ['itemId', 'type', 'durationMs'] },
+      )
       .map((data) => fact('item.completed', data)),
   },
   {
     weight: 2,
     arbitrary: fc
-      .record({ itemId, durationMs: fc.integer({ min: 0, max: 5_000 }), error: failure })
+      .record(
+        {
+          itemId,
+          stage: namedStage,
+          durationMs: fc.integer({ min: 0, max: 5_000 }),
+          error: failure,
+        },
+        { requiredKeys: ['itemId', 'durationMs', 'error'] },
+      )
       .map((data) => fact('item.failed', data)),
   },
   {
     weight: 1,
     arbitrary: fc
-      .record({ itemId, reason: fc.constant('not needed') })
+      .record(
+        { itemId, stage: namedStage, reason: fc.constant('not needed') },
+        { requiredKeys: ['itemId', 'reason'] },
+      )
       .map((data) => fact('item.skipped', data)),
   },
   {

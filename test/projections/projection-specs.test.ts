@@ -315,7 +315,10 @@ describe('ETA', () => {
     }));
     const state = fold(
       jobEta,
-      given({ ...start, data: { ...start.data, total: 40 } }, ...completions),
+      given(
+        { type: 'job.started', data: { name: 'n', kind: 'k', project: 'p', total: 40 } },
+        ...completions,
+      ),
     );
     const last = state.lastAt!;
     const estimate = estimateEta(state, last);

@@ -7,6 +7,7 @@ import { estimateEta, historyLimit, jobEta } from '../../projections/job-eta.ts'
 import { failureGroups, jobFailures, retryCandidates } from '../../projections/job-failures.ts';
 import { allItems, jobItems } from '../../projections/job-items.ts';
 import { jobProgress } from '../../projections/job-progress.ts';
+import { stageProgress } from '../../projections/job-stages.ts';
 import { jobSummary, summarize } from '../../projections/job-summary.ts';
 import { combineProjections } from '../../projections/combine.ts';
 import { perStream } from '../../projections/per-stream.ts';
@@ -172,7 +173,7 @@ describe('job progress invariants', () => {
     );
   });
 
-  it('reaches 100 exactly when every planned item is done, without stages', () => {
+  it('reaches 100 only once the job completes, every planned item done, without stages', () => {
     fc.assert(
       fc.property(
         fc.array(fc.constantFrom('completed', 'failed', 'skipped'), {
@@ -191,6 +192,7 @@ describe('job progress invariants', () => {
                 ? { type: 'item.failed', data: { itemId: `i${index}`, error: { message: 'x' } } }
                 : { type: `item.${outcome}`, data: { itemId: `i${index}` } },
             ),
+            { type: 'job.completed', data: {} },
           ];
           const events = facts.map((fact, index) => ({
             ...fact,
@@ -203,6 +205,8 @@ describe('job progress invariants', () => {
           for (const [index, event] of events.entries()) {
             state = jobProgress.evolve(state, event);
             expect(state.percent === 100).toBe(index === events.length - 1);
+            // Every item done, the job still running: just short of 100.
+            if (index === events.length - 2) expect(state.percent).toBe(99.99);
           }
         },
       ),
@@ -316,6 +320,143 @@ describe('stage invariants', () => {
         expect(
           state.stages.map(({ processed, failed, skipped }) => ({ processed, failed, skipped })),
         ).toEqual(runs);
+      }),
+    );
+  });
+});
+
+describe('items × stages invariants', () => {
+  /**
+   * Where each item stands in each stage, recounted naively from the events: the stage an
+   * event names, else the current one, else the first declared.
+   */
+  function recount(events: RecordedEvent[]) {
+    const order: string[] = [];
+    const declared: string[] = [];
+    const statusOf = new Map<string, string>();
+    const byItem = new Map<string, Map<string, string>>();
+    let current: string | null = null;
+    const indexOf = (stage: string) => {
+      if (!order.includes(stage)) order.push(stage);
+      return order.indexOf(stage);
+    };
+    for (const event of events) {
+      const data = event.data as Record<string, unknown> & { itemId?: string };
+      if (event.type === 'job.started') {
+        for (const stage of (data.stages as { name: string }[] | undefined) ?? []) {
+          declared.push(stage.name);
+          indexOf(stage.name);
+        }
+      } else if (event.type === 'stage.started') {
+        current = data.stage as string;
+        indexOf(current);
+      } else if (event.type === 'items.released') {
+        for (const itemId of data.itemIds as string[]) {
+          const status = statusOf.get(itemId);
+          if (status !== 'inFlight' && status !== 'failed') continue;
+          statusOf.set(itemId, 'pending');
+          const stages = byItem.get(itemId);
+          if (!stages) continue;
+          const furthest = [...stages.keys()].sort((a, b) => indexOf(b) - indexOf(a))[0]!;
+          const there = stages.get(furthest);
+          if (there === 'inFlight' || there === 'failed') stages.set(furthest, 'pending');
+        }
+      } else if (event.type.startsWith('item.')) {
+        const status = {
+          started: 'inFlight',
+          completed: 'completed',
+          failed: 'failed',
+          skipped: 'skipped',
+        }[event.type.slice('item.'.length)]!;
+        statusOf.set(data.itemId!, status);
+        const named =
+          (data.stage as string | undefined) ??
+          (data.error as { stage?: string } | undefined)?.stage ??
+          current ??
+          declared[0] ??
+          null;
+        if (named === null) continue;
+        const index = indexOf(named);
+        const stages = byItem.get(data.itemId!) ?? new Map<string, string>();
+        byItem.set(data.itemId!, stages);
+        for (const [stage, there] of stages) {
+          if (indexOf(stage) < index && there === 'inFlight') stages.set(stage, 'completed');
+        }
+        stages.set(named, status);
+      }
+    }
+    return order.map((name) => {
+      const counts = { name, inFlight: 0, completed: 0, failed: 0, skipped: 0 };
+      for (const stages of byItem.values()) {
+        const status = stages.get(name);
+        if (status && status !== 'pending') counts[status as 'inFlight'] += 1;
+      }
+      return counts;
+    });
+  }
+
+  it('counts each item once per stage, conserved against every stage total, percent below 100 while running', () => {
+    fc.assert(
+      fc.property(jobHistory, (events) => {
+        let state = jobProgress.initial();
+        for (const event of events) {
+          state = jobProgress.evolve(state, event);
+          for (const stage of stageProgress(
+            state.stageTallies,
+            state.total,
+            state.sequentialStages,
+          )) {
+            for (const count of [stage.inFlight, stage.completed, stage.failed, stage.skipped]) {
+              expect(count).toBeGreaterThanOrEqual(0);
+            }
+            if (stage.total !== null) {
+              expect(stage.pending).toBeGreaterThanOrEqual(0);
+              expect(
+                stage.pending! + stage.inFlight + stage.completed + stage.failed + stage.skipped,
+              ).toBe(stage.total);
+              expect(stage.fraction).toBeGreaterThanOrEqual(0);
+              expect(stage.fraction).toBeLessThanOrEqual(1);
+            }
+          }
+          if (!['completed', 'failed', 'cancelled'].includes(state.status)) {
+            expect(state.percent).toBeLessThan(100);
+          }
+        }
+        expect(
+          state.stageTallies.map(({ name, inFlight, completed, failed, skipped }) => ({
+            name,
+            inFlight,
+            completed,
+            failed,
+            skipped,
+          })),
+        ).toEqual(recount(events));
+      }),
+    );
+  });
+
+  it('gives every stage a time left of zero or more, and a job with work left an ETA above zero', () => {
+    fc.assert(
+      fc.property(jobHistory, fc.integer({ min: 0, max: 10_000_000 }), (events, offset) => {
+        const state = fold(jobEta, events);
+        const now = events.at(-1)!.occurredAt.getTime() + offset;
+        const estimate = estimateEta(state, now, { stageRates: { index: 2, embed: null } });
+        for (const stage of estimate.stages) {
+          if (stage.etaMs !== null) expect(stage.etaMs).toBeGreaterThanOrEqual(0);
+          expect(stage.basis === 'done').toBe(
+            stage.total !== null && stage.total === stage.completed + stage.failed + stage.skipped,
+          );
+        }
+        const workLeft = estimate.stages.some((stage) => stage.basis !== 'done');
+        const running = !['completed', 'failed', 'cancelled'].includes(state.progress.status);
+        if (
+          state.progress.declaredStages.length > 0 &&
+          running &&
+          workLeft &&
+          estimate.etaMs !== null
+        ) {
+          expect(estimate.etaMs).toBeGreaterThan(0);
+        }
       }),
     );
   });
