@@ -51,11 +51,12 @@ export async function liveLatency(
       eventId: crypto.randomUUID(),
     }));
     sent += batch.length;
-    appends.push(
-      writer.append('live-0001', batch).then(() => {
-        committedAt.set(batch.at(-1)!.eventId, performance.now());
-      }),
-    );
+    const append = writer.append('live-0001', batch).then(() => {
+      committedAt.set(batch.at(-1)!.eventId, performance.now());
+    });
+    appends.push(append);
+    // The first batch starts the job, so no later one may reach the database before it.
+    if (tick === 0) await append;
     const next = started + (tick + 1) * tickMs;
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - performance.now())));
   }

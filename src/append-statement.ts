@@ -8,9 +8,11 @@ import {
   ConcurrencyError,
   IdempotencyConflictError,
   InvalidInputError,
+  JobNotStartedError,
   type ExpectedVersion,
 } from './errors.ts';
-import { prepareEvents, toValidationIssues } from './prepare-events.ts';
+import type { ClassificationRule } from '../projections/failure-classification.ts';
+import { prepareEvents, quickChecks, toValidationIssues } from './prepare-events.ts';
 import type { PreparedEvent } from './prepare-events.ts';
 
 /** Where one appended event landed. */
@@ -55,8 +57,15 @@ export interface PreparedStream {
   events: PreparedEvent[];
 }
 
-/** Validates every stream's part; throws before anything reaches the database. */
-export function prepareStreams(batches: readonly StreamAppend[], now: Date): PreparedStream[] {
+/**
+ * Validates every stream's part; throws before anything reaches the database. With
+ * `failureRules`, failures without a category are stored classified (see `prepareEvents`).
+ */
+export function prepareStreams(
+  batches: readonly StreamAppend[],
+  now: Date,
+  failureRules?: readonly ClassificationRule[],
+): PreparedStream[] {
   if (batches.length === 0 || batches.length > limits.streamsPerAppend) {
     throw new InvalidInputError([
       {
@@ -88,7 +97,7 @@ export function prepareStreams(batches: readonly StreamAppend[], now: Date): Pre
       ]);
     }
     seenStreams.add(streamId.data);
-    const events = prepareEvents(batch.events, `${path}events`, now);
+    const events = prepareEvents(batch.events, `${path}events`, now, quickChecks, failureRules);
     for (const [eventIndex, event] of events.entries()) {
       if (seenEvents.has(event.eventId)) {
         throw new InvalidInputError([
@@ -215,9 +224,10 @@ function jsonArray(values: readonly string[]): string {
 /** Maps the SQLSTATEs raised by `headway_append` to typed errors. */
 function translateAppendError(error: unknown, streams: readonly PreparedStream[]): unknown {
   const code = (error as { code?: unknown }).code;
-  if (code !== 'HW001' && code !== 'HW002' && code !== 'HW005') return error;
+  if (code !== 'HW001' && code !== 'HW002' && code !== 'HW005' && code !== 'HW006') return error;
   const detail = JSON.parse(detailText(error)) as {
     streamId?: string | null;
+    received?: string | null;
     actual?: number;
     repeated?: number;
     events?: number;
@@ -230,6 +240,15 @@ function translateAppendError(error: unknown, streams: readonly PreparedStream[]
       detail.streamId ?? '?',
       stream?.expectedVersion ?? 'any',
       Number(detail.actual ?? 0),
+    );
+  }
+  if (code === 'HW006') {
+    return new JobNotStartedError(
+      detail.streamId ?? '?',
+      detail.received ?? null,
+      streams.length > 1
+        ? 'appendMany stores all of its streams or none, so nothing of this call was stored'
+        : undefined,
     );
   }
   // HW002: a batch partly repeats an earlier one; HW005: a retry with other content.

@@ -8,6 +8,7 @@ import {
   IdempotencyConflictError,
   InvalidInputError,
   isTransient,
+  JobNotStartedError,
   type ExpectedVersion,
 } from './errors.ts';
 import type { EventAppender } from './job-recorder.ts';
@@ -129,6 +130,7 @@ export class CoalescingAppender implements EventAppender {
         },
       ],
       new Date(),
+      this.ledger.failureRules,
     ) as [PreparedStream];
     // Queued before the first await, so calls to one stream keep their call order.
     return new Promise<AppendResult>((resolve, reject) => {
@@ -230,8 +232,8 @@ export class CoalescingAppender implements EventAppender {
   }
 
   /**
-   * Runs one batch; a stream's conflict fails its caller and the rest run again. An
-   * unreachable database fails the whole batch at once.
+   * Runs one batch; a stream's conflict (or a job never started) fails its caller and the
+   * rest run again. An unreachable database fails the whole batch at once.
    */
   private async write(batch: Pending[]): Promise<void> {
     let pending = batch;
@@ -264,7 +266,12 @@ export class CoalescingAppender implements EventAppender {
           pending[0]!.reject(error);
           return;
         }
-        culprit.reject(error);
+        // The caller made a call of its own: the others of the statement are written next.
+        culprit.reject(
+          error instanceof JobNotStartedError
+            ? new JobNotStartedError(error.jobId, error.received)
+            : error,
+        );
         pending = pending.filter((entry) => entry !== culprit);
       }
     }
@@ -275,6 +282,7 @@ export class CoalescingAppender implements EventAppender {
 function conflictingStream(error: unknown): string | undefined {
   if (error instanceof ConcurrencyError) return error.streamId;
   if (error instanceof IdempotencyConflictError) return error.streamId ?? undefined;
+  if (error instanceof JobNotStartedError) return error.jobId;
   return undefined;
 }
 

@@ -8,6 +8,7 @@ export type HeadwayErrorCode =
   | 'invalid_input'
   | 'event_too_large'
   | 'job_finished'
+  | 'job_not_started'
   | 'not_found'
   | 'store_busy'
   | 'store_lock_lost';
@@ -134,6 +135,25 @@ export class JobFinishedError extends HeadwayError {
     super(
       'job_finished',
       `Job '${jobId}' cannot resume: expected a pending, running or paused job, received one that ${status === 'cancelled' ? 'was cancelled' : status}; start a new job to run the work again`,
+    );
+  }
+}
+
+/**
+ * Events went to a job (stream) that has none yet, and the batch did not open with
+ * `job.started`: a mistyped job id, most often. Nothing of the batch was written.
+ */
+export class JobNotStartedError extends HeadwayError {
+  constructor(
+    readonly jobId: string,
+    /** The type of the batch's first event for that job (null when it had none). */
+    readonly received: string | null,
+    /** What else was refused with it, e.g. the other streams of an `appendMany` call. */
+    note?: string,
+  ) {
+    super(
+      'job_not_started',
+      `job ${JSON.stringify(jobId)} was never started: expected its first event to be job.started, received ${received ?? 'no event'}${note ? `; ${note}` : ''}`,
     );
   }
 }

@@ -16,11 +16,19 @@ export {
   InvalidEventError,
   InvalidInputError,
   JobFinishedError,
+  JobNotStartedError,
   NotFoundError,
   StoreBusyError,
   StoreLockLostError,
 } from './errors.ts';
 export type { ExpectedVersion, HeadwayErrorCode, ValidationIssue } from './errors.ts';
+export {
+  failureRuleLimits,
+  failureRulesSchema,
+  loadFailureRules,
+  parseFailureRules,
+  readFailureRules,
+} from './failure-rules.ts';
 export { JobRecorder } from './job-recorder.ts';
 export { jobsCursor } from './job-views.ts';
 export type {

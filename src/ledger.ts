@@ -42,10 +42,12 @@ import type { Generation } from './projection-tables.ts';
 import { resumeJob } from './resume-job.ts';
 import type { ResumeOptions, ResumePoint } from './resume-job.ts';
 import { getItem } from '../projections/item-table.ts';
+import { itemRecord, jobItems, type ItemEntry } from '../projections/job-items.ts';
 import type { Cursor } from './cursor.ts';
-import { InvalidInputError, type ExpectedVersion } from './errors.ts';
+import { InvalidInputError, NotFoundError, type ExpectedVersion } from './errors.ts';
 import { JobRecorder } from './job-recorder.ts';
 import type { JobRecorderOptions } from './job-recorder.ts';
+import type { ClassificationRule } from '../projections/failure-classification.ts';
 import { toValidationIssues } from './prepare-events.ts';
 import { selectEventColumns, toRecordedEvent } from './recorded-row.ts';
 import { listJobs, type JobListing, type ListJobsOptions } from './list-jobs.ts';
@@ -152,6 +154,8 @@ export class Ledger {
     private readonly store: LedgerStore,
     private readonly upcasters: UpcasterIndex,
     foldCacheJobs = 32,
+    /** Rules that classify failures sent without a category, recorded at append. */
+    readonly failureRules?: readonly ClassificationRule[],
   ) {
     this.folds = new FoldCache(foldCacheJobs);
     this.db = store.db;
@@ -170,7 +174,8 @@ export class Ledger {
 
   /**
    * Appends events to one stream, atomically, in one round trip. Re-appending the same
-   * event ids returns the original positions and writes nothing.
+   * event ids returns the original positions and writes nothing. A job's first batch must
+   * open with `job.started`; otherwise it throws `JobNotStartedError` and writes nothing.
    *
    * @example
    * await ledger.append('job-1', [{ type: 'item.completed', data: { itemId: 'a' } }], { expectedVersion: 3 });
@@ -186,9 +191,12 @@ export class Ledger {
     return result!;
   }
 
-  /** Appends to several streams in one transaction: all of them, or none. */
+  /**
+   * Appends to several streams in one transaction: all of them, or none. One stream
+   * refused (a conflict, a job never started) refuses the whole call.
+   */
   async appendMany(streams: readonly StreamAppend[]): Promise<AppendResult[]> {
-    const prepared = prepareStreams(streams, new Date());
+    const prepared = prepareStreams(streams, new Date(), this.failureRules);
     return executeAppend(this.db, prepared);
   }
 
@@ -441,14 +449,15 @@ export class Ledger {
 
   /**
    * Where a job stands now, in constant time: its stored progress plus the events after
-   * it, its ETA, and its children rolled up. Null for an unknown job.
+   * it, its ETA as of `now` (default: the clock), and its children rolled up. Null for an
+   * unknown job.
    *
    * @example
    * const view = await ledger.status(jobId);
    * console.log(view?.progress.percent, view?.eta.etaMs);
    */
-  status(jobId: string): Promise<JobStatusView | null> {
-    return this.views.status(jobId);
+  status(jobId: string, now?: number): Promise<JobStatusView | null> {
+    return this.views.status(jobId, now);
   }
 
   /**
@@ -479,7 +488,7 @@ export class Ledger {
   }
 
   /** Every project with its jobs counted by status. */
-  projectOverview(query: Pick<JobsQuery, 'active' | 'finishedVisibleMs' | 'now'> = {}) {
+  projectOverview(query: Pick<JobsQuery, 'active' | 'finishedVisibleMs' | 'now' | 'jobId'> = {}) {
     return this.views.projects(query);
   }
 
@@ -499,6 +508,21 @@ export class Ledger {
     const position = state ? getItem(state.progress.items, itemId) : undefined;
     const status = position === undefined ? undefined : positionStatus(position);
     return status === 'completed' || status === 'skipped';
+  }
+
+  /**
+   * One item of a job: status, stage, attempts, type, group, worker, lease, duration and
+   * last error. Throws `NotFoundError` for an unknown job or item.
+   *
+   * @example
+   * const { status, stage, lastError } = await ledger.item(jobId, 'page-1');
+   */
+  async item(jobId: string, itemId: string): Promise<ItemEntry> {
+    const state = await this.project(jobId, jobItems);
+    if (state.version === 0) throw new NotFoundError(`Job '${jobId}'`);
+    const record = itemRecord(state, itemId);
+    if (!record) throw new NotFoundError(`Item '${itemId}' of job '${jobId}'`);
+    return { itemId, ...record };
   }
 
   /**
@@ -731,7 +755,10 @@ export class Ledger {
    * await job.itemCompleted('page-1', { durationMs: 120 });
    */
   job(jobId?: string, options?: JobRecorderOptions): JobRecorder {
-    return new JobRecorder(this, jobId, options);
+    if (this.failureRules === undefined) return new JobRecorder(this, jobId, options);
+    // The recorder sees more of a thrown error (name, status); its own rules come first.
+    const failureRules = [...(options?.failureRules ?? []), ...this.failureRules];
+    return new JobRecorder(this, jobId, { ...options, failureRules });
   }
 
   /** Stops the projection runners and closes the connections (and the PGlite folder lock). */

@@ -4,7 +4,7 @@ import { eventMetadata } from '../schema/events.ts';
 import { limits } from '../schema/limits.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import { executeAppendCounting, prepareStreams } from './append-statement.ts';
-import { HeadwayError, InvalidEventError } from './errors.ts';
+import { HeadwayError, InvalidEventError, JobNotStartedError } from './errors.ts';
 import type { Ledger } from './ledger.ts';
 import { toValidationIssues } from './prepare-events.ts';
 
@@ -69,14 +69,18 @@ const bufferedEvents = 20_000;
  * Imports NDJSON export lines, idempotent by event id: importing the same file twice
  * writes it once, and says how many events were new. Each stream keeps its versions (a
  * stream that already holds other events is a `ConcurrencyError`, an event id the ledger
- * holds with other content an `IdempotencyConflictError` naming it); positions and
+ * holds with other content an `IdempotencyConflictError` naming it, a job whose first
+ * event is not `job.started` a `JobNotStartedError` naming its line); positions and
  * recording times are the target's own.
  */
 export async function importNdjson(
   ledger: Ledger,
   lines: AsyncIterable<string> | Iterable<string>,
 ): Promise<ImportResult> {
-  const buffers = new Map<string, { firstVersion: number; events: EventInput[] }>();
+  const buffers = new Map<
+    string,
+    { firstVersion: number; firstLine: number; events: EventInput[] }
+  >();
   const lastVersion = new Map<string, number>();
   let buffered = 0;
   let count = 0;
@@ -97,7 +101,18 @@ export async function importNdjson(
         })),
         new Date(),
       );
-      imported += (await executeAppendCounting(ledger.db, prepared)).written;
+      try {
+        imported += (await executeAppendCounting(ledger.db, prepared)).written;
+      } catch (error) {
+        if (!(error instanceof JobNotStartedError)) throw error;
+        // Named by its line, not by the batch of streams it was written with.
+        const line = streams.find(([streamId]) => streamId === error.jobId)?.[1].firstLine;
+        throw new JobNotStartedError(
+          error.jobId,
+          error.received,
+          `line ${line ?? '?'} holds its first event; an export lists each job from its job.started`,
+        );
+      }
     }
   };
 
@@ -134,7 +149,7 @@ export async function importNdjson(
 
     let buffer = buffers.get(line.streamId);
     if (!buffer) {
-      buffer = { firstVersion: line.version, events: [] };
+      buffer = { firstVersion: line.version, firstLine: lineNumber, events: [] };
       buffers.set(line.streamId, buffer);
     }
     buffer.events.push({

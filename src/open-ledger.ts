@@ -6,7 +6,9 @@ import pg from 'pg';
 import type { Database } from '../schema/database.ts';
 import { indexUpcasters } from '../schema/upcast.ts';
 import type { Upcaster } from '../schema/upcast.ts';
+import type { ClassificationRule } from '../projections/failure-classification.ts';
 import { InvalidInputError } from './errors.ts';
+import { parseFailureRules } from './failure-rules.ts';
 import { Ledger } from './ledger.ts';
 import type { LedgerStore, RunnerLock } from './ledger-store.ts';
 import { prepareSchema } from './migrations.ts';
@@ -42,6 +44,13 @@ export interface OpenLedgerOptions {
    * only new events (default 32; 0 keeps none).
    */
   foldCacheJobs?: number;
+  /**
+   * Rules that classify an `item.failed` or `job.failed` sent without a category, before
+   * the defaults. The category and `retryable` they give are written into the stored event,
+   * so later folds and rebuilds read the same answer whatever the rules become. Without
+   * this option, failures are stored as sent and classified by the defaults when read.
+   */
+  failureRules?: readonly ClassificationRule[];
 }
 
 /** The default folder of the embedded store. */
@@ -56,6 +65,9 @@ const schemaName = /^[a-z_][a-z0-9_]{0,62}$/;
  * @example
  * const ledger = await openLedger();                                   // ./.headway
  * const shared = await openLedger({ databaseUrl: process.env.DATABASE_URL });
+ * const ruled = await openLedger({
+ *   failureRules: [{ match: { messagePattern: 'quota exceeded' }, category: 'quota', retryable: true }],
+ * });
  */
 export async function openLedger(options: OpenLedgerOptions = {}): Promise<Ledger> {
   if (options.schema !== undefined && !schemaName.test(options.schema)) {
@@ -66,11 +78,16 @@ export async function openLedger(options: OpenLedgerOptions = {}): Promise<Ledge
       },
     ]);
   }
+  // Checked before the store opens: a bad rule must not leave connections behind.
+  const failureRules =
+    options.failureRules === undefined
+      ? undefined
+      : parseFailureRules(options.failureRules, 'failureRules');
   const upcasters = indexUpcasters(options.upcasters ?? []);
   const opened = options.databaseUrl
     ? openPostgres(options.databaseUrl, options)
     : await openPglite(options.dataDir ?? defaultDataDir, options);
-  const ledger = new Ledger(opened, upcasters, options.foldCacheJobs ?? 32);
+  const ledger = new Ledger(opened, upcasters, options.foldCacheJobs ?? 32, failureRules);
   try {
     if (options.migrate !== false) await prepareSchema(opened.db, options.schema);
   } catch (error) {

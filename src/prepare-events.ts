@@ -9,8 +9,10 @@ import {
   isEventType,
   jsonValue,
 } from '../schema/events.ts';
-import type { EventType, JsonValue } from '../schema/events.ts';
+import type { EventData, EventType, JsonValue } from '../schema/events.ts';
 import { limits } from '../schema/limits.ts';
+import { classifyFailure } from '../projections/failure-classification.ts';
+import type { ClassificationRule, FailureFacts } from '../projections/failure-classification.ts';
 import { EventTooLargeError, InvalidEventError } from './errors.ts';
 import type { ValidationIssue } from './errors.ts';
 
@@ -177,15 +179,54 @@ export function describeReceived(value: unknown): string {
   return typeof value;
 }
 
+/** Throws `EventTooLargeError` when data and metadata take more bytes than the cap. */
+function checkBytes(path: string, dataJson: string, metadataJson: string): void {
+  // UTF-8 takes at most 3 bytes per UTF-16 unit, so most events need no byte count.
+  if ((dataJson.length + metadataJson.length) * 3 > limits.eventBytes) {
+    const bytes = Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson);
+    if (bytes > limits.eventBytes) throw new EventTooLargeError(path, bytes, limits.eventBytes);
+  }
+}
+
+/** The data of a validated `item.failed` or `job.failed`, as far as classifying reads it. */
+type FailureData = { error: EventData<'item.failed'>['error'] } & Record<string, unknown>;
+
+/**
+ * The JSON of a failure's data with the category and `retryable` the rules give, so that
+ * the rule is recorded and every later fold reads the same answer; undefined when the
+ * producer chose a category. A `retryable` the producer sent is kept as sent. The same data
+ * and rules give the same text, so a retried event is still the same event.
+ */
+function classifiedFailure(
+  data: FailureData,
+  rules: readonly ClassificationRule[],
+): string | undefined {
+  const { error } = data;
+  if (error.category !== undefined) return undefined;
+  const facts: FailureFacts = {
+    message: error.message,
+    ...(error.code === undefined ? {} : { code: error.code }),
+    ...(error.retryable === undefined ? {} : { retryable: error.retryable }),
+  };
+  const { category, retryable } = classifyFailure(facts, rules);
+  return JSON.stringify({
+    ...data,
+    error: { ...error, category, ...(error.retryable === undefined ? { retryable } : {}) },
+  });
+}
+
 /**
  * Validates and serialises a batch of producer events. Throws `InvalidEventError` naming
- * every bad path, or `EventTooLargeError`; never touches the database.
+ * every bad path, or `EventTooLargeError`; never touches the database. With `failureRules`,
+ * a failure whose error has no category is stored with the category and `retryable` they
+ * give (see `classifiedFailure`).
  */
 export function prepareEvents(
   events: unknown,
   path: string,
   now: Date,
   checks: EventChecks = quickChecks,
+  failureRules?: readonly ClassificationRule[],
 ): PreparedEvent[] {
   if (!Array.isArray(events)) {
     throw new InvalidEventError([
@@ -205,7 +246,7 @@ export function prepareEvents(
   const seen = new Set<string>();
   for (let index = 0; index < events.length; index++) {
     const at = `${path}[${index}]`;
-    const event = prepareEvent(events[index], at, now, issues, checks);
+    const event = prepareEvent(events[index], at, now, issues, checks, failureRules);
     if (!event) continue;
     if (seen.has(event.eventId)) {
       issues.push({
@@ -227,6 +268,7 @@ function prepareEvent(
   now: Date,
   issues: ValidationIssue[],
   checks: EventChecks,
+  failureRules: readonly ClassificationRule[] | undefined,
 ): PreparedEvent | undefined {
   const parsed = checks.envelope(input);
   if (!parsed.success) {
@@ -268,11 +310,7 @@ function prepareEvent(
     issues.push({ path: `${path}.data`, message: unstorable });
     return undefined;
   }
-  // UTF-8 takes at most 3 bytes per UTF-16 unit, so most events need no byte count.
-  if ((dataJson.length + metadataJson.length) * 3 > limits.eventBytes) {
-    const bytes = Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson);
-    if (bytes > limits.eventBytes) throw new EventTooLargeError(path, bytes, limits.eventBytes);
-  }
+  checkBytes(path, dataJson, metadataJson);
 
   // What is checked must be what is stored: a class instance, a `toJSON` or a Date can
   // serialise to something else than what a schema sees, so those are checked as stored.
@@ -294,6 +332,14 @@ function prepareEvent(
     if (error) {
       issues.push(...toValidationIssues(error, `${path}.data`));
       return undefined;
+    }
+    // Only failures are looked at, so other events cost one comparison.
+    if (failureRules !== undefined && (type === 'item.failed' || type === 'job.failed')) {
+      const classified = classifiedFailure(stored as FailureData, failureRules);
+      if (classified !== undefined) {
+        dataJson = classified;
+        checkBytes(path, dataJson, metadataJson);
+      }
     }
   } else if (isCustomEventType(type)) {
     version = schemaVersion ?? 1;

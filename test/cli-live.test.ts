@@ -128,6 +128,16 @@ describe.skipIf(!postgresAvailable)('headway tail and watch on PostgreSQL', () =
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     };
+    // Every stream's job is started before the writers append to it.
+    const starts = await ledger.appendMany(
+      ['tail-0', 'tail-1', 'tail-2', 'tail-3', 'tail-shared-0', 'tail-shared-1'].map(
+        (streamId) => ({
+          streamId,
+          events: [{ type: 'job.started', data: { name: streamId, kind: 'tail', project: 'cli' } }],
+        }),
+      ),
+    );
+    appended.push(...starts.map((result) => result.events[0]!.eventId));
     const first = new Running(['--database-url', databaseUrl, 'tail', '--json', '--from-start']);
     const writers = Promise.all([0, 1, 2, 3].map(writer));
     let second: Running | undefined;

@@ -23,6 +23,12 @@ import { postgresAvailable, postgresUrl, storesUnderTest } from './stores.ts';
 
 type Uuid = ReturnType<typeof randomUUID>;
 
+/** A job's first event: a stream with no events takes nothing else first. */
+const started = (jobId: string, eventId: Uuid = randomUUID()): EventInput => ({
+  type: 'job.started',
+  data: { name: jobId, kind: 'test', project: 'coalescing' },
+  eventId,
+});
 const completed = (itemId: string, eventId: Uuid = randomUUID()): EventInput => ({
   type: 'item.completed',
   data: { itemId, durationMs: 10 },
@@ -82,7 +88,10 @@ for (const store of storesUnderTest()) {
         const streamId = `job-${producer}`;
         const results: AppendResult[] = [];
         for (let round = 0; round < rounds; round++) {
-          const events = items(1 + (round % 3), `${producer}-${round}`);
+          const events = [
+            ...(round === 0 ? [started(streamId)] : []),
+            ...items(1 + (round % 3), `${producer}-${round}`),
+          ];
           const result = await appender.append(streamId, events, {
             expectedVersion: round === 0 ? 'no_stream' : results.at(-1)!.nextExpectedVersion,
           });
@@ -94,6 +103,8 @@ for (const store of storesUnderTest()) {
         }
         return results;
       };
+      const sharedStart = started('shared');
+      await ledger.append('shared', [sharedStart]);
       const sharedBatches = Array.from({ length: sharedCallers }, (_, caller) =>
         items(2, `shared-${caller}`),
       );
@@ -113,7 +124,7 @@ for (const store of storesUnderTest()) {
         }
       }
       expect(shared.map((result) => result.events.map((event) => event.version))).toEqual(
-        sharedBatches.map((_, caller) => [2 * caller + 1, 2 * caller + 2]),
+        sharedBatches.map((_, caller) => [2 * caller + 2, 2 * caller + 3]),
       );
 
       // Every result names the row that holds its event, and nothing was written twice.
@@ -121,7 +132,8 @@ for (const store of storesUnderTest()) {
       const calls = producers * rounds + sharedCallers;
       const results = [...perProducer.flat(), ...shared];
       const returned = results.flatMap((result) => result.events);
-      expect(stored).toHaveLength(returned.length);
+      // …and the shared stream's start, appended before.
+      expect(stored).toHaveLength(returned.length + 1);
       expect(new Set(stored.map((event) => event.eventId)).size).toBe(stored.length);
       const byId = new Map(stored.map((event) => [event.eventId, event]));
       for (const result of results) {
@@ -138,26 +150,32 @@ for (const store of storesUnderTest()) {
       // The shared stream holds its callers' events in call order.
       const sharedStream = await ledger.readStream('shared');
       expect(sharedStream.map((event) => event.eventId)).toEqual(
-        sharedBatches.flat().map((event) => event.eventId),
+        [sharedStart, ...sharedBatches.flat()].map((event) => event.eventId),
       );
     });
 
     it('writes calls made in the same tick on different streams in one transaction', async () => {
       await Promise.all(
-        Array.from({ length: 10 }, (_, index) => appender.append(`s-${index}`, items(2, 'x'))),
+        Array.from({ length: 10 }, (_, index) =>
+          appender.append(`s-${index}`, [started(`s-${index}`), ...items(2, 'x')]),
+        ),
       );
       const stored = await allEvents(ledger);
-      expect(stored).toHaveLength(20);
+      expect(stored).toHaveLength(30);
       expect(new Set(stored.map((event) => event.transactionId)).size).toBe(1);
     });
 
     it('keeps every statement within maxStreams and maxEvents', async () => {
       const bounded = new CoalescingAppender(ledger, { maxStreams: 4, maxEvents: 5 });
+      // The first call to each stream starts its job.
       const calls = Array.from({ length: 24 }, (_, index) =>
-        bounded.append(`b-${index % 12}`, items(1 + (index % 2), `b${index}`)),
+        bounded.append(`b-${index % 12}`, [
+          ...(index < 12 ? [started(`b-${index}`)] : []),
+          ...items(1 + (index % 2), `b${index}`),
+        ]),
       );
       // One call larger than maxEvents still goes through, alone.
-      calls.push(bounded.append('big', items(7, 'big')));
+      calls.push(bounded.append('big', [started('big'), ...items(7, 'big')]));
       await Promise.all(calls);
       await bounded.close();
       const byTransaction = new Map<bigint, RecordedEvent[]>();
@@ -173,12 +191,12 @@ for (const store of storesUnderTest()) {
         if (!streams.has('big')) expect(events.length).toBeLessThanOrEqual(5);
         else expect(streams.size).toBe(1);
       }
-      expect([...byTransaction.values()].flat()).toHaveLength(36 + 7);
+      expect([...byTransaction.values()].flat()).toHaveLength(36 + 12 + 8);
     });
 
     it('fails only the callers whose stream conflicts; the rest of their batch is stored', async () => {
       for (const streamId of ['a', 'b', 'c', 'd', 'e']) {
-        await ledger.append(streamId, items(1, `seed-${streamId}`));
+        await ledger.append(streamId, [started(streamId)]);
       }
       const halfOld = completed('old');
       await ledger.append('e', [halfOld]);
@@ -190,7 +208,7 @@ for (const store of storesUnderTest()) {
         appender.append('new', items(1, 'n'), { expectedVersion: 'stream_exists' }),
         appender.append('d', items(1, 'd'), { expectedVersion: 'any' }),
         appender.append('e', [halfOld, completed('fresh')]),
-        appender.append('f', items(3, 'f'), { expectedVersion: 'no_stream' }),
+        appender.append('f', [started('f'), ...items(2, 'f')], { expectedVersion: 'no_stream' }),
       ]);
       expect(settled.map((outcome) => outcome.status)).toEqual([
         'fulfilled',
@@ -236,11 +254,12 @@ for (const store of storesUnderTest()) {
     });
 
     it('checks expectedVersion against the calls made before it on the same stream', async () => {
+      const [one, two, three] = [[started('s')], items(2, 'two'), items(1, 'three')];
       const settled = await Promise.allSettled([
-        appender.append('s', items(1, 'one'), { expectedVersion: 'no_stream' }),
-        appender.append('s', items(2, 'two'), { expectedVersion: 1 }),
+        appender.append('s', one, { expectedVersion: 'no_stream' }),
+        appender.append('s', two, { expectedVersion: 1 }),
         appender.append('s', items(1, 'stale'), { expectedVersion: 1 }),
-        appender.append('s', items(1, 'three'), { expectedVersion: 3 }),
+        appender.append('s', three, { expectedVersion: 3 }),
         appender.append('s', items(1, 'again'), { expectedVersion: 'no_stream' }),
       ]);
       expect(settled.map((outcome) => outcome.status)).toEqual([
@@ -261,21 +280,18 @@ for (const store of storesUnderTest()) {
         actual: 4,
       });
       const stream = await ledger.readStream('s');
-      expect(stream.map((event) => (event.data as { itemId: string }).itemId)).toEqual([
-        'one-0',
-        'two-0',
-        'two-1',
-        'three-0',
-      ]);
+      expect(stream.map((event) => event.eventId)).toEqual(
+        [...one, ...two, ...three].map((event) => event.eventId),
+      );
     });
 
     it('fails an invalid call alone, before it reaches a batch', async () => {
       const settled = await Promise.allSettled([
-        appender.append('ok-1', items(1, 'a')),
+        appender.append('ok-1', [started('ok-1'), ...items(1, 'a')]),
         appender.append('bad', [{ type: 'item.completed', data: { itemId: 42 } }] as never),
         appender.append('', items(1, 'b')),
         appender.append('ok-2', items(1, 'c'), { expectedVersion: -1 }),
-        appender.append('ok-3', items(2, 'd')),
+        appender.append('ok-3', [started('ok-3'), ...items(2, 'd')]),
       ]);
       expect(settled.map((outcome) => outcome.status)).toEqual([
         'fulfilled',
@@ -292,17 +308,23 @@ for (const store of storesUnderTest()) {
         code: 'invalid_input',
       });
       const stored = await allEvents(ledger);
-      expect(stored.map((event) => event.streamId)).toEqual(['ok-1', 'ok-3', 'ok-3']);
+      expect(stored.map((event) => event.streamId)).toEqual([
+        'ok-1',
+        'ok-1',
+        'ok-3',
+        'ok-3',
+        'ok-3',
+      ]);
     });
 
     it('answers a retry with the original positions and writes nothing', async () => {
-      const batch = items(3, 'r');
+      const batch = [started('r'), ...items(2, 'r')];
       const first = await appender.append('r', batch, { expectedVersion: 'no_stream' });
       await appender.append('r', items(1, 'later'));
       const retries = await Promise.all([
         appender.append('r', batch, { expectedVersion: 'no_stream' }),
         appender.append('r', batch),
-        appender.append('other', items(1, 'o')),
+        appender.append('other', [started('other')]),
       ]);
       expect(retries[0]).toEqual(first);
       expect(retries[1]).toEqual(first);
@@ -311,13 +333,13 @@ for (const store of storesUnderTest()) {
     });
 
     it('never puts one event id twice in a statement', async () => {
-      const batch = items(2, 'dup');
+      const batch = [started('x'), completed('dup')];
       const settled = await Promise.allSettled([
         appender.append('x', batch),
         appender.append('x', batch),
         // Alongside x's first call this would fail as a version mismatch instead.
         appender.append('y', batch, { expectedVersion: 'stream_exists' }),
-        appender.append('z', items(1, 'z')),
+        appender.append('z', [started('z')]),
       ]);
       expect(settled.map((outcome) => outcome.status)).toEqual([
         'fulfilled',
@@ -336,29 +358,33 @@ for (const store of storesUnderTest()) {
 
     it('matches upper-case event ids to their rows', async () => {
       const id = randomUUID().toUpperCase() as Uuid;
+      await appender.append('u', [started('u')]);
       const first = await appender.append('u', [completed('a', id)]);
       expect(first.events[0]!.eventId).toBe(id.toLowerCase());
       expect(await appender.append('u', [completed('a', id.toLowerCase() as Uuid)])).toEqual(first);
-      expect(await ledger.readStream('u')).toHaveLength(1);
+      expect(await ledger.readStream('u')).toHaveLength(2);
     });
 
     it('flushes what is queued on close, then refuses new calls', async () => {
+      await ledger.appendMany(
+        [0, 1, 2, 3].map((index) => ({ streamId: `c-${index}`, events: [started(`c-${index}`)] })),
+      );
       const queued = Array.from({ length: 20 }, (_, index) =>
         appender.append(`c-${index % 4}`, items(1, `c${index}`)),
       );
       await appender.close();
       const results = await Promise.all(queued);
       expect(results.map((result) => result.nextExpectedVersion)).toEqual(
-        Array.from({ length: 20 }, (_, index) => Math.floor(index / 4) + 1),
+        Array.from({ length: 20 }, (_, index) => Math.floor(index / 4) + 2),
       );
-      expect(await allEvents(ledger)).toHaveLength(20);
+      expect(await allEvents(ledger)).toHaveLength(24);
       const refused = await appender
         .append('c-0', items(1, 'late'))
         .catch((error: unknown) => error);
       expect(refused).toBeInstanceOf(AppenderClosedError);
       expect(refused).toMatchObject({ code: 'appender_closed' });
       await appender.close();
-      expect(await allEvents(ledger)).toHaveLength(20);
+      expect(await allEvents(ledger)).toHaveLength(24);
     });
 
     it('fails each caller of a batch whose statement fails for another reason', async () => {
@@ -387,7 +413,9 @@ for (const store of storesUnderTest()) {
       );
       const appender = new CoalescingAppender(ledger);
       const settled = await Promise.allSettled(
-        ['a', 'poison', 'b'].map((streamId) => appender.append(streamId, items(2, streamId))),
+        ['a', 'poison', 'b'].map((streamId) =>
+          appender.append(streamId, [started(streamId), ...items(2, streamId)]),
+        ),
       );
       expect(settled.map((outcome) => outcome.status)).toEqual([
         'fulfilled',
@@ -416,6 +444,8 @@ interface Call {
   stream: number;
   events: number;
   expected: ExpectedVersion;
+  /** Open with job.started (a repeat keeps the content of the call it repeats). */
+  starts: boolean;
   /** Repeat the event ids of an earlier call (index modulo the calls before). */
   repeat: number | undefined;
   /** Yield to I/O before this call, so it arrives while a write is in flight. */
@@ -429,6 +459,7 @@ const call: fc.Arbitrary<Call> = fc.record({
     fc.constantFrom<ExpectedVersion>('any', 'no_stream', 'stream_exists'),
     fc.integer({ min: 0, max: 6 }),
   ),
+  starts: fc.boolean(),
   repeat: fc.option(fc.nat(), { freq: 4, nil: undefined }),
   pause: fc.boolean(),
 });
@@ -436,21 +467,18 @@ const call: fc.Arbitrary<Call> = fc.record({
 type Outcome =
   | { ok: true; versions: number[]; sameAs?: number }
   | { ok: false; code: 'concurrency'; expected: ExpectedVersion; actual: number }
-  | { ok: false; code: 'idempotency_conflict' };
+  | { ok: false; code: 'idempotency_conflict' }
+  | { ok: false; code: 'job_not_started' };
 
 /** What running the calls one by one, in call order, must give. */
-function model(calls: readonly Call[], idsOf: readonly Uuid[][]) {
+function model(calls: readonly Call[], idsOf: readonly Uuid[][], startsOf: readonly boolean[]) {
   const heads = [0, 0, 0];
   const logs: string[][] = [[], [], []];
   const written = new Map<string, { stream: number; call: number }>();
   const outcomes = calls.map((current, index): Outcome => {
     const key = idsOf[index]!.join();
     const earlier = written.get(key);
-    if (earlier) {
-      return earlier.stream === current.stream
-        ? { ok: true, versions: [], sameAs: earlier.call }
-        : { ok: false, code: 'idempotency_conflict' };
-    }
+    if (earlier?.stream === current.stream) return { ok: true, versions: [], sameAs: earlier.call };
     const head = heads[current.stream]!;
     const { expected } = current;
     const matches =
@@ -458,7 +486,12 @@ function model(calls: readonly Call[], idsOf: readonly Uuid[][]) {
       (expected === 'no_stream' && head === 0) ||
       (expected === 'stream_exists' && head > 0) ||
       expected === head;
+    // The version is checked first, then whether a new stream opens with job.started, then
+    // the ids.
+    if (!matches && earlier) return { ok: false, code: 'idempotency_conflict' };
     if (!matches) return { ok: false, code: 'concurrency', expected, actual: head };
+    if (head === 0 && !startsOf[index]) return { ok: false, code: 'job_not_started' };
+    if (earlier) return { ok: false, code: 'idempotency_conflict' };
     const ids = idsOf[index]!;
     heads[current.stream] = head + ids.length;
     logs[current.stream]!.push(...ids);
@@ -493,9 +526,11 @@ describe('coalescing appender: random schedules on PGlite', () => {
           const idsOf: Uuid[][] = [];
           // A repeat is a true retry: the same ids with the same content.
           const contentOf: number[] = [];
+          const startsOf: boolean[] = [];
           for (const [index, current] of calls.entries()) {
             const repeated = current.repeat !== undefined && index > 0;
             contentOf.push(repeated ? contentOf[current.repeat! % index]! : index);
+            startsOf.push(repeated ? startsOf[current.repeat! % index]! : current.starts);
             idsOf.push(
               repeated
                 ? idsOf[current.repeat! % index]!
@@ -507,7 +542,9 @@ describe('coalescing appender: random schedules on PGlite', () => {
           for (const [index, current] of calls.entries()) {
             if (current.pause) await nextTurn();
             const events = idsOf[index]!.map((id, offset) =>
-              completed(`${contentOf[index]}-${offset}`, id),
+              offset === 0 && startsOf[index]
+                ? started(`${contentOf[index]}`, id)
+                : completed(`${contentOf[index]}-${offset}`, id),
             );
             pending.push(
               settle(
@@ -520,7 +557,7 @@ describe('coalescing appender: random schedules on PGlite', () => {
           const settled = await Promise.all(pending);
           await appender.close();
 
-          const { outcomes, logs } = model(calls, idsOf);
+          const { outcomes, logs } = model(calls, idsOf, startsOf);
           outcomes.forEach((outcome, index) => {
             const actual = settled[index]!;
             if (!outcome.ok) {
@@ -562,7 +599,7 @@ describe.skipIf(!postgresAvailable)('coalescing appender: a stuck write on Postg
   });
 
   it('holds up only its own stream, is abandoned past its bound, and a retry stores it once', async () => {
-    await ledger.append('stuck', items(1, 'seed'));
+    await ledger.append('stuck', [started('stuck')]);
     const appender = new CoalescingAppender(ledger, { writeTimeoutMs: 500 });
     // Another session holds the stream's head row, so a write to it waits on the lock.
     const holder = new pg.Client({ connectionString: postgresUrl });
@@ -579,7 +616,9 @@ describe.skipIf(!postgresAvailable)('coalescing appender: a stuck write on Postg
       await nextTurn();
       // Other streams are written meanwhile, in their own statements.
       const others = await Promise.all(
-        Array.from({ length: 5 }, (_, index) => appender.append(`free-${index}`, items(3, 'f'))),
+        Array.from({ length: 5 }, (_, index) =>
+          appender.append(`free-${index}`, [started(`free-${index}`), ...items(2, 'f')]),
+        ),
       );
       expect(others.map((result) => result.nextExpectedVersion)).toEqual([3, 3, 3, 3, 3]);
       // Only the stuck write is left, and health checks can see how long it has waited.

@@ -7,6 +7,11 @@ import { storesUnderTest } from './stores.ts';
 
 const postgres = storesUnderTest().find((store) => store.name === 'postgres')!;
 const event = (itemId: string): EventInput => ({ type: 'item.completed', data: { itemId } });
+/** A job's first event: a stream with no events takes nothing else first. */
+const started = (jobId: string): EventInput => ({
+  type: 'job.started',
+  data: { name: jobId, kind: 'test', project: 'gap-safety' },
+});
 
 /** Appends inside a transaction that stays open until `commit` is called. */
 async function openSlowAppend(ledger: Ledger, streamId: string) {
@@ -32,8 +37,21 @@ describe.skipIf(!postgres.available)('gap-safe reading on PostgreSQL', () => {
   it('does not skip a transaction that took its position first and committed last', async () => {
     const ledger = await postgres.open();
     try {
-      await ledger.append('before', [event('b')]);
-      const { next: cursor } = await ledger.readAll();
+      await ledger.appendMany([
+        { streamId: 'before', events: [started('before'), event('b')] },
+        { streamId: 'slow', events: [started('slow')] },
+        { streamId: 'fast', events: [started('fast')] },
+      ]);
+      // The cursor past those four rows, once the horizon shows them (another suite's open
+      // transaction on the shared server may hold it back a while).
+      let seeded = await ledger.readAll();
+      for (const deadline = Date.now() + 30_000; seeded.events.length < 4;) {
+        if (Date.now() > deadline) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        seeded = await ledger.readAll();
+      }
+      expect(seeded.events).toHaveLength(4);
+      const cursor = seeded.next;
 
       const slow = await openSlowAppend(ledger, 'slow');
       const fast = await ledger.append('fast', [event('f')]);
@@ -73,6 +91,14 @@ describe.skipIf(!postgres.available)('gap-safe reading on PostgreSQL', () => {
       const seen: string[] = [];
       const written: string[] = [];
       let cursor = (await ledger.readAll()).next;
+      // Each writer's job is started first; the reader must see those events too.
+      const starts = await ledger.appendMany(
+        Array.from({ length: 12 }, (_, writer) => ({
+          streamId: `w${writer}`,
+          events: [started(`w${writer}`)],
+        })),
+      );
+      written.push(...starts.map((result) => result.events[0]!.eventId));
       let writing = true;
       // Once writing stops, the reader reads until it has seen every write, or for 30 s
       // (another suite's open transaction on the shared server may hold the horizon a while).
@@ -128,7 +154,7 @@ describe.skipIf(!postgres.available)('gap-safe reading on PostgreSQL', () => {
     const schema = `hw_test_concurrent_${Date.now()}`;
     const ledgers = await Promise.all(Array.from({ length: 4 }, () => postgres.open({ schema })));
     try {
-      await ledgers[0]!.append('job', [event('a')]);
+      await ledgers[0]!.append('job', [started('job')]);
       expect(await ledgers[3]!.streamVersion('job')).toBe(1);
     } finally {
       await Promise.all(ledgers.map((ledger) => ledger.close()));

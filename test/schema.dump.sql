@@ -94,6 +94,8 @@ DECLARE
   v_any_retry boolean := false;
   v_ids       jsonb;
   v_fields    jsonb;
+  v_first     text[];
+  v_type      text;
 BEGIN
   IF jsonb_array_length(p_data) <> coalesce(array_length(p_event_ids, 1), 0)
      OR jsonb_array_length(p_metadata) <> coalesce(array_length(p_event_ids, 1), 0) THEN
@@ -141,6 +143,29 @@ BEGIN
           USING ERRCODE = 'HW001',
                 DETAIL = json_build_object(
                   'streamId', v_stream, 'expected', v_expected, 'actual', v_current)::text;
+      END IF;
+    END IF;
+
+    -- Checked under the stream's lock, so a concurrent first batch cannot slip past it.
+    IF v_current = 0 THEN
+      IF p_event_streams[1] = v_index THEN
+        -- The call's first event is this stream's: every one-stream call, at no cost.
+        v_type := p_types[1];
+      ELSE
+        IF v_first IS NULL THEN
+          SELECT array_agg(f.t ORDER BY s.i) INTO v_first
+            FROM generate_series(1, v_streams) AS s(i)
+            LEFT JOIN (SELECT DISTINCT ON (e.si) e.si, e.t
+                         FROM unnest(p_event_streams, p_types) WITH ORDINALITY AS e(si, t, ord)
+                        ORDER BY e.si, e.ord) f ON f.si = s.i;
+        END IF;
+        v_type := v_first[v_index];
+      END IF;
+      IF v_type IS DISTINCT FROM 'job.started' THEN
+        RAISE EXCEPTION 'job % was never started: expected its first event to be job.started, received %',
+                        v_stream, coalesce(v_type, 'no event')
+          USING ERRCODE = 'HW006',
+                DETAIL = json_build_object('streamId', v_stream, 'received', v_type)::text;
       END IF;
     END IF;
   END LOOP;

@@ -83,21 +83,22 @@ for (const store of storesUnderTest()) {
 
       it('stores text outside the basic plane, quotes and backslashes as given', async () => {
         const itemId = 'emoji 😀 "quoted" \\ back\\slash \\ud800 \\u0000 tab\t';
-        await ledger.append('job-1', [completed(itemId)]);
-        const [event] = await ledger.readStream('job-1');
+        await ledger.append('job-1', [started(), completed(itemId)]);
+        const [, event] = await ledger.readStream('job-1');
         expect(event!.data).toEqual({ itemId, durationMs: 10 });
       });
 
       it('keeps producer ids, clocks and metadata', async () => {
         const eventId = randomUUID();
         await ledger.append('job-1', [
+          started(),
           {
             ...completed('a', eventId),
             occurredAt: '2026-01-02T03:04:05.678Z',
             metadata: { actor: 'crawler-7', correlationId: 'c-1' },
           },
         ]);
-        const [event] = await ledger.readStream('job-1');
+        const [, event] = await ledger.readStream('job-1');
         expect(event!.eventId).toBe(eventId);
         expect(event!.occurredAt.toISOString()).toBe('2026-01-02T03:04:05.678Z');
         expect(event!.metadata).toEqual({ actor: 'crawler-7', correlationId: 'c-1' });
@@ -169,18 +170,19 @@ for (const store of storesUnderTest()) {
 
       it('takes event ids in either case as one id', async () => {
         const id = randomUUID().toUpperCase();
+        await ledger.append('job-1', [started()]);
         const first = await ledger.append('job-1', [completed('a', id)]);
         expect(first.events[0]!.eventId).toBe(id.toLowerCase());
         expect(await ledger.append('job-1', [completed('a', id.toLowerCase())])).toEqual(first);
         await expect(
           ledger.append('job-2', [completed('a', id), completed('b', id.toLowerCase())]),
         ).rejects.toMatchObject({ code: 'invalid_event' });
-        expect(await allEvents(ledger)).toHaveLength(1);
+        expect(await allEvents(ledger)).toHaveLength(2);
       });
 
       it('rejects a batch that half overlaps an earlier one, and writes none of it', async () => {
         const old = randomUUID();
-        await ledger.append('job-1', [completed('a', old), completed('b')]);
+        await ledger.append('job-1', [started(), completed('a', old), completed('b')]);
         const error = await ledger
           .append('job-1', [completed('a', old), completed('c')])
           .catch((caught: unknown) => caught);
@@ -192,10 +194,10 @@ for (const store of storesUnderTest()) {
           eventIds: [old],
         });
         const wrongStream = await ledger
-          .append('job-2', [completed('a', old)])
+          .append('job-2', [started('two'), completed('a', old)])
           .catch((caught: unknown) => caught);
         expect(wrongStream).toMatchObject({ code: 'idempotency_conflict' });
-        expect((await allEvents(ledger)).map((event) => event.version)).toEqual([1, 2]);
+        expect((await allEvents(ledger)).map((event) => event.version)).toEqual([1, 2, 3]);
         expect(await ledger.streamVersion('job-2')).toBe(0);
       });
 
@@ -262,7 +264,7 @@ for (const store of storesUnderTest()) {
 
       it('refuses a conflicting retry in appendMany by its stream, writing no stream', async () => {
         const id = '0b7a3c1e-5d4f-4e2a-9b8c-7d6e5f4a3b2c';
-        await ledger.append('a', [completed('x', id)]);
+        await ledger.append('a', [started('a'), completed('x', id)]);
         const error = await ledger
           .appendMany([
             { streamId: 'b', events: [started('b')] },
@@ -279,7 +281,7 @@ for (const store of storesUnderTest()) {
           `"Stream 'a': event id 0b7a3c1e-5d4f-4e2a-9b8c-7d6e5f4a3b2c was appended before with other data; a retry must repeat its events unchanged, and a new event needs a new id"`,
         );
         expect(await ledger.streamVersion('b')).toBe(0);
-        expect(await allEvents(ledger)).toHaveLength(1);
+        expect(await allEvents(ledger)).toHaveLength(2);
       });
 
       it('rejects duplicate ids inside one batch before writing', async () => {
@@ -456,7 +458,7 @@ for (const store of storesUnderTest()) {
       });
 
       it('returns the same cursor when nothing is new', async () => {
-        await ledger.append('a', items(1));
+        await ledger.append('a', [started('a'), ...items(1)]);
         const { next } = await ledger.readAll();
         const again = await ledger.readAll({ after: next });
         expect(again.events).toEqual([]);

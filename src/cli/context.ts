@@ -29,7 +29,7 @@ export function resolveSchema(options: { schema?: string }): string | undefined 
 export async function withLedger<T>(
   command: Command,
   action: (ledger: Ledger) => Promise<T>,
-  open: Pick<OpenLedgerOptions, 'migrate'> = {},
+  open: Pick<OpenLedgerOptions, 'migrate' | 'failureRules'> = {},
 ): Promise<T> {
   const options = command.optsWithGlobals<GlobalOptions>();
   const databaseUrl = resolveDatabaseUrl(options);

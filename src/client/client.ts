@@ -83,13 +83,13 @@ class BatchGivenUp extends Error {
  * the caller; `flush()` waits until everything is stored.
  *
  * A batch is given up when retries run out (`giveUpAfterMs`, default five minutes from its
- * first attempt) or on an answer that a retry cannot change (400, 401, 403, 404, 409
- * `concurrency` or `idempotency_conflict`, 413, …). Then the job's later events are held
- * back, never sent past the failure, and the next `flush()` or `close()` rejects with an
- * `EventsNotStoredError` naming, per job, every event not stored and the last answer
- * (`maybeStored` when an attempt's answer was lost, so the batch may have landed). Once
- * that error is thrown the job's hold ends and its new events are sent again. A call that
- * waits for its answer (a job's `start`) throws its own failure instead.
+ * first attempt) or on an answer that a retry cannot change (400, 401, 403, 404 such as
+ * `job_not_started`, 409 `concurrency` or `idempotency_conflict`, 413, …). Then the job's
+ * later events are held back, never sent past the failure, and the next `flush()` or
+ * `close()` rejects with an `EventsNotStoredError` naming, per job, every event not stored
+ * and the last answer (`maybeStored` when an attempt's answer was lost, so the batch may
+ * have landed). Once that error is thrown the job's hold ends and its new events are sent
+ * again. A call that waits for its answer (a job's `start`) throws its own failure instead.
  *
  * @example
  * const client = createClient({ url: 'http://127.0.0.1:4680', token });
@@ -442,8 +442,8 @@ export class HeadwayClient implements EventAppender<ClientAppendResult> {
 /**
  * Worth sending again: 408, 429 and every 5xx (the append may or may not have been
  * stored; a retry with the same ids lands it once), a timeout, a network error. Any
- * other answer (400, 401, 403, 404, 409 `concurrency` / `idempotency_conflict`, 413) is
- * final.
+ * other answer (400, 401, 403, 404 such as `job_not_started`, 409 `concurrency` /
+ * `idempotency_conflict`, 413) is final.
  */
 function isTransientFailure(error: Error): boolean {
   if (error instanceof HttpStatusError) {

@@ -8,6 +8,7 @@ import {
   InvalidEventError,
   InvalidInputError,
   isTransient,
+  JobNotStartedError,
 } from '../errors.ts';
 import type { HeadwayErrorCode, ValidationIssue } from '../errors.ts';
 
@@ -24,6 +25,7 @@ const statusOf: Record<HeadwayErrorCode, number> = {
   invalid_event: 400,
   event_too_large: 413,
   not_found: 404,
+  job_not_started: 404,
   concurrency: 409,
   database_unavailable: 503,
   idempotency_conflict: 409,
@@ -60,6 +62,10 @@ export function sendError(error: unknown, request: FastifyRequest, reply: Fastif
       extra.actualVersion = error.actual;
     }
     if (error instanceof EventTooLargeError) extra.limitBytes = error.limit;
+    if (error instanceof JobNotStartedError) {
+      extra.expectedType = 'job.started';
+      extra.receivedType = error.received;
+    }
     if (error instanceof IdempotencyConflictError) {
       extra.eventIds = error.eventIds;
       if (error.fields.length > 0) extra.fields = error.fields;

@@ -92,23 +92,26 @@ async function until(
 
 /**
  * Opens the store (on the first try: the writer is gone, so its lock must be too) and
- * checks that it holds every acknowledged event, once each, with versions 1..n.
+ * checks that it holds the job's start and then every acknowledged event, once each, with
+ * versions 2..n+1.
  */
 async function expectAcknowledgedEvents(dataDir: string, acked: number): Promise<number> {
   const ledger = await openLedger({ dataDir });
   try {
+    const [start] = await ledger.readStream(streamId, { limit: 1 });
+    expect(start?.type).toBe('job.started');
     const versions: number[] = [];
     const ids = new Set<string>();
     for (;;) {
-      const page = await ledger.readStream(streamId, { fromVersion: versions.length + 1 });
+      const page = await ledger.readStream(streamId, { fromVersion: versions.length + 2 });
       if (page.length === 0) break;
       for (const event of page) {
         versions.push(event.version);
         ids.add(event.eventId);
-        expect(event.data).toEqual({ n: event.version });
+        expect(event.data).toEqual({ n: event.version - 1 });
       }
     }
-    expect(versions).toEqual(versions.map((_, index) => index + 1));
+    expect(versions).toEqual(versions.map((_, index) => index + 2));
     expect(ids.size).toBe(versions.length);
     expect(versions.length).toBeGreaterThanOrEqual(acked);
     expect(versions.length).toBeLessThanOrEqual(acked + batchSize);

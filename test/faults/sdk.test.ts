@@ -369,6 +369,7 @@ describe('client SDK: giving up', () => {
 
   for (const [status, code] of [
     [400, 'invalid_event'],
+    [404, 'job_not_started'],
     [409, 'idempotency_conflict'],
     [409, 'concurrency'],
     [413, 'body_too_large'],

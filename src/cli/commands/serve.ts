@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import type { Ledger } from '../../ledger.ts';
 import { InvalidInputError } from '../../errors.ts';
+import { readFailureRules } from '../../failure-rules.ts';
 import { isLoopbackHost, parseTokens } from '../../server/auth.ts';
 import { createServer } from '../../server/server.ts';
 import { runDemo } from '../../demo/simulated-pipeline.ts';
@@ -19,6 +20,7 @@ interface ServeOptions {
   demoItems: number;
   migrate: boolean;
   maxStreams: number;
+  failureRules?: string;
 }
 
 /** `headway serve`: the HTTP API, with the projection runners, until Ctrl-C or SIGTERM. */
@@ -33,6 +35,10 @@ export function registerServe(program: Command): void {
     .option('--demo-items <n>', 'documents the demo processes', parsePositiveInt, 2_000)
     .option('--no-migrate', 'only check the schema is there (an app role may not migrate)')
     .option('--max-streams <n>', 'most SSE and WebSocket streams at once', parsePositiveInt, 5_000)
+    .option(
+      '--failure-rules <file>',
+      'JSON rules that classify failures sent without a category, recorded at append (default: $HEADWAY_FAILURE_RULES)',
+    )
     .action(async (options: ServeOptions, command: Command) => {
       const tokens = process.env.HEADWAY_TOKENS ? parseTokens(process.env.HEADWAY_TOKENS) : null;
       if (!tokens && !isLoopbackHost(options.host)) {
@@ -44,6 +50,9 @@ export function registerServe(program: Command): void {
         ]);
       }
       const schema = resolveSchema(command.optsWithGlobals<GlobalOptions>());
+      // Read before the ledger opens: a bad rule stops the server before it serves anything.
+      const rulesFile = options.failureRules ?? (process.env.HEADWAY_FAILURE_RULES || undefined);
+      const failureRules = rulesFile === undefined ? undefined : await readFailureRules(rulesFile);
       await withLedger(
         command,
         async (ledger) => {
@@ -73,6 +82,11 @@ export function registerServe(program: Command): void {
               `Headway serving ${where} on ${address} (API: ${address}/openapi.json)\n`,
             );
             process.stdout.write(`Dashboard: ${address}/\n`);
+            if (failureRules) {
+              process.stdout.write(
+                `Failure rules: ${failureRules.length} from ${rulesFile}, recorded with each failure sent without a category.\n`,
+              );
+            }
             if (!tokens) {
               process.stdout.write(
                 'No HEADWAY_TOKENS: every route is open, so the server listens on this machine only.\n',
@@ -102,7 +116,7 @@ export function registerServe(program: Command): void {
             await runners?.stop();
           }
         },
-        { migrate: false },
+        { migrate: false, ...(failureRules ? { failureRules } : {}) },
       );
     });
 }
