@@ -27,14 +27,23 @@ export type {
 } from './job-failures.ts';
 export {
   allItems,
+  comparePlanOrder,
   inFlightItems,
   isItemDone,
+  itemBreakdown,
   itemRecord,
   jobItems,
   pendingItems,
   stuckItems,
 } from './job-items.ts';
-export type { ItemEntry, ItemRecord, ItemStatus, JobItemsState } from './job-items.ts';
+export type {
+  GroupCounts,
+  ItemBreakdown,
+  ItemEntry,
+  ItemRecord,
+  ItemStatus,
+  JobItemsState,
+} from './job-items.ts';
 export { jobProgress } from './job-progress.ts';
 export type { ItemCounts, JobProgressState, JobStatus, StageRun } from './job-progress.ts';
 export { formatSummary, jobSummary, summarize } from './job-summary.ts';

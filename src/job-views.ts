@@ -7,9 +7,10 @@ import { isStorableText, unstorableTextMessage } from '../schema/events.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import { addValue, emptyHistogram } from '../projections/histogram.ts';
 import { own, setOwn } from '../projections/own.ts';
-import { stageFigures } from '../projections/stage-metrics.ts';
+import { finishedStageRuns, stageFigures } from '../projections/stage-metrics.ts';
 import type { StageFigures, StageMetricsState } from '../projections/stage-metrics.ts';
 import { estimateEta, jobEta } from '../projections/job-eta.ts';
+import type { EtaContext } from '../projections/job-eta.ts';
 import { fold } from '../projections/projection.ts';
 import type { EtaEstimate, JobEtaState } from '../projections/job-eta.ts';
 import type { JobProgressState, JobStatus } from '../projections/job-progress.ts';
@@ -77,6 +78,8 @@ export interface JobsQuery {
   /** How long a finished job stays in the active view (default 10 minutes). */
   finishedVisibleMs?: number;
   parentJobId?: string;
+  /** Only this job: a list of it, or empty when the other filters leave it out. */
+  jobId?: string;
   /** Case-insensitive text in the job's id, name, kind or project. */
   text?: string;
   /** At most this many, most recently updated first (default 100, maximum 10,000). */
@@ -112,6 +115,7 @@ const jobsQuerySchema = z.strictObject({
   active: z.boolean().optional(),
   finishedVisibleMs: z.number().int().min(0).optional(),
   parentJobId: storable(limits.idLength).optional(),
+  jobId: storable(limits.idLength).optional(),
   text: storable(200).optional(),
   limit: z.number().int().min(1).max(10_000).optional(),
   now: z.number().finite().optional(),
@@ -322,7 +326,38 @@ export class JobViews {
       const views = [...states].map(([childId, child]) => toView(childId, child, now));
       rolledUp = rollUp(sortByUpdate(views));
     }
-    return { ...toView(jobId, state, now), children: rolledUp };
+    const context = await this.etaContext(state, now);
+    return { ...toView(jobId, state, now, context), children: rolledUp };
+  }
+
+  /** Stage rates by kind, from finished jobs; a status read looks them up at most this often. */
+  private readonly stageRatesByKind = new Map<
+    string,
+    { at: number; rates: Promise<Record<string, number | null>> }
+  >();
+
+  /**
+   * What a job's ETA needs beyond the job: the rates of earlier jobs of its kind, for a
+   * stage it has not measured yet. Cached per kind for `stageRatesTtlMs`.
+   */
+  private async etaContext(state: JobEtaState, now: number): Promise<EtaContext> {
+    const { progress } = state;
+    if (progress.declaredStages.length === 0 || progress.kind === null) return {};
+    const guessed = estimateEta(state, now).stages.some(
+      (stage) => stage.basis === 'weights' || stage.basis === 'unknown',
+    );
+    if (!guessed) return {};
+    const kind = progress.kind;
+    let cached = this.stageRatesByKind.get(kind);
+    if (!cached || now - cached.at > stageRatesTtlMs || now < cached.at) {
+      const rates = this.stageMetrics({ kind }).then((metrics) =>
+        Object.fromEntries(metrics.map((metric) => [metric.stage, metric.itemsPerSecond])),
+      );
+      cached = { at: now, rates };
+      this.stageRatesByKind.set(kind, cached);
+      rates.catch(() => this.stageRatesByKind.delete(kind));
+    }
+    return { stageRates: await cached.rates };
   }
 
   /** A job's processed count over time and its ETA as of `now`; null for an unknown job. */
@@ -366,6 +401,7 @@ export class JobViews {
     for (const [jobId, state] of states) {
       const { progress } = state;
       if (progress.version === 0) continue;
+      if (filter.jobId !== undefined && jobId !== filter.jobId) continue;
       if (filter.project !== undefined && progress.project !== filter.project) continue;
       if (filter.kind !== undefined && progress.kind !== filter.kind) continue;
       if (filter.parentJobId !== undefined && progress.parentJobId !== filter.parentJobId) continue;
@@ -380,8 +416,8 @@ export class JobViews {
     return sortByUpdate(views).slice(0, limit);
   }
 
-  /** Every project's jobs counted, optionally only active jobs. */
-  async projects(query: Pick<JobsQuery, 'active' | 'finishedVisibleMs' | 'now'> = {}) {
+  /** Every project's jobs counted, optionally only active jobs (or only the one `jobId`). */
+  async projects(query: Pick<JobsQuery, 'active' | 'finishedVisibleMs' | 'now' | 'jobId'> = {}) {
     const jobs = await this.jobs({ ...query, limit: 10_000 });
     const byProject = new Map<string, ProjectView>();
     for (const { progress } of jobs) {
@@ -415,8 +451,7 @@ export class JobViews {
     const stages: StageMetricsState['stages'] = {};
     for (const { progress } of jobs) {
       const kind = progress.kind ?? '(unknown)';
-      for (const run of progress.stages) {
-        if (run.durationMs === null) continue;
+      for (const run of finishedStageRuns(progress)) {
         const key = `${kind}/${run.name}`;
         const aggregate = own(stages, key) ?? {
           kind,
@@ -427,7 +462,7 @@ export class JobViews {
         };
         aggregate.runs += 1;
         addValue(aggregate.durations, run.durationMs);
-        aggregate.items += run.processed;
+        aggregate.items += run.items;
         setOwn(stages, key, aggregate);
       }
     }
@@ -444,6 +479,7 @@ export class JobViews {
     limit: number,
   ): Promise<Map<string, JobEtaState>> {
     const generation = await this.generation();
+    if (filter.jobId !== undefined) return this.statesOf([filter.jobId], generation);
     if (filter.parentJobId !== undefined) {
       const children = await childrenQuery(this.context.db, filter.parentJobId).execute();
       return this.statesOf(
@@ -646,10 +682,13 @@ function mentions(jobId: string, progress: JobProgressState, text: string): bool
   return searched.toLowerCase().includes(text.toLowerCase());
 }
 
-function toView(jobId: string, state: JobEtaState, now: number): JobView {
+function toView(jobId: string, state: JobEtaState, now: number, context: EtaContext = {}): JobView {
   const { items: _items, ...progress } = state.progress;
-  return { jobId, progress, eta: estimateEta(state, now) };
+  return { jobId, progress, eta: estimateEta(state, now, context) };
 }
+
+/** How long the stage rates of a kind serve status reads before they are read again. */
+const stageRatesTtlMs = 30_000;
 
 function rollUp(children: JobView[]): JobRollUp {
   const byStatus: JobRollUp['byStatus'] = {};

@@ -2,7 +2,13 @@ import { z } from 'zod';
 import type { EventInput, JsonValue } from '../schema/events.ts';
 import { limits } from '../schema/limits.ts';
 import { combineProjections } from '../projections/combine.ts';
-import { inFlightItems, jobItems, pendingItems, stuckItems } from '../projections/job-items.ts';
+import {
+  comparePlanOrder,
+  inFlightItems,
+  jobItems,
+  pendingItems,
+  stuckItems,
+} from '../projections/job-items.ts';
 import { jobProgress } from '../projections/job-progress.ts';
 import type { JobStatus } from '../projections/job-progress.ts';
 import type { Projection } from '../projections/projection.ts';
@@ -88,9 +94,8 @@ export async function resumeJob(
       // Nothing is recorded: a finished job stays finished.
       throw new JobFinishedError(jobId, status);
     }
-    const expired = stuckItems(items, cutoff, options.defaultLeaseMs ?? 0).map(
-      (item) => item.itemId,
-    );
+    const expiredItems = stuckItems(items, cutoff, options.defaultLeaseMs ?? 0);
+    const expired = expiredItems.map((item) => item.itemId);
     const expiredSet = new Set(expired);
     const inFlight = inFlightItems(items)
       .map((item) => item.itemId)
@@ -119,7 +124,10 @@ export async function resumeJob(
         status: progress.status,
         checkpoint: progress.lastCheckpoint?.cursor ?? null,
         checkpointNote: progress.lastCheckpoint?.note ?? null,
-        pending: [...pendingItems(items).map((item) => item.itemId), ...expired],
+        // What is left, in plan order: the released items go back to their places.
+        pending: [...pendingItems(items), ...expiredItems]
+          .sort(comparePlanOrder)
+          .map((item) => item.itemId),
         expired,
         inFlight,
         version: result.nextExpectedVersion,

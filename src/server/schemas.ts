@@ -20,6 +20,11 @@ const jobStatuses = ['pending', 'running', 'paused', 'completed', 'failed', 'can
 
 export const jobParams = z.strictObject({ id: id.describe('The job id') });
 
+export const itemParams = z.strictObject({
+  id: id.describe('The job id'),
+  itemId: id.describe('The item id'),
+});
+
 export const projectParams = z.strictObject({
   project: name.describe("A project name, or 'all' for every project"),
 });
@@ -44,12 +49,42 @@ const eventInput = z
   })
   .loose();
 
+const versionModes = ['any', 'no_stream', 'stream_exists'] as const;
+
+/** What `expectedVersion` takes, and what it got, for every way it can be wrong. */
+const badExpectedVersion = (issue: { input?: unknown }) => {
+  const input = issue.input === undefined ? 'nothing' : JSON.stringify(issue.input).slice(0, 100);
+  return `expected a version (an integer >= 0) or one of ${versionModes.join(', ')}, received ${input}`;
+};
+
+const expectedVersion = z
+  .union(
+    [
+      z
+        .number({ error: badExpectedVersion })
+        .int({ error: badExpectedVersion })
+        .min(0, { error: badExpectedVersion }),
+      z.enum(versionModes, { error: badExpectedVersion }),
+    ],
+    { error: badExpectedVersion },
+  )
+  .describe('Append only if the job is at this version (409 otherwise)');
+
 export const appendBody = z.strictObject({
   events: z.array(eventInput).min(1).max(limits.eventsPerAppend),
+  expectedVersion: expectedVersion.optional(),
+});
+
+/** `expectedVersion` may come in the query instead, for clients that cannot change the body. */
+export const appendQuery = z.strictObject({
   expectedVersion: z
-    .union([z.number().int().min(0), z.enum(['any', 'no_stream', 'stream_exists'])])
+    .string({ error: badExpectedVersion })
+    .regex(/^(\d{1,15}|any|no_stream|stream_exists)$/, { error: badExpectedVersion })
+    .transform((text) =>
+      /^\d/.test(text) ? Number(text) : (text as (typeof versionModes)[number]),
+    )
     .optional()
-    .describe('Append only if the job is at this version (409 otherwise)'),
+    .describe('As expectedVersion in the body; when both are sent they must agree'),
 });
 
 const booleanText = z
@@ -124,7 +159,12 @@ export const resumeBody = z
 
 export const projectProgressQuery = z.strictObject({
   active: booleanText,
-  operationId: id.optional().describe('Only the jobs started with this parentJobId'),
+  operationId: id
+    .optional()
+    .describe(
+      "Only this job, in the same shape (404 when it is not in the project); 'projects' then counts it alone",
+    ),
+  parentJobId: id.optional().describe('Only the jobs started with this parentJobId'),
 });
 
 export const stageMetricsQuery = z.strictObject({

@@ -17,6 +17,7 @@ import { exportFailures, failureGroups, jobFailures } from '../../projections/jo
 import {
   allItems,
   inFlightItems,
+  itemBreakdown,
   jobItems,
   pendingItems,
   stuckItems,
@@ -30,13 +31,20 @@ import type { DatabaseReadiness } from '../database-readiness.ts';
 import { withQueryTimeout } from '../postgres-pool.ts';
 import { SharedFollower } from '../shared-follower.ts';
 import { formatCursor } from '../cursor.ts';
-import { NotFoundError } from '../errors.ts';
+import { InvalidInputError, NotFoundError } from '../errors.ts';
 import { toJson } from '../json.ts';
 import type { ExpectedVersion } from '../errors.ts';
 import type { Ledger } from '../ledger.ts';
 import { checkAccess, isLoopbackHost } from './auth.ts';
 import type { Scope, TokenTable } from './auth.ts';
 import { EventStreams, toWire } from './event-stream.ts';
+import {
+  clientErrorHandler,
+  jsonBodyParser,
+  jsonMediaType,
+  noRoute,
+  sendFrameworkError,
+} from './framework-errors.ts';
 import { body, retryAfterSeconds, sendError } from './http-errors.ts';
 import { ServerMetrics } from './metrics.ts';
 import { WebSocketSession } from './websocket.ts';
@@ -111,22 +119,37 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const appender = new CoalescingAppender(ledger, options.appender);
   const { readiness } = options;
   const maxStreams = options.maxStreams ?? 5_000;
+  const bounds = {
+    bodyLimit: options.bodyLimitBytes ?? defaultBodyLimit,
+    // Ids are at most limits.idLength characters; the router measures them decoded.
+    maxParamLength: limits.idLength * 3,
+  };
+  /** Fastify's own errors in the API's shape, then everything else. */
+  const answerError = (error: unknown, request: FastifyRequest, reply: FastifyReply) =>
+    sendFrameworkError(error, request, reply, bounds) ?? sendError(error, request, reply);
   const app = Fastify({
     // Errors are always logged; --log adds every request.
     logger: { level: options.logger ? 'info' : 'error' },
-    bodyLimit: options.bodyLimitBytes ?? defaultBodyLimit,
-    // Job ids may be up to limits.idLength characters, percent-encoded in the path.
-    maxParamLength: limits.idLength * 3,
+    bodyLimit: bounds.bodyLimit,
+    routerOptions: { maxParamLength: bounds.maxParamLength },
+    // Bad URLs and over-long ids never reach a route or the error handler.
+    frameworkErrors: (error, request, reply) => void answerError(error, request, reply),
+    clientErrorHandler,
     // Keep-alive sockets would hold `close()` open until clients hang up.
     forceCloseConnections: 'idle',
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
+  // JSON only: any other body gets 415; a body that is not JSON says why.
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser(
+    jsonMediaType,
+    { parseAs: 'string' },
+    jsonBodyParser(app.getDefaultJsonParser('error', 'error')),
+  );
   // Positions and cursors are bigints: sent as strings.
   app.setReplySerializer((payload) => toJson(payload));
-  app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send(body('not_found', `No route ${request.method} ${request.url}`)),
-  );
+  app.setErrorHandler(answerError);
+  app.setNotFoundHandler((request, reply) => reply.code(404).send(noRoute(request)));
   app.addHook('onRequest', async (request, reply) => {
     const scope = request.routeOptions.config.scope;
     if (scope && readiness && !readiness.ready) {
@@ -266,12 +289,14 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       config: append,
       schema: {
         params: schemas.jobParams,
+        querystring: schemas.appendQuery,
         body: schemas.appendBody,
         summary: 'Append a batch of events to a job, whole or not at all',
       },
     },
     async (request) => {
-      const { events, expectedVersion } = request.body;
+      const { events } = request.body;
+      const expectedVersion = agreedVersion(request.body.expectedVersion, request.query);
       const result = await appendEvents(
         request.params.id,
         events as EventInput[],
@@ -373,6 +398,47 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
                 ? allItems(state).filter((item) => item.status === 'failed')
                 : allItems(state);
       return { jobId, count: items.length, items: items.slice(0, limit) };
+    },
+  );
+
+  app.get(
+    '/v1/jobs/:id/items/:itemId',
+    {
+      config: read,
+      schema: {
+        params: schemas.itemParams,
+        summary:
+          'One item: status, processed, stage, attempts, type, group, worker, lease, duration, last error',
+      },
+    },
+    async (request) => {
+      const { id: jobId, itemId } = request.params;
+      const item = await ledger.item(jobId, itemId);
+      return {
+        jobId,
+        ...item,
+        // "Is it processed?" in one call, as `ledger.isProcessed` answers it.
+        processed: item.status === 'completed' || item.status === 'skipped',
+        leaseExpiresAt:
+          item.status === 'inFlight' && item.startedAt !== null && item.leaseMs !== null
+            ? item.startedAt + item.leaseMs
+            : null,
+      };
+    },
+  );
+
+  app.get(
+    '/v1/jobs/:id/counts',
+    {
+      config: read,
+      schema: {
+        params: schemas.jobParams,
+        summary: "A job's items by status: in all, by item group and by item type",
+      },
+    },
+    async (request) => {
+      const jobId = request.params.id;
+      return { jobId, ...itemBreakdown(await projectJob(jobId, jobItems)) };
     },
   );
 
@@ -537,15 +603,26 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     },
     async (request) => {
       const { project } = request.params;
-      const { active, operationId } = request.query;
-      const filter = {
-        ...(active === undefined ? {} : { active }),
-        ...(operationId ? { parentJobId: operationId } : {}),
-        ...(project === 'all' ? {} : { project }),
-      };
+      const { active, operationId, parentJobId } = request.query;
+      const within = project === 'all' ? {} : { project };
+      if (operationId !== undefined) {
+        // One job: the same answer, narrowed to it; 404 when the project does not hold it.
+        const [job] = await ledger.jobs({ ...within, jobId: operationId, limit: 1 });
+        if (!job) {
+          throw new NotFoundError(
+            project === 'all'
+              ? `Job '${operationId}'`
+              : `Job '${operationId}' in project '${project}'`,
+          );
+        }
+      }
       const [projects, jobs] = await Promise.all([
-        ledger.projectOverview(active === undefined ? {} : { active }),
-        ledger.jobs({ ...filter, limit: 1_000 }),
+        ledger.projectOverview(defined({ active, jobId: operationId })),
+        ledger.jobs({
+          ...defined({ active, parentJobId, jobId: operationId }),
+          ...within,
+          limit: 1_000,
+        }),
       ]);
       return {
         project,
@@ -685,6 +762,25 @@ function isSameOrigin(request: FastifyRequest): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The expected version of an append from its body or its query; both may be sent only
+ * when they agree.
+ */
+function agreedVersion(
+  fromBody: ExpectedVersion | undefined,
+  query: { expectedVersion?: ExpectedVersion | undefined },
+): ExpectedVersion | undefined {
+  const fromQuery = query.expectedVersion;
+  if (fromBody === undefined) return fromQuery;
+  if (fromQuery === undefined || fromQuery === fromBody) return fromBody;
+  throw new InvalidInputError([
+    {
+      path: 'querystring.expectedVersion',
+      message: `expected the same expectedVersion as the body's (${JSON.stringify(fromBody)}) or none, received ${JSON.stringify(fromQuery)}`,
+    },
+  ]);
 }
 
 /** The object without its undefined fields, as exact optional property types want it. */
