@@ -47,6 +47,18 @@ export interface JobEtaState extends RateWindow {
   stageRates: RateWindow[];
 }
 
+/** A copy built field by field, so every window keeps one shape. */
+function copyWindow(window: RateWindow): RateWindow {
+  return {
+    windowStart: window.windowStart,
+    windowWork: window.windowWork,
+    lastAt: window.lastAt,
+    ema: window.ema,
+    emaSteps: window.emaSteps,
+    rates: window.rates,
+  };
+}
+
 function emptyWindow(): RateWindow {
   return {
     windowStart: null,
@@ -96,7 +108,7 @@ function draftOf(state: JobEtaState): JobEtaState {
   return {
     ...state,
     progress: jobProgressSteps.draftOf(state.progress),
-    stageRates: state.stageRates.map((window) => ({ ...window })),
+    stageRates: state.stageRates.map(copyWindow),
   };
 }
 
@@ -121,29 +133,33 @@ function addWork(window: RateWindow, at: number, work: number, openedAt: number)
   return true;
 }
 
-/** Each stage's done count, to measure what one event did in each. */
-function stageDone(progress: JobProgressState): number[] {
-  return progress.stageTallies.map(doneIn);
-}
+/**
+ * Each stage's done count before an event, to measure what it did in each. One buffer,
+ * reused: folding is synchronous, and nothing of it outlives one `apply`.
+ */
+const doneBefore: number[] = [];
 
 /** Moves each stage's rate window by the work the event did there. */
 function advanceStages(
   draft: JobEtaState,
-  doneBefore: readonly number[],
+  stagesBefore: number,
   at: number,
   previousAt: number,
 ): void {
   const { stageTallies } = draft.progress;
-  stageTallies.forEach((tally, index) => {
+  for (let index = 0; index < stageTallies.length; index += 1) {
+    const tally = stageTallies[index]!;
+    // A stage the event added starts from nothing.
+    const work = doneIn(tally) - (index < stagesBefore ? doneBefore[index]! : 0);
+    // One window per tally, in step with them.
     const window = (draft.stageRates[index] ??= emptyWindow());
-    const work = doneIn(tally) - (doneBefore[index] ?? 0);
     // A stage's clock starts when something first happens there.
     if (work > 0) addWork(window, at, work, previousAt);
-    else if (window.windowStart === null && (tally.started || tally.inFlight > 0)) {
+    else if (window.windowStart === null && tally.started) {
       window.windowStart = at;
       window.lastAt = at;
     }
-  });
+  }
 }
 
 const endings = new Set(['job.completed', 'job.failed', 'job.cancelled']);
@@ -151,7 +167,11 @@ const endings = new Set(['job.completed', 'job.failed', 'job.cancelled']);
 /** Applies one event to the progress, then moves the rate windows it falls in. */
 function apply(draft: JobEtaState, items: ItemWriter<ItemPosition>, event: RecordedEvent): void {
   const processedBefore = draft.progress.processed;
-  const doneBefore = stageDone(draft.progress);
+  const { stageTallies } = draft.progress;
+  const stagesBefore = stageTallies.length;
+  for (let index = 0; index < stagesBefore; index += 1) {
+    doneBefore[index] = doneIn(stageTallies[index]!);
+  }
   jobProgressSteps.apply(draft.progress, items, event);
   if (isCustomEvent(event)) return;
   const previousAt = draft.lastAt;
@@ -180,7 +200,7 @@ function apply(draft: JobEtaState, items: ItemWriter<ItemPosition>, event: Recor
     draft.durations = welford(draft.durations, event.data.durationMs);
   }
   if (draft.progress.stageTallies.length > 0) {
-    advanceStages(draft, doneBefore, at, previousAt ?? at);
+    advanceStages(draft, stagesBefore, at, previousAt ?? at);
   }
   const work = draft.progress.processed - processedBefore;
   if (work <= 0) return;
@@ -289,7 +309,12 @@ function estimateStages(
   context: EtaContext,
 ): (StageEstimate & { spread: number })[] {
   const { progress } = state;
-  const stages = stageProgress(progress.stageTallies, progress.total, progress.sequentialStages);
+  const stages = stageProgress(
+    progress.stageTallies,
+    progress.total,
+    progress.sequentialStages,
+    progress.status === 'completed',
+  );
   const measured = stages.map((_, index) => {
     const window = state.stageRates[index];
     const rate = window ? rateOf(window) : null;

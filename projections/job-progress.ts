@@ -8,10 +8,8 @@ import type { ItemTable, ItemWriter } from './item-table.ts';
 import { itemStatusAfter } from './job-items.ts';
 import {
   furthestStage,
-  moveInStage,
-  newTally,
-  positionCodes,
-  positionOf,
+  copyTally,
+  movePosition,
   positionStatus,
   stageProgress,
   tallyIndex,
@@ -147,7 +145,7 @@ function draftOf(state: JobProgressState): JobProgressState {
   return {
     ...state,
     stages: state.stages.map((run) => ({ ...run })),
-    stageTallies: state.stageTallies.map((tally) => ({ ...tally })),
+    stageTallies: state.stageTallies.map(copyTally),
     counts: { ...state.counts },
     byType,
     reportedCounts: { ...state.reportedCounts },
@@ -192,18 +190,14 @@ function moveItem(
     counts[beforeStatus] -= 1;
   }
   counts[after] += 1;
-  let codes = positionCodes(before);
+  const tallies = draft.stageTallies;
   if (type === 'items.released') {
-    const furthest = furthestStage(codes);
-    if (furthest >= 0) codes = moveInStage(draft.stageTallies, codes, furthest, 'pending');
-  } else if (stage !== null && type !== 'items.planned') {
-    const index = tallyIndex(draft.stageTallies, stage);
-    if (index >= 0) {
-      touchStage(draft.stageTallies[index]!, at, after !== 'inFlight');
-      codes = moveInStage(draft.stageTallies, codes, index, after);
-    }
+    items.set(itemId, movePosition(tallies, before, after, furthestStage(before), 'pending'));
+    return;
   }
-  items.set(itemId, positionOf(after, codes));
+  const index = stage === null || type === 'items.planned' ? -1 : tallyIndex(tallies, stage);
+  if (index >= 0) touchStage(tallies[index]!, at, after !== 'inFlight');
+  items.set(itemId, movePosition(tallies, before, after, index));
 }
 
 /**
@@ -319,13 +313,10 @@ function apply(
         weight: stage.weight ?? 1,
       }));
       for (const stage of draft.declaredStages) {
-        const index = tallyIndex(draft.stageTallies, stage.name);
-        if (index < 0) continue;
-        draft.stageTallies[index] = {
-          ...(draft.stageTallies[index] ?? newTally(stage.name, stage.weight, true)),
-          weight: stage.weight,
-          declared: true,
-        };
+        const tally = draft.stageTallies[tallyIndex(draft.stageTallies, stage.name)];
+        if (!tally) continue;
+        tally.weight = stage.weight;
+        tally.declared = true;
       }
       draft.declaredTotal = data.total ?? draft.declaredTotal;
       return raiseProcessed(draft);

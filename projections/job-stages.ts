@@ -6,10 +6,10 @@ import type { ItemStatus } from './job-items.ts';
  *
  * An item's outcome belongs to a stage: the one its event names, else the current one (the
  * last `stage.started`). Each stage counts its own items in flight, completed, failed and
- * skipped. Its total is the one its `stage.started` declared, else the job's total less the
- * items the pipeline stopped for in earlier stages (failed or skipped there, never seen
- * again). A stage that a later `stage.started` ended, in a job whose stages each ran once,
- * is over: its total is what it saw.
+ * skipped. A stage that a later `stage.started` ended, in a job whose stages each ran once,
+ * is over: its total is what it saw. Otherwise its total is the one its `stage.started`
+ * declared, else the job's total less the items the pipeline stopped for in earlier stages
+ * (failed or skipped there, never seen again).
  */
 export interface StageTally {
   name: string;
@@ -55,8 +55,9 @@ export interface StageProgress {
 export type StageTallies = StageTally[];
 
 /**
- * One letter per stage, in tally order: where an item stands in each. `.` untouched, `p`
- * pending again (released), `i` in flight, `c` completed, `f` failed, `s` skipped.
+ * One letter per status, and per stage in tally order: where an item stands in each. `.`
+ * untouched, `p` pending (again, once released), `i` in flight, `c` completed, `f` failed,
+ * `s` skipped.
  */
 type StageCode = '.' | 'p' | 'i' | 'c' | 'f' | 's';
 
@@ -87,10 +88,30 @@ export function newTally(name: string, weight: number, declared: boolean): Stage
   };
 }
 
+/** A copy of a tally, built field by field so every tally keeps one shape (fast to read). */
+export function copyTally(tally: StageTally): StageTally {
+  return {
+    name: tally.name,
+    weight: tally.weight,
+    declared: tally.declared,
+    declaredTotal: tally.declaredTotal,
+    inFlight: tally.inFlight,
+    completed: tally.completed,
+    failed: tally.failed,
+    skipped: tally.skipped,
+    stopped: tally.stopped,
+    started: tally.started,
+    ended: tally.ended,
+    firstAt: tally.firstAt,
+    lastAt: tally.lastAt,
+  };
+}
+
 /** The index of a stage's tally, adding one for a new name while under the bound; -1 past it. */
 export function tallyIndex(tallies: StageTallies, name: string): number {
-  const index = tallies.findIndex((tally) => tally.name === name);
-  if (index >= 0) return index;
+  for (let index = 0; index < tallies.length; index += 1) {
+    if (tallies[index]!.name === name) return index;
+  }
   if (tallies.length >= limits.stages) return -1;
   tallies.push(newTally(name, 1, false));
   return tallies.length - 1;
@@ -116,40 +137,64 @@ function countCode(tally: StageTally, code: string, delta: number): void {
 }
 
 /** The stage index where the pipeline stopped for an item, or -1 when it goes on. */
-function stoppedAt(codes: string): number {
-  for (let index = codes.length - 1; index >= 0; index -= 1) {
-    const code = codes[index];
+function stoppedAt(position: ItemPosition): number {
+  for (let index = position.length - 1; index >= 1; index -= 1) {
+    const code = position[index];
     if (code === '.') continue;
-    return code === 'f' || code === 's' ? index : -1;
+    return code === 'f' || code === 's' ? index - 1 : -1;
+  }
+  return -1;
+}
+
+/** The furthest stage an item reached, or -1. */
+export function furthestStage(position: ItemPosition | undefined): number {
+  if (position === undefined) return -1;
+  for (let index = position.length - 1; index >= 1; index -= 1) {
+    if (position[index] !== '.') return index - 1;
   }
   return -1;
 }
 
 /**
- * Moves an item within one stage as an event of `status` does, and returns its new codes.
- * An item seen in a later stage has left the earlier ones: in flight there becomes completed.
- * `releasedOnly`: the event only sends items in flight or failed back to pending.
+ * An item's position after an event: job-wide `status`, and in stage `stage` (an index, or
+ * -1 for none) the move to `stageStatus`, counted in the tallies. An item seen in a later
+ * stage has left the earlier ones: in flight there becomes completed. Pending (a release)
+ * only sends an item in flight or failed back.
  */
-export function moveInStage(
+export function movePosition(
   tallies: StageTallies,
-  codes: string,
-  stage: number,
+  position: ItemPosition | undefined,
   status: ItemStatus,
-): string {
-  const before = codes.padEnd(stage + 1, '.');
-  const next = [...before];
-  for (let index = 0; index < stage; index += 1) if (next[index] === 'i') next[index] = 'c';
-  const current = next[stage]!;
-  if (status === 'pending' && current !== 'i' && current !== 'f') return codes;
-  next[stage] = codeOf[status];
-  const after = next.join('');
-  if (after === before) return codes;
-  for (let index = 0; index <= stage; index += 1) {
-    if (before[index] === after[index]) continue;
-    countCode(tallies[index]!, before[index]!, -1);
-    countCode(tallies[index]!, after[index]!, 1);
+  stage: number,
+  stageStatus: ItemStatus = status,
+): ItemPosition {
+  // Written to allocate little: this runs for every item event of a staged job.
+  const statusCode = codeOf[status];
+  const length = position === undefined ? 0 : position.length;
+  const at = stage + 1;
+  const current = stage >= 0 && at < length ? position![at]! : '.';
+  const moves = stage >= 0 && (stageStatus !== 'pending' || current === 'i' || current === 'f');
+  if (!moves) {
+    if (length <= 1) return statusCode;
+    return position![0] === statusCode ? position! : statusCode + position!.slice(1);
   }
-  const stoppedBefore = stoppedAt(before);
+  const code = codeOf[stageStatus];
+  let prefix = length > at ? position!.slice(1, at) : (position?.slice(1) ?? '').padEnd(stage, '.');
+  if (prefix.includes('i')) {
+    for (let index = 0; index < stage; index += 1) {
+      if (prefix[index] !== 'i') continue;
+      tallies[index]!.inFlight -= 1;
+      tallies[index]!.completed += 1;
+    }
+    prefix = prefix.replaceAll('i', 'c');
+  } else if (current === code) {
+    return position![0] === statusCode ? position! : statusCode + position!.slice(1);
+  }
+  const tally = tallies[stage]!;
+  countCode(tally, current, -1);
+  countCode(tally, code, 1);
+  const after = statusCode + prefix + code + (length > at + 1 ? position!.slice(at + 1) : '');
+  const stoppedBefore = position === undefined ? -1 : stoppedAt(position);
   const stoppedAfter = stoppedAt(after);
   if (stoppedBefore !== stoppedAfter) {
     if (stoppedBefore >= 0) tallies[stoppedBefore]!.stopped -= 1;
@@ -158,15 +203,10 @@ export function moveInStage(
   return after;
 }
 
-/** The stage an item's released event applies to: the furthest one it reached. */
-export function furthestStage(codes: string): number {
-  for (let index = codes.length - 1; index >= 0; index -= 1) if (codes[index] !== '.') return index;
-  return -1;
-}
-
 /**
  * Each stage's total, pending and fraction. `jobTotal` is the job's best known item count;
- * `sequential` says every stage ran at most once, in turn, so an ended stage is over.
+ * `sequential` says every stage ran at most once, in turn, so an ended stage is over;
+ * `completed`, that the job has completed, so every stage holds what it saw.
  *
  * @example
  * stageProgress(state.stageTallies, state.total, true).map((stage) => stage.pending);
@@ -175,13 +215,14 @@ export function stageProgress(
   tallies: readonly StageTally[],
   jobTotal: number | null,
   sequential: boolean,
+  completed = false,
 ): StageProgress[] {
   let stoppedBefore = 0;
   return tallies.map((tally) => {
     const seen = tally.inFlight + doneIn(tally);
     let total: number | null;
-    if (tally.declaredTotal !== null) total = Math.max(tally.declaredTotal, seen);
-    else if (tally.ended && sequential) total = seen;
+    if (completed || (tally.ended && sequential)) total = seen;
+    else if (tally.declaredTotal !== null) total = Math.max(tally.declaredTotal, seen);
     else if (jobTotal !== null) total = Math.max(jobTotal - stoppedBefore, seen);
     else total = null;
     stoppedBefore += tally.stopped;
@@ -208,23 +249,21 @@ export function stageProgress(
   });
 }
 
-/** An item's status and stage codes, kept as one value so one item table holds both. */
-export type ItemPosition = ItemStatus | `${ItemStatus} ${string}`;
+/**
+ * An item's job-wide status and its stage codes in one short string, so one item table
+ * holds both: the status's letter (`p`, `i`, `c`, `f`, `s`), then one letter per stage.
+ */
+export type ItemPosition = string;
+
+const statusOfCode: Record<string, ItemStatus> = {
+  p: 'pending',
+  i: 'inFlight',
+  c: 'completed',
+  f: 'failed',
+  s: 'skipped',
+};
 
 /** The job-wide status of an item position. */
 export function positionStatus(position: ItemPosition): ItemStatus {
-  const space = position.indexOf(' ');
-  return (space < 0 ? position : position.slice(0, space)) as ItemStatus;
-}
-
-/** The stage codes of an item position ('' when it has none). */
-export function positionCodes(position: ItemPosition | undefined): string {
-  if (position === undefined) return '';
-  const space = position.indexOf(' ');
-  return space < 0 ? '' : position.slice(space + 1);
-}
-
-/** A position from a status and stage codes. */
-export function positionOf(status: ItemStatus, codes: string): ItemPosition {
-  return codes === '' ? status : `${status} ${codes}`;
+  return statusOfCode[position[0]!]!;
 }

@@ -189,7 +189,7 @@ export interface FinishedStageRun {
  * and for a stage that only item events named, one run from its first event to its last
  * outcome.
  */
-export function finishedStageRuns(progress: JobProgressState): FinishedStageRun[] {
+export function finishedStageRuns(progress: Omit<JobProgressState, 'items'>): FinishedStageRun[] {
   const runs: FinishedStageRun[] = [];
   for (const run of progress.stages) {
     if (run.durationMs !== null)

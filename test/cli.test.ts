@@ -67,6 +67,10 @@ describe('headway CLI on the embedded store', { timeout: 180_000 }, () => {
     expect(pending + inFlight + completed + failed + skipped).toBe(planned);
     const human = await headway(store, 'status', jobId);
     expect(human.stdout).toContain('demo crawl (crawl, project demo): completed');
+    // Each stage with its own counts; a completed job has nothing pending anywhere.
+    expect(human.stdout).toMatch(
+      /^ {4}process +\S+ +[\d,]+ of [\d,]+, failed \d+, skipped \d+, in flight 0, pending 0$/m,
+    );
   });
 
   it('filters the timeline', async () => {

@@ -229,7 +229,10 @@ describe.skipIf(!hasChromium())('dashboard in headless Chromium', () => {
     expect(await textsOf(page, '#by-type tbody tr')).toEqual(['html 2 0 1', 'pdf 0 3 0']);
     expect(await textsOf(page, '.stage .stage-figures')).toEqual([
       '10s · 4 / 4 · 2 failed',
-      expect.stringMatching(/^\S.* · 2 \/ 4 · 1 failed · 1 skipped$/),
+      // parse's own counts: h in flight, g pending; its ETA from the fetch stage's pace.
+      expect.stringMatching(
+        /^\S.* · 2 \/ 4 · 1 failed · 1 skipped · 1 in flight · 1 pending · ETA \S+ at its own rate$/,
+      ),
     ]);
     expect(await textsOf(page, '.stage[data-state="current"] .stage-label')).toEqual([
       'parse weight 3 (current)',

@@ -180,7 +180,7 @@ export function jobPage(root, { signal, params: [jobId] }) {
       <div class="panels">
         <section class="panel" aria-labelledby="stages-title">
           <h3 id="stages-title">Stages</h3>
-          ${stageTimeline(progress, now)}
+          ${stageTimeline(progress, now, view.eta.stages)}
         </section>
         <section class="panel" aria-labelledby="throughput-title">
           <h3 id="throughput-title">Throughput and ETA</h3>

@@ -2,8 +2,17 @@
 import { html } from '/dashboard/vendor/lit-html/lit-html.js';
 import { formatClock, formatCount, formatDuration } from './format.js';
 
-/** The figures of one stage run: "1m 20s · 1,234 / 2,000 · 12 failed · 3 skipped". */
-function runFigures(run, durationMs) {
+const bases = {
+  measured: 'at its own rate',
+  history: 'from earlier jobs',
+  weights: 'from the stage weights',
+};
+
+/**
+ * The figures of one stage run, then the stage's own counts and ETA:
+ * "1m 20s · 1,234 / 2,000 · 12 failed · 3 skipped · 4 in flight · 700 pending · ETA 5m".
+ */
+function runFigures(run, durationMs, stage) {
   const parts = [formatDuration(durationMs)];
   // Results count every attempt's outcome: with retries they may outnumber the items.
   if (run.total === null) parts.push(`${formatCount(run.processed)} done`);
@@ -15,12 +24,50 @@ function runFigures(run, durationMs) {
   }
   if (run.failed > 0) parts.push(`${formatCount(run.failed)} failed`);
   if (run.skipped > 0) parts.push(`${formatCount(run.skipped)} skipped`);
-  return parts.join(' · ');
+  return [...parts, ...stageCounts(stage)].join(' · ');
 }
 
-/** The stage timeline of a job's progress, as of `now` (epoch ms). */
-export function stageTimeline(progress, now) {
-  const runs = progress.stages;
+/** A stage's items in flight and pending, and its own ETA with the basis it used. */
+function stageCounts(stage) {
+  if (!stage) return [];
+  const parts = [];
+  if (stage.inFlight > 0) parts.push(`${formatCount(stage.inFlight)} in flight`);
+  if (stage.pending) parts.push(`${formatCount(stage.pending)} pending`);
+  if (stage.etaMs > 0 && bases[stage.basis]) {
+    parts.push(`ETA ${formatDuration(stage.etaMs)} ${bases[stage.basis]}`);
+  }
+  return parts;
+}
+
+/**
+ * The stage timeline of a job's progress, as of `now` (epoch ms), with each stage's counts
+ * from the ETA's `stages`. A stage that only item events name has no run of its own: its
+ * bar goes from its first event to its last outcome.
+ */
+export function stageTimeline(progress, now, stageEstimates = []) {
+  const estimateOf = new Map(stageEstimates.map((stage) => [stage.name, stage]));
+  const tallyOf = new Map((progress.stageTallies ?? []).map((tally) => [tally.name, tally]));
+  const runs = [...progress.stages];
+  for (const stage of stageEstimates) {
+    const tally = tallyOf.get(stage.name);
+    if (runs.some((run) => run.name === stage.name) || !tally || tally.firstAt === null) continue;
+    const done = stage.completed + stage.failed + stage.skipped;
+    runs.push({
+      name: stage.name,
+      startedAt: tally.firstAt,
+      endedAt:
+        stage.status === 'done' || progress.endedAt !== null
+          ? (tally.lastAt ?? tally.firstAt)
+          : null,
+      total: stage.total,
+      processed: done,
+      failed: stage.failed,
+      skipped: stage.skipped,
+    });
+  }
+  // The last run of a stage carries its counts; a stage's runs keep their order in time.
+  runs.sort((a, b) => a.startedAt - b.startedAt);
+  const lastRun = new Map(runs.map((run) => [run.name, run]));
   const waiting = progress.declaredStages.filter(
     (declared) => !runs.some((run) => run.name === declared.name),
   );
@@ -62,7 +109,13 @@ export function stageTimeline(progress, now) {
           <div class="stage-track" aria-hidden="true">
             <div class="stage-bar" style=${`left: ${left}%; width: ${width}%`}></div>
           </div>
-          <div class="stage-figures">${runFigures(run, end - run.startedAt)}</div>
+          <div class="stage-figures">
+            ${runFigures(
+              run,
+              end - run.startedAt,
+              lastRun.get(run.name) === run ? estimateOf.get(run.name) : undefined,
+            )}
+          </div>
         </li>`;
       })}
       ${waiting.map(
@@ -70,7 +123,9 @@ export function stageTimeline(progress, now) {
           html`<li class="stage" data-stage=${stage.name} data-state="waiting">
             <div class="stage-label">${label(stage.name)}</div>
             <div class="stage-track" aria-hidden="true"></div>
-            <div class="stage-figures muted">not started</div>
+            <div class="stage-figures muted">
+              ${['not started', ...stageCounts(estimateOf.get(stage.name))].join(' · ')}
+            </div>
           </li>`,
       )}
     </ol>

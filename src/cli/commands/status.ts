@@ -32,12 +32,24 @@ export function registerStatus(program: Command): void {
           `  ${progressBar(progress.percent)} ${progress.percent.toFixed(1)}%  ${formatCount(progress.processed)} of ${progress.total === null ? '?' : formatCount(progress.total)}`,
           `  completed ${formatCount(progress.counts.completed)}, failed ${formatCount(progress.counts.failed)}, skipped ${formatCount(progress.counts.skipped)}, in flight ${formatCount(progress.counts.inFlight)}, pending ${formatCount(progress.counts.pending)}`,
         ];
-        if (progress.stages.length > 0) {
+        if (estimate.stages.length > 0) {
           lines.push('  stages:');
-          for (const stage of progress.stages) {
-            lines.push(
-              `    ${stage.name.padEnd(16)} ${stage.endedAt === null ? 'running' : formatDuration(stage.durationMs)}`,
-            );
+          for (const stage of estimate.stages) {
+            const run = progress.stages.findLast((candidate) => candidate.name === stage.name);
+            const done = stage.completed + stage.failed + stage.skipped;
+            const counts = [
+              `${formatCount(done)} of ${stage.total === null ? '?' : formatCount(stage.total)}`,
+              `failed ${formatCount(stage.failed)}`,
+              `skipped ${formatCount(stage.skipped)}`,
+              `in flight ${formatCount(stage.inFlight)}`,
+              `pending ${stage.pending === null ? '?' : formatCount(stage.pending)}`,
+            ];
+            const time = run?.durationMs != null ? formatDuration(run.durationMs) : stage.status;
+            const eta =
+              stage.basis === 'done' || stage.etaMs === null || progress.endedAt !== null
+                ? ''
+                : `  ETA ${formatDuration(stage.etaMs)} (${stage.basis})`;
+            lines.push(`    ${stage.name.padEnd(16)} ${time.padEnd(8)} ${counts.join(', ')}${eta}`);
           }
         }
         if (progress.status === 'running' || progress.status === 'paused') {

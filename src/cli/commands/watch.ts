@@ -29,9 +29,13 @@ const finished: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'cancel
 interface StageLine {
   name: string;
   state: 'pending' | 'running' | 'done';
+  /** Done here: completed, failed or skipped. */
   processed: number;
-  /** Failed attempts while the stage ran. */
   failed: number;
+  skipped: number;
+  inFlight: number;
+  /** Expected here and not started yet; null while the stage's size is unknown. */
+  pending: number | null;
   total: number | null;
   percent: number | null;
 }
@@ -163,32 +167,41 @@ async function show(
   }
 }
 
-/** The stages to show: the declared ones in order, else those seen so far. */
-function stageLines(progress: JobSnapshot): StageLine[] {
-  const names =
-    progress.declaredStages.length > 0
-      ? progress.declaredStages.map((stage) => stage.name)
-      : [...new Set(progress.stages.map((run) => run.name))];
-  return names.map((name) => {
-    const run = progress.stages.findLast((candidate) => candidate.name === name);
-    if (!run) return { name, state: 'pending', processed: 0, failed: 0, total: null, percent: 0 };
-    const ended = run.endedAt !== null;
+/** Each stage with its own counts, in pipeline order (see `estimateEta`). */
+function stageLines(progress: JobSnapshot, estimate: EtaEstimate): StageLine[] {
+  return estimate.stages.map((stage) => {
+    const processed = stage.completed + stage.failed + stage.skipped;
+    const ended =
+      stage.status === 'done' || (finished.has(progress.status) && stage.status === 'running');
     const percent =
-      run.total !== null && run.total > 0
-        ? Math.min(100, (run.processed / run.total) * 100)
-        : // A stage of unknown size is all done once it ends, unless the job stopped short.
-          ended && progress.status !== 'failed' && progress.status !== 'cancelled'
+      stage.fraction !== null
+        ? Math.min(100, stage.fraction * 100)
+        : // A stage of unknown size is all done once the job completes.
+          progress.status === 'completed'
           ? 100
           : null;
     return {
-      name,
-      state: ended ? 'done' : 'running',
-      processed: run.processed,
-      failed: run.failed,
-      total: run.total,
+      name: stage.name,
+      state: ended ? 'done' : stage.status === 'waiting' ? 'pending' : 'running',
+      processed,
+      failed: stage.failed,
+      skipped: stage.skipped,
+      inFlight: stage.inFlight,
+      pending: stage.pending,
+      total: stage.total,
       percent,
     };
   });
+}
+
+/** A stage's own counts: what is done, failed, skipped, in flight and waiting there. */
+function describeStageCounts(line: StageLine): string {
+  const parts = [line.state, `${formatCount(line.processed - line.failed - line.skipped)} done`];
+  if (line.failed > 0) parts.push(`${formatCount(line.failed)} failed`);
+  if (line.skipped > 0) parts.push(`${formatCount(line.skipped)} skipped`);
+  if (line.inFlight > 0) parts.push(`${formatCount(line.inFlight)} in flight`);
+  if (line.pending !== null && line.pending > 0) parts.push(`${formatCount(line.pending)} pending`);
+  return parts.join(' | ');
 }
 
 function describeEta(estimate: EtaEstimate, status: JobStatus): string {
@@ -219,7 +232,7 @@ class LinesView implements View {
   render(snapshot: Snapshot, now: number): void {
     const { progress } = snapshot;
     const estimate = snapshot.estimate(now);
-    const stage = stageLines(progress).find((line) => line.state === 'running');
+    const stage = stageLines(progress, estimate).find((line) => line.state === 'running');
     const stagePart = stage
       ? ` | stage ${stage.name} ${stage.percent === null ? formatCount(stage.processed) : `${stage.percent.toFixed(1)}%`}${stage.failed > 0 ? ` (${formatCount(stage.failed)} failed)` : ''}`
       : '';
@@ -264,7 +277,7 @@ class BarsView implements View {
     this.last = snapshot;
     const { progress } = snapshot;
     const estimate = snapshot.estimate(now);
-    const stages = stageLines(progress);
+    const stages = stageLines(progress, estimate);
     const width = Math.max(12, ...stages.map((line) => line.name.length + 2));
     const label = (progress.name ?? progress.jobId ?? 'job').slice(0, 40);
     const overall = {
@@ -280,7 +293,7 @@ class BarsView implements View {
         label: `  ${line.name}`.padEnd(width),
         pct: line.percent === null ? '    –' : `${line.percent.toFixed(1).padStart(5)}%`,
         count: describeCount(line.processed, line.total),
-        detail: line.failed > 0 ? `${line.state} | failed ${formatCount(line.failed)}` : line.state,
+        detail: describeStageCounts(line),
       };
       const value = line.percent ?? 0;
       const bar = this.stages.get(line.name);
