@@ -5,6 +5,7 @@ import type { EventInput } from '../schema/events.ts';
 import type { EtaEstimate } from '../projections/job-eta.ts';
 import type { Ledger } from '../src/ledger.ts';
 import type { JobStatusView } from '../src/job-views.ts';
+import { readEventStream } from '../src/client/event-stream.ts';
 import { createServer } from '../src/server/server.ts';
 import { storesUnderTest } from './stores.ts';
 
@@ -122,6 +123,27 @@ for (const store of storesUnderTest()) {
           expect(view.progress.percent).toBeCloseTo(((4 + 1) / 16) * 100);
         }
       }
+    });
+
+    it('sends each stage’s counts in the SSE snapshot', async () => {
+      const abort = new AbortController();
+      let snapshot: JobStatusView | null = null;
+      for await (const message of readEventStream(`${base}/v1/jobs/http-job/stream`, {
+        signal: abort.signal,
+      })) {
+        if (message.event !== 'snapshot') continue;
+        snapshot = message.data as JobStatusView;
+        abort.abort();
+      }
+      // The job has completed: every stage holds its four items.
+      expect(
+        snapshot!.eta.stages.map(({ name, total, completed, pending }) => [
+          name,
+          total,
+          completed,
+          pending,
+        ]),
+      ).toEqual(stages.map((name) => [name, 4, 4, 0]));
     });
 
     it('estimates a later job’s stages from the earlier jobs of its kind', async () => {
