@@ -168,6 +168,28 @@ for (const store of storesUnderTest()) {
       expect(watched.map((event) => event.eventId)).toEqual(stored.map((event) => event.eventId));
     });
 
+    it('answers whether an item is processed in one call, and reads the item', async () => {
+      const client = createClient({ url: proxyUrl });
+      const job = client.job('sdk-items');
+      await job.start({ name: 'items', kind: 'sdk', project: 'sdk' });
+      await job.itemCompleted('done-1');
+      await job.itemSkipped('skip-1');
+      await job.itemFailed('fail-1', new Error('connect ETIMEDOUT 10.0.0.7:443'));
+      await client.flush();
+      expect(await client.isProcessed('sdk-items', 'done-1')).toBe(true);
+      expect(await client.isProcessed('sdk-items', 'skip-1')).toBe(true);
+      expect(await client.isProcessed('sdk-items', 'fail-1')).toBe(false);
+      expect(await client.isProcessed('sdk-items', 'never-seen')).toBe(false);
+      expect(await client.item('sdk-items', 'fail-1')).toMatchObject({
+        itemId: 'fail-1',
+        status: 'failed',
+        attempts: 0,
+        lastError: { category: 'timeout', retryable: true },
+      });
+      expect(await client.item('no-such-job', 'x')).toBeNull();
+      await client.close();
+    });
+
     it('refuses bad events at the call, and reports a job that already exists', async () => {
       const client = createClient({ url: proxyUrl });
       const job = client.job('sdk-a');

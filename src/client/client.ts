@@ -257,6 +257,33 @@ export class HeadwayClient implements EventAppender<ClientAppendResult> {
   }
 
   /**
+   * One item of a job (`GET /v1/jobs/:id/items/:itemId`): status, stage, attempts, last
+   * error; null for an unknown job or item.
+   */
+  async item(jobId: string, itemId: string): Promise<unknown> {
+    try {
+      return await this.request(
+        'GET',
+        `/v1/jobs/${encodeURIComponent(jobId)}/items/${encodeURIComponent(itemId)}`,
+      );
+    } catch (error) {
+      if (error instanceof HttpStatusError && error.status === 404) return null;
+      throw error;
+    }
+  }
+
+  /**
+   * True when the item completed or was skipped, for producers that skip done work.
+   *
+   * @example
+   * if (!(await client.isProcessed(jobId, url))) await crawl(url);
+   */
+  async isProcessed(jobId: string, itemId: string): Promise<boolean> {
+    const item = (await this.item(jobId, itemId)) as { processed?: unknown } | null;
+    return item?.processed === true;
+  }
+
+  /**
    * A job's live stream: its status first (`snapshot`), then each event (`event`), across
    * dropped connections with no gap and no repeat.
    */
