@@ -206,7 +206,7 @@ const messagePatterns = {
 };
 
 /**
- * The default rules of DESIGN §6; producer rules run before them. Structured facts (code,
+ * The default rules (docs/architecture.md, "Failure categories"); producer rules run before them. Structured facts (code,
  * name, status) come first, so they win over the message text; then the text, for
  * producers that send only a message (over HTTP, often the whole of what they know).
  *
@@ -425,7 +425,7 @@ export function describeError(
 
 /**
  * The classification of a recorded error: its own category and retryable word when it has
- * them, else the default rules (DESIGN §6).
+ * them, else the default rules (docs/architecture.md, "Failure categories").
  */
 export function classifyRecordedError(error: FailureError): Classification {
   return classifyFailure({

@@ -4,8 +4,17 @@ import type { RecordedEvent } from '../schema/recorded-event.ts';
 import { draftedFold } from './drafted-fold.ts';
 import { emptyItemTable, getItem, itemEntries } from './item-table.ts';
 import type { ItemTable } from './item-table.ts';
-import type { ItemCounts } from './job-progress.ts';
 import type { Projection } from './projection.ts';
+
+/** Items by status; planned = pending + inFlight + completed + failed + skipped. */
+export interface ItemCounts {
+  planned: number;
+  pending: number;
+  inFlight: number;
+  completed: number;
+  failed: number;
+  skipped: number;
+}
 
 /** Where an item stands. */
 export type ItemStatus = 'pending' | 'inFlight' | 'completed' | 'failed' | 'skipped';

@@ -6,6 +6,7 @@ import type { DraftedFold } from './drafted-fold.ts';
 import { emptyItemTable } from './item-table.ts';
 import type { ItemTable, ItemWriter } from './item-table.ts';
 import { itemStatusAfter } from './job-items.ts';
+import type { ItemCounts } from './job-items.ts';
 import {
   furthestStage,
   copyTally,
@@ -18,6 +19,8 @@ import {
 import type { ItemPosition, StageTallies } from './job-stages.ts';
 import type { Projection } from './projection.ts';
 import { own, setOwn } from './own.ts';
+
+export type { ItemCounts } from './job-items.ts';
 
 /** A job's lifecycle status. */
 export type JobStatus = 'pending' | 'running' | 'paused' | 'completed' | 'failed' | 'cancelled';
@@ -32,16 +35,6 @@ export interface StageRun {
   /** Item outcomes recorded while this stage was current. */
   processed: number;
   /** Of those, failures and skips. */
-  failed: number;
-  skipped: number;
-}
-
-/** Items by status; planned = pending + inFlight + completed + failed + skipped. */
-export interface ItemCounts {
-  planned: number;
-  pending: number;
-  inFlight: number;
-  completed: number;
   failed: number;
   skipped: number;
 }

@@ -12,7 +12,7 @@ export interface Accumulator<S> {
 }
 
 /**
- * A pure fold of recorded events into a state (DESIGN §4). States are plain JSON data
+ * A pure fold of recorded events into a state (docs/architecture.md, "Projections"). States are plain JSON data
  * (objects, arrays, strings, numbers, booleans, null), so they can be saved and resumed.
  *
  * @example

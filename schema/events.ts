@@ -58,7 +58,7 @@ export function isStorableText(text: string): boolean {
 export const unstorableTextMessage =
   'expected text without NUL characters (\\u0000) or lone UTF-16 surrogates, which PostgreSQL cannot store';
 
-/** Failure categories (DESIGN §6); producers may use their own names too. */
+/** Failure categories (docs/architecture.md, "Failure categories"); producers may use their own names too. */
 export const defaultFailureCategories = [
   'network',
   'timeout',

@@ -1,6 +1,6 @@
 import type { CustomEventType, EventData, EventMetadata, EventType, JsonValue } from './events.ts';
 
-/** Envelope fields the log stores with every event (DESIGN §2). */
+/** Envelope fields the log stores with every event (docs/architecture.md, "The log"). */
 export interface RecordedEnvelope {
   /** Global position, assigned by the log. */
   position: bigint;

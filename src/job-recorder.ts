@@ -121,7 +121,7 @@ export class JobRecorder<R = AppendResult> {
     return this.one('item.completed', { itemId, ...data }, options);
   }
 
-  /** Records `item.failed`, classifying any thrown value (DESIGN §6). */
+  /** Records `item.failed`, classifying any thrown value (docs/architecture.md, "Failure categories"). */
   itemFailed(
     itemId: string,
     thrown: unknown,

@@ -41,7 +41,7 @@ export function withQueryTimeout<T>(ms: number, work: () => Promise<T>): Promise
 /**
  * The settings sent with every connection: the server's statement bound, keepalives from
  * its side (so it drops a vanished client and its locks), and a bound on idle
- * transactions, since an open one holds every gap-safe reader back (DESIGN §3).
+ * transactions, since an open one holds every gap-safe reader back (docs/architecture.md, "The log").
  */
 export function sessionSettings(timeouts: PostgresTimeouts, schema?: string): string {
   const keepAliveSeconds = Math.max(1, Math.round(timeouts.keepAliveMs / 1_000));

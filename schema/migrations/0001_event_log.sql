@@ -1,4 +1,4 @@
--- The event log (DESIGN §3): an append-only table of events and one row per stream
+-- The event log (docs/architecture.md, "The log"): an append-only table of events and one row per stream
 -- holding its head version, which is the row that serialises appends to that stream.
 
 CREATE TABLE streams (

@@ -1,5 +1,5 @@
 -- headway_append runs with its owner's rights (SECURITY DEFINER), so that an app role may
--- append through it without any write privilege on events or streams (DESIGN §3; see
+-- append through it without any write privilege on events or streams (docs/architecture.md, "The log"; see
 -- `headway roles`). Its search_path is fixed to pg_catalog and pg_temp, last, so no caller
 -- can slip its own objects in; the tables are named with the schema the migration runs in,
 -- which is written into the body here. A retry is checked against what it repeats: the same

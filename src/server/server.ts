@@ -197,7 +197,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         .send(body('forbidden', `this token lacks the '${scope}' scope this route needs`));
     }
   });
-  // One reader of the log for every SSE and WebSocket stream (DESIGN §5).
+  // One reader of the log for every SSE and WebSocket stream (docs/architecture.md, "Effects").
   const follower = new SharedFollower(ledger);
   const streams = new EventStreams(follower);
   const sessions = new Set<WebSocketSession>();

@@ -17,7 +17,7 @@ interface RolesOptions {
 }
 
 /**
- * `headway roles --owner <name> --app <name>`: sets up the two PostgreSQL roles (DESIGN §3)
+ * `headway roles --owner <name> --app <name>`: sets up the two PostgreSQL roles (docs/architecture.md, "The log")
  * as a superuser, and can be run again: creates the roles if missing, migrates, makes the
  * owner own the ledger's tables and functions, and grants the app role what it needs.
  */
