@@ -10,7 +10,15 @@ export type { Classification, ClassificationRule, FailureFacts } from './failure
 export { emptyHistogram, mean, quantile, recordValue } from './histogram.ts';
 export type { Histogram } from './histogram.ts';
 export { estimateEta, historyLimit, jobEta } from './job-eta.ts';
-export type { EtaEstimate, JobEtaState, ThroughputHistory } from './job-eta.ts';
+export type {
+  EtaBasis,
+  EtaContext,
+  EtaEstimate,
+  JobEtaState,
+  RateWindow,
+  StageEstimate,
+  ThroughputHistory,
+} from './job-eta.ts';
 export {
   exportFailures,
   failureGroups,
@@ -44,6 +52,10 @@ export type {
   ItemStatus,
   JobItemsState,
 } from './job-items.ts';
+export { stageProgress } from './job-stages.ts';
+export type { ItemPosition, StageProgress, StageTally } from './job-stages.ts';
+export { rollUp } from './job-rollup.ts';
+export type { JobRollUp, JobSnapshot, JobView } from './job-rollup.ts';
 export { jobProgress } from './job-progress.ts';
 export type { ItemCounts, JobProgressState, JobStatus, StageRun } from './job-progress.ts';
 export { formatSummary, jobSummary, summarize } from './job-summary.ts';
@@ -56,5 +68,10 @@ export { perStream } from './per-stream.ts';
 export type { PerStreamState } from './per-stream.ts';
 export { projectOverview, projects } from './project-overview.ts';
 export type { JobOverview, ProjectOverviewState, ProjectSummary } from './project-overview.ts';
-export { stageFigures, stageMetrics } from './stage-metrics.ts';
-export type { StageAggregate, StageFigures, StageMetricsState } from './stage-metrics.ts';
+export { finishedStageRuns, stageFigures, stageMetrics } from './stage-metrics.ts';
+export type {
+  FinishedStageRun,
+  StageAggregate,
+  StageFigures,
+  StageMetricsState,
+} from './stage-metrics.ts';

@@ -10,6 +10,8 @@ import { own, setOwn } from '../projections/own.ts';
 import { finishedStageRuns, stageFigures } from '../projections/stage-metrics.ts';
 import type { StageFigures, StageMetricsState } from '../projections/stage-metrics.ts';
 import { estimateEta, jobEta } from '../projections/job-eta.ts';
+import { rollUp } from '../projections/job-rollup.ts';
+import type { JobRollUp, JobSnapshot, JobView } from '../projections/job-rollup.ts';
 import type { EtaContext } from '../projections/job-eta.ts';
 import { fold } from '../projections/projection.ts';
 import type { EtaEstimate, JobEtaState } from '../projections/job-eta.ts';
@@ -29,29 +31,7 @@ import { toValidationIssues } from './prepare-events.ts';
 import { selectEventColumns } from './recorded-row.ts';
 import type { EventRow } from './recorded-row.ts';
 
-/** A job's progress without its per-item table. */
-export type JobSnapshot = Omit<JobProgressState, 'items'>;
-
-/** A job as lists show it: its progress and its ETA as of the query. */
-export interface JobView {
-  jobId: string;
-  progress: JobSnapshot;
-  eta: EtaEstimate;
-}
-
-/** The children of a job started with `parentJobId`, rolled up. */
-export interface JobRollUp {
-  count: number;
-  byStatus: Partial<Record<JobStatus, number>>;
-  processed: number;
-  /** The sum of the children's totals; null while any is unknown. */
-  total: number | null;
-  /** processed / total when every total is known, else the mean of the children's percents. */
-  percent: number;
-  /** When the last unfinished child is expected to finish; null when any cannot tell. */
-  eta: { etaMs: number | null; range: { lowMs: number; highMs: number } | null };
-  children: JobView[];
-}
+export type { JobRollUp, JobSnapshot, JobView } from '../projections/job-rollup.ts';
 
 /** A job's status: its progress, ETA, and its children rolled up when it has any. */
 export interface JobStatusView extends JobView {
@@ -689,42 +669,3 @@ function toView(jobId: string, state: JobEtaState, now: number, context: EtaCont
 
 /** How long the stage rates of a kind serve status reads before they are read again. */
 const stageRatesTtlMs = 30_000;
-
-function rollUp(children: JobView[]): JobRollUp {
-  const byStatus: JobRollUp['byStatus'] = {};
-  let processed = 0;
-  let total: number | null = 0;
-  let percentSum = 0;
-  let etaMs: number | null = 0;
-  let range: { lowMs: number; highMs: number } | null = { lowMs: 0, highMs: 0 };
-  for (const { progress, eta } of children) {
-    byStatus[progress.status] = (byStatus[progress.status] ?? 0) + 1;
-    processed += progress.processed;
-    total = total === null || progress.total === null ? null : total + progress.total;
-    percentSum += progress.percent;
-    const finished = ['completed', 'failed', 'cancelled'].includes(progress.status);
-    if (finished) continue;
-    // Children run side by side: the batch is done when its slowest child is.
-    etaMs = etaMs === null || eta.etaMs === null ? null : Math.max(etaMs, eta.etaMs);
-    range =
-      range === null || eta.range === null
-        ? null
-        : {
-            lowMs: Math.max(range.lowMs, eta.range.lowMs),
-            highMs: Math.max(range.highMs, eta.range.highMs),
-          };
-  }
-  const percent =
-    total !== null && total > 0
-      ? Math.min(100, (processed / total) * 100)
-      : percentSum / children.length;
-  return {
-    count: children.length,
-    byStatus,
-    processed,
-    total,
-    percent,
-    eta: { etaMs, range: etaMs === null ? null : range },
-    children,
-  };
-}
