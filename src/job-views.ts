@@ -306,8 +306,11 @@ export class JobViews {
       const views = [...states].map(([childId, child]) => toView(childId, child, now));
       rolledUp = rollUp(sortByUpdate(views));
     }
-    const context = await this.etaContext(state, now);
-    return { ...toView(jobId, state, now, context), children: rolledUp };
+    const view = toView(jobId, state, now);
+    // Only a staged job with a stage it has not measured needs earlier jobs' rates.
+    const stageRates = await this.stageRatesFor(view, now);
+    const eta = stageRates ? estimateEta(state, now, { stageRates }) : view.eta;
+    return { ...view, eta, children: rolledUp };
   }
 
   /** Stage rates by kind, from finished jobs; a status read looks them up at most this often. */
@@ -317,27 +320,31 @@ export class JobViews {
   >();
 
   /**
-   * What a job's ETA needs beyond the job: the rates of earlier jobs of its kind, for a
-   * stage it has not measured yet. Cached per kind for `stageRatesTtlMs`.
+   * The stage rates of earlier jobs of a job's kind, when its ETA guessed a stage from the
+   * weights or could not tell; undefined otherwise. Cached per kind for `stageRatesTtlMs`.
    */
-  private async etaContext(state: JobEtaState, now: number): Promise<EtaContext> {
-    const { progress } = state;
-    if (progress.declaredStages.length === 0 || progress.kind === null) return {};
-    const guessed = estimateEta(state, now).stages.some(
+  private async stageRatesFor(view: JobView, now: number): Promise<EtaContext['stageRates']> {
+    const { progress, eta } = view;
+    if (progress.declaredStages.length === 0 || progress.kind === null) return undefined;
+    const guessed = eta.stages.some(
       (stage) => stage.basis === 'weights' || stage.basis === 'unknown',
     );
-    if (!guessed) return {};
+    if (!guessed) return undefined;
     const kind = progress.kind;
     let cached = this.stageRatesByKind.get(kind);
     if (!cached || now - cached.at > stageRatesTtlMs || now < cached.at) {
       const rates = this.stageMetrics({ kind }).then((metrics) =>
         Object.fromEntries(metrics.map((metric) => [metric.stage, metric.itemsPerSecond])),
       );
-      cached = { at: now, rates };
-      this.stageRatesByKind.set(kind, cached);
-      rates.catch(() => this.stageRatesByKind.delete(kind));
+      const entry = { at: now, rates };
+      cached = entry;
+      this.stageRatesByKind.set(kind, entry);
+      // A failed read is not kept, unless a newer one has replaced it already.
+      rates.catch(() => {
+        if (this.stageRatesByKind.get(kind) === entry) this.stageRatesByKind.delete(kind);
+      });
     }
-    return { stageRates: await cached.rates };
+    return cached.rates;
   }
 
   /** A job's processed count over time and its ETA as of `now`; null for an unknown job. */
@@ -662,9 +669,9 @@ function mentions(jobId: string, progress: JobProgressState, text: string): bool
   return searched.toLowerCase().includes(text.toLowerCase());
 }
 
-function toView(jobId: string, state: JobEtaState, now: number, context: EtaContext = {}): JobView {
+function toView(jobId: string, state: JobEtaState, now: number): JobView {
   const { items: _items, ...progress } = state.progress;
-  return { jobId, progress, eta: estimateEta(state, now, context) };
+  return { jobId, progress, eta: estimateEta(state, now) };
 }
 
 /** How long the stage rates of a kind serve status reads before they are read again. */

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -20,6 +19,7 @@ import { importNdjson } from '../src/ndjson.ts';
 import { createServer } from '../src/server/server.ts';
 import { runHeadway } from './cli-runner.ts';
 import { storesUnderTest } from './stores.ts';
+import { listenOnLoopback } from './listen.ts';
 
 const started = (jobId: string): EventInput => ({
   type: 'job.started',
@@ -91,8 +91,7 @@ for (const store of storesUnderTest()) {
     beforeAll(async () => {
       ledger = await store.open();
       server = await createServer({ ledger });
-      await server.listen({ host: '127.0.0.1', port: 0 });
-      base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+      base = await listenOnLoopback(server);
     });
     afterAll(async () => {
       await server?.close();

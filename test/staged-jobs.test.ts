@@ -1,4 +1,3 @@
-import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventInput } from '../schema/events.ts';
@@ -8,6 +7,7 @@ import type { JobStatusView } from '../src/job-views.ts';
 import { readEventStream } from '../src/client/event-stream.ts';
 import { createServer } from '../src/server/server.ts';
 import { storesUnderTest } from './stores.ts';
+import { listenOnLoopback } from './listen.ts';
 
 const stages = ['clone', 'parse', 'embed', 'store'];
 const items = ['repo-a', 'repo-b', 'repo-c', 'repo-d'];
@@ -69,8 +69,7 @@ for (const store of storesUnderTest()) {
     beforeAll(async () => {
       ledger = await store.open();
       server = await createServer({ ledger });
-      await server.listen({ host: '127.0.0.1', port: 0 });
-      base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+      base = await listenOnLoopback(server);
     });
     afterAll(async () => {
       await server.close();
