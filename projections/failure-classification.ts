@@ -425,13 +425,19 @@ export function describeError(
 
 /**
  * The classification of a recorded error: its own category and retryable word when it has
- * them, else the default rules (docs/architecture.md, "Failure categories").
+ * them, else `rules`, then the default rules (docs/architecture.md, "Failure categories").
  */
-export function classifyRecordedError(error: FailureError): Classification {
-  return classifyFailure({
-    message: error.message,
-    ...(error.code === undefined ? {} : { code: error.code }),
-    ...(error.category === undefined ? {} : { category: error.category }),
-    ...(error.retryable === undefined ? {} : { retryable: error.retryable }),
-  });
+export function classifyRecordedError(
+  error: FailureError,
+  rules: readonly ClassificationRule[] = [],
+): Classification {
+  return classifyFailure(
+    {
+      message: error.message,
+      ...(error.code === undefined ? {} : { code: error.code }),
+      ...(error.category === undefined ? {} : { category: error.category }),
+      ...(error.retryable === undefined ? {} : { retryable: error.retryable }),
+    },
+    rules,
+  );
 }

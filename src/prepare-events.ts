@@ -11,8 +11,8 @@ import {
 } from '../schema/events.ts';
 import type { EventData, EventType, JsonValue } from '../schema/events.ts';
 import { limits } from '../schema/limits.ts';
-import { classifyFailure } from '../projections/failure-classification.ts';
-import type { ClassificationRule, FailureFacts } from '../projections/failure-classification.ts';
+import { classifyRecordedError } from '../projections/failure-classification.ts';
+import type { ClassificationRule } from '../projections/failure-classification.ts';
 import { EventTooLargeError, InvalidEventError } from './errors.ts';
 import type { ValidationIssue } from './errors.ts';
 
@@ -203,12 +203,7 @@ function classifiedFailure(
 ): string | undefined {
   const { error } = data;
   if (error.category !== undefined) return undefined;
-  const facts: FailureFacts = {
-    message: error.message,
-    ...(error.code === undefined ? {} : { code: error.code }),
-    ...(error.retryable === undefined ? {} : { retryable: error.retryable }),
-  };
-  const { category, retryable } = classifyFailure(facts, rules);
+  const { category, retryable } = classifyRecordedError(error, rules);
   return JSON.stringify({
     ...data,
     error: { ...error, category, ...(error.retryable === undefined ? { retryable } : {}) },
