@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { EventInput } from '../schema/events.ts';
-import { CoalescingAppender } from '../src/coalescing-appender.ts';
+import { CoalescingAppender } from '../src/append/coalescing-appender.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { perSecond, sequentialLatency } from './stats.ts';
 import type { LatencyFigures } from './stats.ts';

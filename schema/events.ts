@@ -93,7 +93,7 @@ const logLevel = z.enum(['debug', 'info', 'warn', 'error']);
 
 /**
  * The catalogue's data schemas, with `json` for its free JSON fields: built with `jsonValue`
- * below, and in src/prepare-events.ts with a non-recursive stand-in that `z.compile` can
+ * below, and in src/append/prepare-events.ts with a non-recursive stand-in that `z.compile` can
  * compile (recursive schemas it refuses). One definition keeps the two in step.
  */
 export function dataSchemasWith<J extends z.ZodType<JsonValue>>(json: J) {

@@ -1,11 +1,16 @@
-export type { AppendedEvent, AppendResult, StreamAppend } from './append-statement.ts';
-export { compareCursors, formatCursor, parseCursor, startCursor } from './cursor.ts';
-export type { Cursor } from './cursor.ts';
-export { CoalescingAppender } from './coalescing-appender.ts';
-export type { AppenderBacklog, CoalescingAppenderOptions } from './coalescing-appender.ts';
-export { DatabaseReadiness } from './database-readiness.ts';
-export { ensureRoles, grantAppRole, regrantAppRoles, transferOwnership } from './database-roles.ts';
-export type { LedgerRoles } from './database-roles.ts';
+export type { AppendedEvent, AppendResult, StreamAppend } from './append/append-statement.ts';
+export { compareCursors, formatCursor, parseCursor, startCursor } from './cursors.ts';
+export type { Cursor } from './cursors.ts';
+export { CoalescingAppender } from './append/coalescing-appender.ts';
+export type { AppenderBacklog, CoalescingAppenderOptions } from './append/coalescing-appender.ts';
+export { DatabaseReadiness } from './store/database-readiness.ts';
+export {
+  ensureRoles,
+  grantAppRole,
+  regrantAppRoles,
+  transferOwnership,
+} from './store/database-roles.ts';
+export type { LedgerRoles } from './store/database-roles.ts';
 export {
   AppenderClosedError,
   ConcurrencyError,
@@ -28,9 +33,9 @@ export {
   loadFailureRules,
   parseFailureRules,
   readFailureRules,
-} from './failure-rules.ts';
-export { JobRecorder } from './job-recorder.ts';
-export { jobsCursor } from './job-views.ts';
+} from './append/failure-rules.ts';
+export { JobRecorder } from './append/job-recorder.ts';
+export { jobsCursor } from './queries/job-views.ts';
 export type {
   JobRollUp,
   JobSnapshot,
@@ -40,8 +45,8 @@ export type {
   JobsQuery,
   ProjectView,
   StageMetric,
-} from './job-views.ts';
-export type { EventAppender, JobRecorderOptions, RecordOptions } from './job-recorder.ts';
+} from './queries/job-views.ts';
+export type { EventAppender, JobRecorderOptions, RecordOptions } from './append/job-recorder.ts';
 export { Ledger } from './ledger.ts';
 export type {
   ReadAllOptions,
@@ -51,20 +56,20 @@ export type {
   SubscribeOptions,
   WatchOptions,
 } from './ledger.ts';
-export type { LedgerLocation } from './ledger-store.ts';
-export type { JobListing, ListJobsOptions } from './list-jobs.ts';
-export { LiveFold } from './live-fold.ts';
-export { importNdjson, toExportLine } from './ndjson.ts';
-export type { ExportLine, ImportResult } from './ndjson.ts';
+export type { LedgerLocation } from './store/ledger-store.ts';
+export type { JobListing, ListJobsOptions } from './queries/list-jobs.ts';
+export { LiveFold } from './live/live-fold.ts';
+export { importNdjson, toExportLine } from './append/ndjson.ts';
+export type { ExportLine, ImportResult } from './append/ndjson.ts';
 export { defaultDataDir, openLedger } from './open-ledger.ts';
 export type { OpenLedgerOptions } from './open-ledger.ts';
-export { defaultTimeouts, withQueryTimeout } from './postgres-pool.ts';
-export type { PostgresTimeouts } from './postgres-pool.ts';
-export type { ResumeOptions, ResumePoint } from './resume-job.ts';
+export { defaultTimeouts, withQueryTimeout } from './store/postgres-pool.ts';
+export type { PostgresTimeouts } from './store/postgres-pool.ts';
+export type { ResumeOptions, ResumePoint } from './append/resume-job.ts';
 export { checkAccess, parseTokens } from './server/auth.ts';
 export type { Scope, TokenTable } from './server/auth.ts';
 export { createServer } from './server/server.ts';
 export type { ServerOptions } from './server/server.ts';
-export { SharedFollower } from './shared-follower.ts';
-export type { SharedFollowerOptions } from './shared-follower.ts';
-export type { TimelinePage, TimelineQuery } from './timeline-query.ts';
+export { SharedFollower } from './live/shared-follower.ts';
+export type { SharedFollowerOptions } from './live/shared-follower.ts';
+export type { TimelinePage, TimelineQuery } from './queries/timeline-query.ts';

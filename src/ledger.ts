@@ -24,34 +24,40 @@ import type { Accumulator, Projection } from '../projections/projection.ts';
 import { jobProgress } from '../projections/job-progress.ts';
 import { positionStatus } from '../projections/job-stages.ts';
 import type { JobProgressState } from '../projections/job-progress.ts';
-import { executeAppend, prepareStreams, streamIdSchema } from './append-statement.ts';
-import type { AppendResult, StreamAppend } from './append-statement.ts';
-import { parseCursor, startCursor } from './cursor.ts';
-import { readAhead } from './read-ahead.ts';
-import type { LedgerLocation, LedgerStore } from './ledger-store.ts';
-import { followLog } from './log-follower.ts';
-import { JobViews } from './job-views.ts';
-import { FoldCache } from './fold-cache.ts';
-import type { JobStatusView, JobThroughput, JobView, JobsQuery, StageMetric } from './job-views.ts';
-import { jobsProjection, persistedProjections } from './persisted-projection.ts';
+import { executeAppend, prepareStreams, streamIdSchema } from './append/append-statement.ts';
+import type { AppendResult, StreamAppend } from './append/append-statement.ts';
+import { parseCursor, startCursor } from './cursors.ts';
+import { readAhead } from './store/read-ahead.ts';
+import type { LedgerLocation, LedgerStore } from './store/ledger-store.ts';
+import { followLog } from './live/log-follower.ts';
+import { JobViews } from './queries/job-views.ts';
+import { FoldCache } from './queries/fold-cache.ts';
+import type {
+  JobStatusView,
+  JobThroughput,
+  JobView,
+  JobsQuery,
+  StageMetric,
+} from './queries/job-views.ts';
+import { jobsProjection, persistedProjections } from './persisted/persisted-projection.ts';
 import type { JobEtaState } from '../projections/job-eta.ts';
-import { ProjectionRunner } from './projection-runner.ts';
-import type { ProjectionRunnerOptions, RunnerContext } from './projection-runner.ts';
-import { readGenerations, startBuilding } from './projection-tables.ts';
-import type { Generation } from './projection-tables.ts';
-import { resumeJob } from './resume-job.ts';
-import type { ResumeOptions, ResumePoint } from './resume-job.ts';
+import { ProjectionRunner } from './persisted/projection-runner.ts';
+import type { ProjectionRunnerOptions, RunnerContext } from './persisted/projection-runner.ts';
+import { readGenerations, startBuilding } from './persisted/projection-tables.ts';
+import type { Generation } from './persisted/projection-tables.ts';
+import { resumeJob } from './append/resume-job.ts';
+import type { ResumeOptions, ResumePoint } from './append/resume-job.ts';
 import { getItem } from '../projections/item-table.ts';
 import { itemRecord, jobItems, type ItemEntry } from '../projections/job-items.ts';
-import type { Cursor } from './cursor.ts';
+import type { Cursor } from './cursors.ts';
 import { InvalidInputError, NotFoundError, type ExpectedVersion } from './errors.ts';
-import { JobRecorder } from './job-recorder.ts';
-import type { JobRecorderOptions } from './job-recorder.ts';
+import { JobRecorder } from './append/job-recorder.ts';
+import type { JobRecorderOptions } from './append/job-recorder.ts';
 import type { ClassificationRule } from '../projections/failure-classification.ts';
-import { toValidationIssues } from './prepare-events.ts';
-import { selectEventColumns, toRecordedEvent } from './recorded-row.ts';
-import { listJobs, type JobListing, type ListJobsOptions } from './list-jobs.ts';
-import { queryTimeline, type TimelinePage, type TimelineQuery } from './timeline-query.ts';
+import { toValidationIssues } from './append/prepare-events.ts';
+import { selectEventColumns, toRecordedEvent } from './store/recorded-row.ts';
+import { listJobs, type JobListing, type ListJobsOptions } from './queries/list-jobs.ts';
+import { queryTimeline, type TimelinePage, type TimelineQuery } from './queries/timeline-query.ts';
 
 /** Options of `readAll`. */
 export interface ReadAllOptions {

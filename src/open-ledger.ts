@@ -8,15 +8,20 @@ import { indexUpcasters } from '../schema/upcast.ts';
 import type { Upcaster } from '../schema/upcast.ts';
 import type { ClassificationRule } from '../projections/failure-classification.ts';
 import { InvalidInputError } from './errors.ts';
-import { parseFailureRules } from './failure-rules.ts';
+import { parseFailureRules } from './append/failure-rules.ts';
 import { Ledger } from './ledger.ts';
-import type { LedgerStore, RunnerLock } from './ledger-store.ts';
-import { prepareSchema } from './migrations.ts';
-import { boundedPool, clientConfig, defaultTimeouts, sessionSettings } from './postgres-pool.ts';
-import type { PostgresTimeouts } from './postgres-pool.ts';
-import { acquireStoreLock } from './store-lock.ts';
-import type { StoreLock } from './store-lock.ts';
-import { pgliteWakeUps, postgresWakeUps } from './wake-ups.ts';
+import type { LedgerStore, RunnerLock } from './store/ledger-store.ts';
+import { prepareSchema } from './store/migrations.ts';
+import {
+  boundedPool,
+  clientConfig,
+  defaultTimeouts,
+  sessionSettings,
+} from './store/postgres-pool.ts';
+import type { PostgresTimeouts } from './store/postgres-pool.ts';
+import { acquireStoreLock } from './store/store-lock.ts';
+import type { StoreLock } from './store/store-lock.ts';
+import { pgliteWakeUps, postgresWakeUps } from './store/wake-ups.ts';
 
 /** How to open a ledger. With no `databaseUrl`, the embedded PGlite store is used. */
 export interface OpenLedgerOptions {

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareCursors, formatCursor, parseCursor } from '../src/cursor.ts';
+import { compareCursors, formatCursor, parseCursor } from '../src/cursors.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { openLedger } from '../src/open-ledger.ts';
-import { jobsProjection } from '../src/persisted-projection.ts';
+import { jobsProjection } from '../src/persisted/persisted-projection.ts';
 import { cliEnv, headwayBin, jsonOf, runHeadway } from './cli-runner.ts';
 import { postgresAvailable, postgresUrl } from './stores.ts';
 

@@ -10,7 +10,11 @@ import type { EventInput } from '../schema/events.ts';
 import { failureGroups, jobFailures, retryCandidates } from '../projections/job-failures.ts';
 import type { FailureGroup, FailureReport } from '../projections/job-failures.ts';
 import { InvalidInputError } from '../src/errors.ts';
-import { loadFailureRules, parseFailureRules, readFailureRules } from '../src/failure-rules.ts';
+import {
+  loadFailureRules,
+  parseFailureRules,
+  readFailureRules,
+} from '../src/append/failure-rules.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { openLedger } from '../src/open-ledger.ts';
 import { createServer } from '../src/server/server.ts';

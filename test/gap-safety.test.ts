@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { EventInput } from '../schema/events.ts';
-import { executeAppend, prepareStreams } from '../src/append-statement.ts';
+import { executeAppend, prepareStreams } from '../src/append/append-statement.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { storesUnderTest } from './stores.ts';
 

@@ -5,8 +5,8 @@ import { limits } from '../schema/limits.ts';
 import { HeadwayError } from '../src/errors.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { openLedger } from '../src/open-ledger.ts';
-import { prepareEvents, quickChecks, zodChecks } from '../src/prepare-events.ts';
-import type { EventChecks } from '../src/prepare-events.ts';
+import { prepareEvents, quickChecks, zodChecks } from '../src/append/prepare-events.ts';
+import type { EventChecks } from '../src/append/prepare-events.ts';
 import { jobFacts } from './arbitraries.ts';
 
 const valid = { type: 'item.completed' as const, data: { itemId: 'a', durationMs: 5 } };

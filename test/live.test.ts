@@ -4,9 +4,9 @@ import pg from 'pg';
 import { firstValueFrom, filter, take, toArray } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { EventInput } from '../schema/events.ts';
-import { executeAppend, prepareStreams } from '../src/append-statement.ts';
+import { executeAppend, prepareStreams } from '../src/append/append-statement.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { compareCursors, formatCursor } from '../src/cursor.ts';
+import { compareCursors, formatCursor } from '../src/cursors.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { postgresUrl, storesUnderTest } from './stores.ts';
 

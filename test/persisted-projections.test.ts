@@ -8,8 +8,8 @@ import type { JobEtaState } from '../projections/job-eta.ts';
 import { itemRecord, jobItems } from '../projections/job-items.ts';
 import { fold } from '../projections/projection.ts';
 import type { Ledger } from '../src/ledger.ts';
-import { jobsProjection } from '../src/persisted-projection.ts';
-import { readGenerations, readStateParts } from '../src/projection-tables.ts';
+import { jobsProjection } from '../src/persisted/persisted-projection.ts';
+import { readGenerations, readStateParts } from '../src/persisted/projection-tables.ts';
 import { jobFacts } from './arbitraries.ts';
 import { storesUnderTest } from './stores.ts';
 

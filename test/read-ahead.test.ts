@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readAhead } from '../src/read-ahead.ts';
+import { readAhead } from '../src/store/read-ahead.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const failsSoon = () =>

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EventInput, JsonValue } from '../schema/events.ts';
 import { limits } from '../schema/limits.ts';
 import { createClient, EventsNotStoredError } from '../src/client/index.ts';
-import { CoalescingAppender } from '../src/coalescing-appender.ts';
+import { CoalescingAppender } from '../src/append/coalescing-appender.ts';
 import {
   EventTooLargeError,
   InvalidEventError,
@@ -15,7 +15,7 @@ import {
   type ExpectedVersion,
 } from '../src/errors.ts';
 import type { Ledger } from '../src/ledger.ts';
-import { importNdjson } from '../src/ndjson.ts';
+import { importNdjson } from '../src/append/ndjson.ts';
 import { createServer } from '../src/server/server.ts';
 import { runHeadway } from './cli-runner.ts';
 import { storesUnderTest } from './stores.ts';

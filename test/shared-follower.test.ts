@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { formatCursor } from '../src/cursor.ts';
+import { formatCursor } from '../src/cursors.ts';
 import type { Ledger } from '../src/ledger.ts';
-import { SharedFollower } from '../src/shared-follower.ts';
+import { SharedFollower } from '../src/live/shared-follower.ts';
 import { storesUnderTest } from './stores.ts';
 
 /** Collects what a follow yields until it holds `count` events or `boundMs` passes. */

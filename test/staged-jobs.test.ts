@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventInput } from '../schema/events.ts';
 import type { EtaEstimate } from '../projections/job-eta.ts';
 import type { Ledger } from '../src/ledger.ts';
-import type { JobStatusView } from '../src/job-views.ts';
+import type { JobStatusView } from '../src/queries/job-views.ts';
 import { readEventStream } from '../src/client/event-stream.ts';
 import { createServer } from '../src/server/server.ts';
 import { storesUnderTest } from './stores.ts';

@@ -6,7 +6,7 @@ import { allItems, itemRecord, jobItems } from '../../projections/job-items.ts';
 import { jobProgress } from '../../projections/job-progress.ts';
 import { classifyFailure } from '../../projections/failure-classification.ts';
 import type { Ledger } from '../ledger.ts';
-import { LiveFold } from '../live-fold.ts';
+import { LiveFold } from '../live/live-fold.ts';
 import { seededRandom } from './seeded-random.ts';
 
 /** Options of the simulated pipeline. */

@@ -1,12 +1,12 @@
 import { once } from 'node:events';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
-import { formatCursor, parseCursor } from '../cursor.ts';
-import type { Cursor } from '../cursor.ts';
+import { formatCursor, parseCursor } from '../cursors.ts';
+import type { Cursor } from '../cursors.ts';
 import { InvalidInputError } from '../errors.ts';
 import { toJson } from '../json.ts';
 import type { Ledger, SubscribeOptions } from '../ledger.ts';
-import type { SharedFollower } from '../shared-follower.ts';
+import type { SharedFollower } from '../live/shared-follower.ts';
 
 /** A comment line this often keeps proxies from closing an idle stream. */
 const heartbeatMs = 15_000;

@@ -25,12 +25,12 @@ import {
 import { jobSummary, summarize } from '../../projections/job-summary.ts';
 import { describeEvent } from '../../projections/job-timeline.ts';
 import type { Projection } from '../../projections/projection.ts';
-import { CoalescingAppender } from '../coalescing-appender.ts';
-import type { CoalescingAppenderOptions } from '../coalescing-appender.ts';
-import type { DatabaseReadiness } from '../database-readiness.ts';
-import { withQueryTimeout } from '../postgres-pool.ts';
-import { SharedFollower } from '../shared-follower.ts';
-import { formatCursor } from '../cursor.ts';
+import { CoalescingAppender } from '../append/coalescing-appender.ts';
+import type { CoalescingAppenderOptions } from '../append/coalescing-appender.ts';
+import type { DatabaseReadiness } from '../store/database-readiness.ts';
+import { withQueryTimeout } from '../store/postgres-pool.ts';
+import { SharedFollower } from '../live/shared-follower.ts';
+import { formatCursor } from '../cursors.ts';
 import { InvalidInputError, NotFoundError } from '../errors.ts';
 import { toJson } from '../json.ts';
 import type { ExpectedVersion } from '../errors.ts';

@@ -1,13 +1,13 @@
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { limits } from '../../schema/limits.ts';
-import { formatCursor, parseCursor } from '../cursor.ts';
-import type { Cursor } from '../cursor.ts';
+import { formatCursor, parseCursor } from '../cursors.ts';
+import type { Cursor } from '../cursors.ts';
 import { HeadwayError, NotFoundError } from '../errors.ts';
 import { toJson } from '../json.ts';
 import type { Ledger, SubscribeOptions } from '../ledger.ts';
-import type { SharedFollower } from '../shared-follower.ts';
-import { toValidationIssues } from '../prepare-events.ts';
+import type { SharedFollower } from '../live/shared-follower.ts';
+import { toValidationIssues } from '../append/prepare-events.ts';
 import { toWire } from './event-stream.ts';
 
 /** Most subscriptions one connection may hold. */

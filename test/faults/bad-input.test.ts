@@ -8,13 +8,13 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonValue } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
-import { parseCursor } from '../../src/cursor.ts';
+import { parseCursor } from '../../src/cursors.ts';
 import { InvalidEventError, InvalidInputError } from '../../src/errors.ts';
 import type { Ledger } from '../../src/ledger.ts';
 import { parseTokens } from '../../src/server/auth.ts';
 import { createServer } from '../../src/server/server.ts';
 import { openLedger } from '../../src/open-ledger.ts';
-import { prepareEvents } from '../../src/prepare-events.ts';
+import { prepareEvents } from '../../src/append/prepare-events.ts';
 import { storesUnderTest } from '../stores.ts';
 
 /**

@@ -7,8 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { StoreBusyError, StoreLockLostError } from '../../src/errors.ts';
 import { openLedger } from '../../src/open-ledger.ts';
-import { acquireStoreLock, storeLockFile } from '../../src/store-lock.ts';
-import type { StoreLock } from '../../src/store-lock.ts';
+import { acquireStoreLock, storeLockFile } from '../../src/store/store-lock.ts';
+import type { StoreLock } from '../../src/store/store-lock.ts';
 import { cliEnv } from '../cli-runner.ts';
 
 const writerScript = new URL('./fixtures/embedded-writer.ts', import.meta.url).pathname;

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { InvalidInputError } from '../../errors.ts';
 import { toJson } from '../../json.ts';
 import { withLedger } from '../context.ts';
-import { toExportLine } from '../../ndjson.ts';
+import { toExportLine } from '../../append/ndjson.ts';
 
 /** `headway export <job|--all>`: events as NDJSON, one per line, in log order. */
 export function registerExport(program: Command): void {

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { importNdjson } from '../../ndjson.ts';
+import { importNdjson } from '../../append/ndjson.ts';
 import { printJson, printLines, withLedger } from '../context.ts';
 import { formatCount } from '../format.ts';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { regrantAppRoles } from '../../database-roles.ts';
+import { regrantAppRoles } from '../../store/database-roles.ts';
 import { printLines, withLedger } from '../context.ts';
 
 /**

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { formatCursor } from '../../cursor.ts';
+import { formatCursor } from '../../cursors.ts';
 import type { ProjectionStatus } from '../../ledger.ts';
 import { printJson, printLines, withLedger } from '../context.ts';
 import { formatCount, formatTable } from '../format.ts';

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
-import { formatCursor } from '../../cursor.ts';
+import { formatCursor } from '../../cursors.ts';
 import { printJson, printLines, withLedger } from '../context.ts';
 import { formatCount, formatDuration } from '../format.ts';
 

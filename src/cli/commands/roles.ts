@@ -4,7 +4,7 @@ import {
   ensureRoles,
   grantAppRole,
   transferOwnership,
-} from '../../database-roles.ts';
+} from '../../store/database-roles.ts';
 import { HeadwayError } from '../../errors.ts';
 import { printJson, printLines, resolveDatabaseUrl, withLedger } from '../context.ts';
 

@@ -2,15 +2,15 @@ import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import type { Ledger } from '../../ledger.ts';
 import { InvalidInputError } from '../../errors.ts';
-import { readFailureRules } from '../../failure-rules.ts';
+import { readFailureRules } from '../../append/failure-rules.ts';
 import { isLoopbackHost, parseTokens } from '../../server/auth.ts';
 import { createServer } from '../../server/server.ts';
 import { runDemo } from '../../demo/simulated-pipeline.ts';
 import { parseNonNegativeInt, parsePositiveInt } from '../arguments.ts';
 import { abortOnSignals, resolveSchema, withLedger } from '../context.ts';
 import type { GlobalOptions } from '../context.ts';
-import { DatabaseReadiness } from '../../database-readiness.ts';
-import { prepareSchema } from '../../migrations.ts';
+import { DatabaseReadiness } from '../../store/database-readiness.ts';
+import { prepareSchema } from '../../store/migrations.ts';
 
 interface ServeOptions {
   host: string;

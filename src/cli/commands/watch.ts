@@ -17,7 +17,7 @@ import type { EtaEstimate, JobEtaState } from '../../../projections/job-eta.ts';
 import type { JobStatus } from '../../../projections/job-progress.ts';
 import { createClient } from '../../client/index.ts';
 import type { HeadwayClient } from '../../client/index.ts';
-import type { JobSnapshot, JobStatusView } from '../../job-views.ts';
+import type { JobSnapshot, JobStatusView } from '../../queries/job-views.ts';
 import { NotFoundError } from '../../errors.ts';
 import { parsePositiveInt } from '../arguments.ts';
 import { abortOnSignals, printLines, withLedger } from '../context.ts';

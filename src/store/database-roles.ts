@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
-import type { Database } from '../schema/database.ts';
-import { HeadwayError, InvalidInputError } from './errors.ts';
+import type { Database } from '../../schema/database.ts';
+import { HeadwayError, InvalidInputError } from '../errors.ts';
 
 /**
  * The ledger's tables in its schema. The app role reads all of them (the Kysely migration

@@ -1,5 +1,5 @@
-import { reconnectDelayMs, sleep } from './backoff.ts';
-import { isTransient } from './errors.ts';
+import { reconnectDelayMs, sleep } from '../backoff.ts';
+import { isTransient } from '../errors.ts';
 
 /**
  * Waits until the database is ready (reachable, and migrated where that is asked),

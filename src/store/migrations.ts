@@ -3,11 +3,11 @@ import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import type { Migration, MigrationProvider } from 'kysely/migration';
-import type { Database } from '../schema/database.ts';
-import { isTransient } from './errors.ts';
+import type { Database } from '../../schema/database.ts';
+import { isTransient } from '../errors.ts';
 import { withQueryTimeout } from './postgres-pool.ts';
 
-const migrationsFolder = new URL('../schema/migrations/', import.meta.url);
+const migrationsFolder = new URL('../../schema/migrations/', import.meta.url);
 
 // PGlite runs parameterised queries through the extended protocol, which takes one
 // statement at a time; a DO block that EXECUTEs the file runs it whole on both stores.

@@ -1,37 +1,37 @@
 import { sql } from 'kysely';
 import type { Kysely, RawBuilder, Selectable } from 'kysely';
 import { z } from 'zod';
-import type { Database } from '../schema/database.ts';
-import { limits } from '../schema/limits.ts';
-import { isStorableText, unstorableTextMessage } from '../schema/events.ts';
-import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { addValue, emptyHistogram } from '../projections/histogram.ts';
-import { own, setOwn } from '../projections/own.ts';
-import { finishedStageRuns, stageFigures } from '../projections/stage-metrics.ts';
-import type { StageFigures, StageMetricsState } from '../projections/stage-metrics.ts';
-import { estimateEta, jobEta } from '../projections/job-eta.ts';
-import { rollUp } from '../projections/job-rollup.ts';
-import type { JobRollUp, JobSnapshot, JobView } from '../projections/job-rollup.ts';
-import type { EtaContext } from '../projections/job-eta.ts';
-import { fold } from '../projections/projection.ts';
-import type { EtaEstimate, JobEtaState } from '../projections/job-eta.ts';
-import type { JobProgressState, JobStatus } from '../projections/job-progress.ts';
-import type { Cursor } from './cursor.ts';
-import { InvalidInputError } from './errors.ts';
-import { escapeLike } from './escape-like.ts';
-import { jobsProjection, mainPart } from './persisted-projection.ts';
+import type { Database } from '../../schema/database.ts';
+import { limits } from '../../schema/limits.ts';
+import { isStorableText, unstorableTextMessage } from '../../schema/events.ts';
+import type { RecordedEvent } from '../../schema/recorded-event.ts';
+import { addValue, emptyHistogram } from '../../projections/histogram.ts';
+import { own, setOwn } from '../../projections/own.ts';
+import { finishedStageRuns, stageFigures } from '../../projections/stage-metrics.ts';
+import type { StageFigures, StageMetricsState } from '../../projections/stage-metrics.ts';
+import { estimateEta, jobEta } from '../../projections/job-eta.ts';
+import { rollUp } from '../../projections/job-rollup.ts';
+import type { JobRollUp, JobSnapshot, JobView } from '../../projections/job-rollup.ts';
+import type { EtaContext } from '../../projections/job-eta.ts';
+import { fold } from '../../projections/projection.ts';
+import type { EtaEstimate, JobEtaState } from '../../projections/job-eta.ts';
+import type { JobProgressState, JobStatus } from '../../projections/job-progress.ts';
+import type { Cursor } from '../cursors.ts';
+import { InvalidInputError } from '../errors.ts';
+import { escapeLike } from '../store/escape-like.ts';
+import { jobsProjection, mainPart } from '../persisted/persisted-projection.ts';
 import {
   readGenerations,
   readItemSubset,
   readStateParts,
   toGeneration,
-} from './projection-tables.ts';
-import type { Generation } from './projection-tables.ts';
-import { toValidationIssues } from './prepare-events.ts';
-import { selectEventColumns } from './recorded-row.ts';
-import type { EventRow } from './recorded-row.ts';
+} from '../persisted/projection-tables.ts';
+import type { Generation } from '../persisted/projection-tables.ts';
+import { toValidationIssues } from '../append/prepare-events.ts';
+import { selectEventColumns } from '../store/recorded-row.ts';
+import type { EventRow } from '../store/recorded-row.ts';
 
-export type { JobRollUp, JobSnapshot, JobView } from '../projections/job-rollup.ts';
+export type { JobRollUp, JobSnapshot, JobView } from '../../projections/job-rollup.ts';
 
 /** A job's status: its progress, ETA, and its children rolled up when it has any. */
 export interface JobStatusView extends JobView {

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { Database } from '../schema/database.ts';
+import type { Database } from '../../schema/database.ts';
 import type { WakeUps } from './wake-ups.ts';
 
 /** Where the ledger keeps its log. */

@@ -1,4 +1,4 @@
-import type { Projection } from '../projections/projection.ts';
+import type { Projection } from '../../projections/projection.ts';
 
 /** A job folded through a projection up to a stream version. */
 export interface CachedFold<S> {

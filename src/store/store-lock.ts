@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import type { Server } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { StoreBusyError, StoreLockLostError } from './errors.ts';
+import { StoreBusyError, StoreLockLostError } from '../errors.ts';
 
 /** The file in the data folder that names the lock's holder. */
 export const storeLockFile = 'lock.json';

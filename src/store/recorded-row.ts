@@ -1,10 +1,10 @@
 import { sql } from 'kysely';
 import type { SelectQueryBuilder } from 'kysely';
-import type { Database } from '../schema/database.ts';
-import type { EventMetadata, JsonValue } from '../schema/events.ts';
-import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { upcastData } from '../schema/upcast.ts';
-import type { UpcasterIndex } from '../schema/upcast.ts';
+import type { Database } from '../../schema/database.ts';
+import type { EventMetadata, JsonValue } from '../../schema/events.ts';
+import type { RecordedEvent } from '../../schema/recorded-event.ts';
+import { upcastData } from '../../schema/upcast.ts';
+import type { UpcasterIndex } from '../../schema/upcast.ts';
 
 /** An `events` row as `selectEventColumns` reads it. */
 export interface EventRow {

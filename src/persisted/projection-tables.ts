@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import type { Kysely, Selectable, Transaction } from 'kysely';
-import type { Database } from '../schema/database.ts';
-import type { Cursor } from './cursor.ts';
-import { HeadwayError } from './errors.ts';
+import type { Database } from '../../schema/database.ts';
+import type { Cursor } from '../cursors.ts';
+import { HeadwayError } from '../errors.ts';
 import { mainPart } from './persisted-projection.ts';
 
 /** One generation of a persisted projection, as `projection_checkpoints` holds it. */

@@ -1,5 +1,5 @@
-import type { Projection } from '../projections/projection.ts';
-import type { Ledger } from './ledger.ts';
+import type { Projection } from '../../projections/projection.ts';
+import type { Ledger } from '../ledger.ts';
 
 /**
  * Keeps one job's projection current by folding only the events appended since the

@@ -1,17 +1,17 @@
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import type { Database } from '../schema/database.ts';
-import { isStorableText, unstorableTextMessage } from '../schema/events.ts';
-import { limits } from '../schema/limits.ts';
+import type { Database } from '../../schema/database.ts';
+import { isStorableText, unstorableTextMessage } from '../../schema/events.ts';
+import { limits } from '../../schema/limits.ts';
 import {
   ConcurrencyError,
   IdempotencyConflictError,
   InvalidInputError,
   JobNotStartedError,
   type ExpectedVersion,
-} from './errors.ts';
-import type { ClassificationRule } from '../projections/failure-classification.ts';
+} from '../errors.ts';
+import type { ClassificationRule } from '../../projections/failure-classification.ts';
 import { prepareEvents, quickChecks, toValidationIssues } from './prepare-events.ts';
 import type { PreparedEvent } from './prepare-events.ts';
 

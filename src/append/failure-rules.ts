@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import type { ClassificationRule } from '../projections/failure-classification.ts';
-import { isStorableText } from '../schema/events.ts';
-import { limits } from '../schema/limits.ts';
-import { InvalidInputError } from './errors.ts';
+import type { ClassificationRule } from '../../projections/failure-classification.ts';
+import { isStorableText } from '../../schema/events.ts';
+import { limits } from '../../schema/limits.ts';
+import { InvalidInputError } from '../errors.ts';
 import { toValidationIssues } from './prepare-events.ts';
 
 /** Bounds of a list of failure rules. */

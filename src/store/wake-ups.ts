@@ -1,7 +1,7 @@
 import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { Observable, share } from 'rxjs';
-import { reconnectDelayMs } from './backoff.ts';
+import { reconnectDelayMs } from '../backoff.ts';
 
 /**
  * Hints that new events may have been committed. Live readers poll the log when one

@@ -1,12 +1,12 @@
 import type { Kysely } from 'kysely';
-import type { Database } from '../schema/database.ts';
-import { limits } from '../schema/limits.ts';
-import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { fold } from '../projections/projection.ts';
-import type { Cursor } from './cursor.ts';
-import type { LedgerStore, RunnerLock } from './ledger-store.ts';
-import { isTransient } from './errors.ts';
-import { followLog } from './log-follower.ts';
+import type { Database } from '../../schema/database.ts';
+import { limits } from '../../schema/limits.ts';
+import type { RecordedEvent } from '../../schema/recorded-event.ts';
+import { fold } from '../../projections/projection.ts';
+import type { Cursor } from '../cursors.ts';
+import type { LedgerStore, RunnerLock } from '../store/ledger-store.ts';
+import { isTransient } from '../errors.ts';
+import { followLog } from '../live/log-follower.ts';
 import type { PersistedProjection } from './persisted-projection.ts';
 import {
   readGenerations,
@@ -16,8 +16,8 @@ import {
   writeBatch,
 } from './projection-tables.ts';
 import type { Generation, StateRow } from './projection-tables.ts';
-import { readAhead } from './read-ahead.ts';
-import { reconnectDelayMs, sleep } from './backoff.ts';
+import { readAhead } from '../store/read-ahead.ts';
+import { reconnectDelayMs, sleep } from '../backoff.ts';
 
 /** How a runner reads, caches and retries. */
 export interface ProjectionRunnerOptions {

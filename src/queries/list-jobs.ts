@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
-import type { Database } from '../schema/database.ts';
-import { InvalidInputError } from './errors.ts';
+import type { Database } from '../../schema/database.ts';
+import { InvalidInputError } from '../errors.ts';
 
 /** A job as the job list shows it. */
 export interface JobListing {

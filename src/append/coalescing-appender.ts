@@ -1,5 +1,5 @@
-import type { EventInput } from '../schema/events.ts';
-import { limits } from '../schema/limits.ts';
+import type { EventInput } from '../../schema/events.ts';
+import { limits } from '../../schema/limits.ts';
 import { executeAppend, prepareStreams } from './append-statement.ts';
 import type { AppendResult, PreparedStream } from './append-statement.ts';
 import {
@@ -10,10 +10,10 @@ import {
   isTransient,
   JobNotStartedError,
   type ExpectedVersion,
-} from './errors.ts';
+} from '../errors.ts';
 import type { EventAppender } from './job-recorder.ts';
-import type { Ledger } from './ledger.ts';
-import { withQueryTimeout } from './postgres-pool.ts';
+import type { Ledger } from '../ledger.ts';
+import { withQueryTimeout } from '../store/postgres-pool.ts';
 
 /** Bounds of one coalesced statement, and of the statements in flight. */
 export interface CoalescingAppenderOptions {

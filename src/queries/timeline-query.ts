@@ -1,15 +1,15 @@
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import type { Database } from '../schema/database.ts';
-import { isStorableText, unstorableTextMessage } from '../schema/events.ts';
-import { limits } from '../schema/limits.ts';
-import type { RecordedEvent } from '../schema/recorded-event.ts';
-import type { UpcasterIndex } from '../schema/upcast.ts';
-import { InvalidInputError } from './errors.ts';
-import { escapeLike } from './escape-like.ts';
-import { toValidationIssues } from './prepare-events.ts';
-import { selectEventColumns, toRecordedEvent } from './recorded-row.ts';
+import type { Database } from '../../schema/database.ts';
+import { isStorableText, unstorableTextMessage } from '../../schema/events.ts';
+import { limits } from '../../schema/limits.ts';
+import type { RecordedEvent } from '../../schema/recorded-event.ts';
+import type { UpcasterIndex } from '../../schema/upcast.ts';
+import { InvalidInputError } from '../errors.ts';
+import { escapeLike } from '../store/escape-like.ts';
+import { toValidationIssues } from '../append/prepare-events.ts';
+import { selectEventColumns, toRecordedEvent } from '../store/recorded-row.ts';
 
 /** Text compared in SQL: PostgreSQL refuses NUL characters and lone surrogates in it. */
 const storable = (bounded: z.ZodString) => bounded.refine(isStorableText, unstorableTextMessage);

@@ -8,13 +8,13 @@ import {
   isCustomEventType,
   isEventType,
   jsonValue,
-} from '../schema/events.ts';
-import type { EventData, EventType, JsonValue } from '../schema/events.ts';
-import { limits } from '../schema/limits.ts';
-import { classifyRecordedError } from '../projections/failure-classification.ts';
-import type { ClassificationRule } from '../projections/failure-classification.ts';
-import { EventTooLargeError, InvalidEventError } from './errors.ts';
-import type { ValidationIssue } from './errors.ts';
+} from '../../schema/events.ts';
+import type { EventData, EventType, JsonValue } from '../../schema/events.ts';
+import { limits } from '../../schema/limits.ts';
+import { classifyRecordedError } from '../../projections/failure-classification.ts';
+import type { ClassificationRule } from '../../projections/failure-classification.ts';
+import { EventTooLargeError, InvalidEventError } from '../errors.ts';
+import type { ValidationIssue } from '../errors.ts';
 
 /** An event checked and serialised, ready for the append statement. */
 export interface PreparedEvent {

@@ -1,7 +1,7 @@
-import type { Cursor } from './cursor.ts';
-import { isTransient } from './errors.ts';
-import { reconnectDelayMs } from './backoff.ts';
-import type { WakeUps } from './wake-ups.ts';
+import type { Cursor } from '../cursors.ts';
+import { isTransient } from '../errors.ts';
+import { reconnectDelayMs } from '../backoff.ts';
+import type { WakeUps } from '../store/wake-ups.ts';
 
 /** A page of the log as a follower reads it. */
 export interface FollowedPage<E> {

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { PostgresPool, PostgresPoolClient } from 'kysely';
 import pg from 'pg';
-import { DatabaseUnavailableError, isTransient } from './errors.ts';
+import { DatabaseUnavailableError, isTransient } from '../errors.ts';
 
 /** Bounds on every wait for PostgreSQL; each is an option of `openLedger` (`timeouts`). */
 export interface PostgresTimeouts {

@@ -1,11 +1,11 @@
 import { sql } from 'kysely';
-import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { limits } from '../schema/limits.ts';
-import { reconnectDelayMs, sleep } from './backoff.ts';
-import { compareCursors, parseCursor } from './cursor.ts';
-import type { Cursor } from './cursor.ts';
-import { isTransient } from './errors.ts';
-import type { Ledger, ReadAllPage, SubscribeOptions } from './ledger.ts';
+import type { RecordedEvent } from '../../schema/recorded-event.ts';
+import { limits } from '../../schema/limits.ts';
+import { reconnectDelayMs, sleep } from '../backoff.ts';
+import { compareCursors, parseCursor } from '../cursors.ts';
+import type { Cursor } from '../cursors.ts';
+import { isTransient } from '../errors.ts';
+import type { Ledger, ReadAllPage, SubscribeOptions } from '../ledger.ts';
 
 /** How a shared follower reads and buffers. */
 export interface SharedFollowerOptions {

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import type { EventInput } from '../schema/events.ts';
-import { eventMetadata } from '../schema/events.ts';
-import { limits } from '../schema/limits.ts';
-import type { RecordedEvent } from '../schema/recorded-event.ts';
+import type { EventInput } from '../../schema/events.ts';
+import { eventMetadata } from '../../schema/events.ts';
+import { limits } from '../../schema/limits.ts';
+import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { executeAppendCounting, prepareStreams } from './append-statement.ts';
-import { HeadwayError, InvalidEventError, JobNotStartedError } from './errors.ts';
-import type { Ledger } from './ledger.ts';
+import { HeadwayError, InvalidEventError, JobNotStartedError } from '../errors.ts';
+import type { Ledger } from '../ledger.ts';
 import { toValidationIssues } from './prepare-events.ts';
 
 /** One line of an NDJSON export: the whole envelope, positions as strings. */

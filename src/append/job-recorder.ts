@@ -5,12 +5,12 @@ import type {
   EventMetadata,
   EventType,
   JsonValue,
-} from '../schema/events.ts';
-import { limits } from '../schema/limits.ts';
-import { describeError } from '../projections/failure-classification.ts';
-import type { ClassificationRule } from '../projections/failure-classification.ts';
+} from '../../schema/events.ts';
+import { limits } from '../../schema/limits.ts';
+import { describeError } from '../../projections/failure-classification.ts';
+import type { ClassificationRule } from '../../projections/failure-classification.ts';
 import type { AppendResult } from './append-statement.ts';
-import type { ExpectedVersion } from './errors.ts';
+import type { ExpectedVersion } from '../errors.ts';
 import type { ResumeOptions, ResumePoint } from './resume-job.ts';
 
 /** What a recorder needs of a ledger: the HTTP client implements the same. */

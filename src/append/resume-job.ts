@@ -1,20 +1,20 @@
 import { z } from 'zod';
-import type { EventInput, JsonValue } from '../schema/events.ts';
-import { limits } from '../schema/limits.ts';
-import { combineProjections } from '../projections/combine.ts';
+import type { EventInput, JsonValue } from '../../schema/events.ts';
+import { limits } from '../../schema/limits.ts';
+import { combineProjections } from '../../projections/combine.ts';
 import {
   comparePlanOrder,
   inFlightItems,
   jobItems,
   pendingItems,
   stuckItems,
-} from '../projections/job-items.ts';
-import { jobProgress } from '../projections/job-progress.ts';
-import type { JobStatus } from '../projections/job-progress.ts';
-import type { Projection } from '../projections/projection.ts';
+} from '../../projections/job-items.ts';
+import { jobProgress } from '../../projections/job-progress.ts';
+import type { JobStatus } from '../../projections/job-progress.ts';
+import type { Projection } from '../../projections/projection.ts';
 import type { AppendResult } from './append-statement.ts';
-import { ConcurrencyError, InvalidInputError, JobFinishedError, NotFoundError } from './errors.ts';
-import type { ExpectedVersion } from './errors.ts';
+import { ConcurrencyError, InvalidInputError, JobFinishedError, NotFoundError } from '../errors.ts';
+import type { ExpectedVersion } from '../errors.ts';
 import { toValidationIssues } from './prepare-events.ts';
 
 /** Options of `resume`. */

@@ -1,11 +1,16 @@
-import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { emptyItemTable, getItem, itemBucketCount, itemHash } from '../projections/item-table.ts';
-import { setOwn } from '../projections/own.ts';
-import type { ItemTable } from '../projections/item-table.ts';
-import { jobEta } from '../projections/job-eta.ts';
-import type { JobEtaState } from '../projections/job-eta.ts';
-import { eventItemIds } from '../projections/job-items.ts';
-import type { Projection } from '../projections/projection.ts';
+import type { RecordedEvent } from '../../schema/recorded-event.ts';
+import {
+  emptyItemTable,
+  getItem,
+  itemBucketCount,
+  itemHash,
+} from '../../projections/item-table.ts';
+import { setOwn } from '../../projections/own.ts';
+import type { ItemTable } from '../../projections/item-table.ts';
+import { jobEta } from '../../projections/job-eta.ts';
+import type { JobEtaState } from '../../projections/job-eta.ts';
+import { eventItemIds } from '../../projections/job-items.ts';
+import type { Projection } from '../../projections/projection.ts';
 
 /** The part of a stored state that holds everything but its item buckets. */
 export const mainPart = '';
