@@ -1,19 +1,27 @@
+import { z } from 'zod';
 import { InvalidInputError } from './errors.ts';
+import { expectedIssue } from './validation.ts';
 
 /**
- * Where a gap-safe reader of the whole log stands: the last (transaction, position) pair
- * it has seen. Written as `"<transactionId>:<position>"`; `"0:0"` is the start.
+ * Headway has three kinds of cursor, each with its own name and format (see "Cursors" in
+ * docs/architecture.md):
+ * - a **log cursor** (`"<transactionId>:<position>"`): where a gap-safe reader of the whole
+ *   log stands; the `after` of `readAll`, `follow`, `subscribe`, SSE and WebSocket feeds;
+ * - a **timeline cursor** (a position, `"1044"`): the `nextCursor` of a timeline page;
+ * - a **jobs page cursor** (`"<updatedAt>:<jobId>"`): the `nextCursor` of a page of jobs.
  */
-export interface Cursor {
+
+/** A log cursor: the last (transaction, position) pair a gap-safe reader has seen. */
+export interface LogCursor {
   transactionId: bigint;
   position: bigint;
 }
 
-/** The cursor before the first event. */
-export const startCursor: Cursor = Object.freeze({ transactionId: 0n, position: 0n });
+/** The log cursor before the first event, `"0:0"`. */
+export const logStart: LogCursor = Object.freeze({ transactionId: 0n, position: 0n });
 
-/** Formats a cursor as `"<transactionId>:<position>"`. */
-export function formatCursor(cursor: Cursor): string {
+/** Formats a log cursor as `"<transactionId>:<position>"`. */
+export function formatLogCursor(cursor: LogCursor): string {
   return `${cursor.transactionId}:${cursor.position}`;
 }
 
@@ -21,8 +29,8 @@ export function formatCursor(cursor: Cursor): string {
 const maxTransactionId = 2n ** 64n - 1n;
 const maxPosition = 2n ** 63n - 1n;
 
-/** Parses `"<transactionId>:<position>"`, or passes a `Cursor` through. */
-export function parseCursor(value: string | Cursor): Cursor {
+/** Parses `"<transactionId>:<position>"`, or passes a `LogCursor` through. */
+export function parseLogCursor(value: string | LogCursor): LogCursor {
   if (typeof value !== 'string') return value;
   const match = /^(\d{1,20}):(\d{1,20})$/.exec(value.trim());
   // Past the column types, PostgreSQL refuses the number (bigint) or wraps it (xid8).
@@ -38,9 +46,75 @@ export function parseCursor(value: string | Cursor): Cursor {
   return cursor;
 }
 
-/** Orders cursors as the log does: by transaction, then position. */
-export function compareCursors(a: Cursor, b: Cursor): number {
+/** Orders log cursors as the log does: by transaction, then position. */
+export function compareLogCursors(a: LogCursor, b: LogCursor): number {
   if (a.transactionId !== b.transactionId) return a.transactionId < b.transactionId ? -1 : 1;
   if (a.position !== b.position) return a.position < b.position ? -1 : 1;
   return 0;
+}
+
+/** A log cursor as HTTP takes it: `"<transactionId>:<position>"`. */
+export const logCursorText = z
+  .string()
+  .max(41)
+  .regex(
+    /^\d{1,20}:\d{1,20}$/,
+    'expected a cursor "<transactionId>:<position>" such as "812:1044"',
+  );
+
+/** A timeline cursor: the position of the last event of the previous page, as text. */
+export const timelineCursorSchema = z
+  .string()
+  .regex(/^\d{1,20}$/, 'expected the nextCursor of a previous page')
+  // Past a bigint, PostgreSQL refuses the number.
+  .refine(
+    (cursor) => !/^\d+$/.test(cursor) || BigInt(cursor) <= maxPosition,
+    'expected the nextCursor of a previous page',
+  );
+
+/** The timeline cursor after an event at `position`. */
+export function formatTimelineCursor(position: bigint): string {
+  return position.toString();
+}
+
+/** A jobs page cursor: the update time and id of the last job of the previous page. */
+export interface JobsPageCursor {
+  updatedAt: number;
+  jobId: string;
+}
+
+const jobsPageCursorPattern = /^(\d{1,16}):(.+)$/;
+
+/** A jobs page cursor as text, checked for its shape (`parseJobsPageCursor` reads it). */
+export const jobsPageCursorSchema = (maxIdLength: number) =>
+  z
+    .string()
+    .max(maxIdLength + 20)
+    .regex(
+      jobsPageCursorPattern,
+      'expected the cursor of a previous page, such as 1795446738868:job-1',
+    );
+
+/**
+ * Where a page of jobs ended, for the next page's `after`: the last job's update time and id.
+ *
+ * @example
+ * const next = await ledger.jobs({ limit: 50, after: formatJobsPageCursor(page.at(-1)!) });
+ */
+export function formatJobsPageCursor(job: {
+  jobId: string;
+  progress: { updatedAt: number | null };
+}): string {
+  return `${job.progress.updatedAt ?? 0}:${job.jobId}`;
+}
+
+/** Reads `"<updatedAt>:<jobId>"`; throws `InvalidInputError` for anything else. */
+export function parseJobsPageCursor(text: string): JobsPageCursor {
+  const match = jobsPageCursorPattern.exec(text);
+  if (!match) {
+    throw new InvalidInputError([
+      expectedIssue('after', 'a jobs page cursor such as "1795446738868:job-1"', text),
+    ]);
+  }
+  return { updatedAt: Number(match[1]), jobId: match[2]! };
 }

@@ -1,4 +1,4 @@
-/** Machine-readable error codes; the HTTP layer maps them to statuses. */
+/** Codes of the errors the ledger throws on purpose (subclasses of `HeadwayError`). */
 export type HeadwayErrorCode =
   | 'appender_closed'
   | 'concurrency'
@@ -10,8 +10,25 @@ export type HeadwayErrorCode =
   | 'job_finished'
   | 'job_not_started'
   | 'not_found'
+  | 'runner_fenced'
   | 'store_busy'
   | 'store_lock_lost';
+
+/** Codes only the HTTP layer answers with: refusals of a request before it reaches the ledger. */
+export type HttpErrorCode =
+  | 'bad_request'
+  | 'body_too_large'
+  | 'forbidden'
+  | 'headers_too_large'
+  | 'internal'
+  | 'request_timeout'
+  | 'too_many_streams'
+  | 'unauthenticated'
+  | 'unsupported_media_type'
+  | 'uri_too_long';
+
+/** Every code an error body can carry, from the library or the HTTP API. */
+export type ErrorCode = HeadwayErrorCode | HttpErrorCode;
 
 /** Base class of every error the ledger throws on purpose; `code` says which. */
 export class HeadwayError extends Error {
@@ -205,6 +222,16 @@ export class DatabaseUnavailableError extends HeadwayError {
       'database_unavailable',
       `The database is unavailable (${detail}); retry shortly, with the same event ids for appends`,
       cause === undefined ? undefined : { cause },
+    );
+  }
+}
+
+/** A projection runner's checkpoint moved under it: another runner wrote, or a rebuild replaced it. */
+export class RunnerFencedError extends HeadwayError {
+  constructor(projection: string, generation: number) {
+    super(
+      'runner_fenced',
+      `Projection '${projection}' generation ${generation}: its checkpoint moved under this runner; another runner took over`,
     );
   }
 }

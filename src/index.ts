@@ -1,6 +1,6 @@
-export type { AppendedEvent, AppendResult, StreamAppend } from './append/append-statement.ts';
-export { compareCursors, formatCursor, parseCursor, startCursor } from './cursors.ts';
-export type { Cursor } from './cursors.ts';
+export type { AppendedEvent, AppendResult, StreamAppend } from './append/prepare-streams.ts';
+export { compareLogCursors, formatLogCursor, parseLogCursor, logStart } from './cursors.ts';
+export type { LogCursor } from './cursors.ts';
 export { CoalescingAppender } from './append/coalescing-appender.ts';
 export type { AppenderBacklog, CoalescingAppenderOptions } from './append/coalescing-appender.ts';
 export { DatabaseReadiness } from './store/database-readiness.ts';
@@ -26,7 +26,13 @@ export {
   StoreBusyError,
   StoreLockLostError,
 } from './errors.ts';
-export type { ExpectedVersion, HeadwayErrorCode, ValidationIssue } from './errors.ts';
+export type {
+  ErrorCode,
+  ExpectedVersion,
+  HeadwayErrorCode,
+  HttpErrorCode,
+  ValidationIssue,
+} from './errors.ts';
 export {
   failureRuleLimits,
   failureRulesSchema,

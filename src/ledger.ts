@@ -1,5 +1,4 @@
 import { performance } from 'node:perf_hooks';
-import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import {
   asyncScheduler,
@@ -24,10 +23,14 @@ import type { Accumulator, Projection } from '../projections/projection.ts';
 import { jobProgress } from '../projections/job-progress.ts';
 import { positionStatus } from '../projections/job-stages.ts';
 import type { JobProgressState } from '../projections/job-progress.ts';
-import { executeAppend, prepareStreams, streamIdSchema } from './append/append-statement.ts';
-import type { AppendResult, StreamAppend } from './append/append-statement.ts';
-import { parseCursor, startCursor } from './cursors.ts';
-import { readAhead } from './store/read-ahead.ts';
+import { executeAppend } from './append/append-statement.ts';
+import { prepareStreams } from './append/prepare-streams.ts';
+import type { AppendResult, StreamAppend } from './append/prepare-streams.ts';
+import { parseLogCursor, logStart } from './cursors.ts';
+import { LogReader } from './store/log-reads.ts';
+import type { ReadAllOptions, ReadAllPage, ReadStreamOptions } from './store/log-reads.ts';
+
+export type { ReadAllOptions, ReadAllPage, ReadStreamOptions } from './store/log-reads.ts';
 import type { LedgerLocation, LedgerStore } from './store/ledger-store.ts';
 import { followLog } from './live/log-follower.ts';
 import { JobViews } from './queries/job-views.ts';
@@ -49,29 +52,14 @@ import { resumeJob } from './append/resume-job.ts';
 import type { ResumeOptions, ResumePoint } from './append/resume-job.ts';
 import { getItem } from '../projections/item-table.ts';
 import { itemRecord, jobItems, type ItemEntry } from '../projections/job-items.ts';
-import type { Cursor } from './cursors.ts';
+import type { LogCursor } from './cursors.ts';
 import { InvalidInputError, NotFoundError, type ExpectedVersion } from './errors.ts';
 import { JobRecorder } from './append/job-recorder.ts';
 import type { JobRecorderOptions } from './append/job-recorder.ts';
 import type { ClassificationRule } from '../projections/failure-classification.ts';
-import { toValidationIssues } from './append/prepare-events.ts';
-import { selectEventColumns, toRecordedEvent } from './store/recorded-row.ts';
+import { toValidationIssues } from './validation.ts';
 import { listJobs, type JobListing, type ListJobsOptions } from './queries/list-jobs.ts';
 import { queryTimeline, type TimelinePage, type TimelineQuery } from './queries/timeline-query.ts';
-
-/** Options of `readAll`. */
-export interface ReadAllOptions {
-  /** Read events after this cursor (default: the start). */
-  after?: Cursor | string;
-  /** At most this many events (default and maximum 10,000). */
-  limit?: number;
-  /** Only these event types. */
-  types?: readonly string[];
-  /** Only these streams (job ids). */
-  streamIds?: readonly string[];
-  /** Only jobs of these projects (as their `job.started` named them). */
-  projects?: readonly string[];
-}
 
 /** Options of `subscribe` and `follow`: a filter, a starting cursor, and pacing. */
 export interface SubscribeOptions extends Omit<ReadAllOptions, 'limit'> {
@@ -99,37 +87,15 @@ export interface ProjectionStatus {
   lag: { events: number; capped: boolean };
 }
 
-/** A page of the global log and the cursor to continue from. */
-export interface ReadAllPage {
-  events: RecordedEvent[];
-  /** The cursor after the last event returned (unchanged when none was). */
-  next: Cursor;
-}
-
-/** Options of `readStream`. */
-export interface ReadStreamOptions {
-  /** First version to return (default 1). */
-  fromVersion?: number;
-  /** At most this many events (default and maximum 10,000). */
-  limit?: number;
-}
-
 /** What `replay` reports when it has caught up. */
 export interface ReplayResult<S> {
   state: S;
   /** Continue a later replay from here. */
-  cursor: Cursor;
+  cursor: LogCursor;
   events: number;
   elapsedMs: number;
   eventsPerSecond: number;
 }
-
-const readAllSchema = z.strictObject({
-  limit: z.number().int().min(1).max(limits.readPage).optional(),
-  types: z.array(z.string().min(1).max(limits.nameLength)).max(100).optional(),
-  streamIds: z.array(streamIdSchema).max(1_000).optional(),
-  projects: z.array(z.string().min(1).max(limits.nameLength)).max(100).optional(),
-});
 
 const pacingSchema = z.strictObject({
   batchSize: z.number().int().min(1).max(limits.readPage).optional(),
@@ -151,6 +117,7 @@ export class Ledger {
   readonly db: Kysely<Database>;
   readonly location: LedgerLocation;
 
+  private readonly log: LogReader;
   private readonly views: JobViews;
   private readonly runners = new Map<string, ProjectionRunner<unknown>>();
   /** Recent one-job folds of `project`, so a job read again folds only its new events. */
@@ -166,13 +133,14 @@ export class Ledger {
     this.folds = new FoldCache(foldCacheJobs);
     this.db = store.db;
     this.location = store.location;
+    this.log = new LogReader(store.db, upcasters);
     this.views = new JobViews({
       db: this.db,
       readStream: (db, streamId, fromVersion, limit) =>
-        this.readStreamTail(db, streamId, fromVersion, limit),
+        this.log.readStreamTail(db, streamId, fromVersion, limit),
       readCommitted: (after, limit, filter) =>
-        this.readEvents({ ...filter, after, limit }, { gapSafe: false }),
-      toRecordedEvent: (row) => toRecordedEvent(row, this.upcasters),
+        this.log.readLog({ ...filter, after, limit }, { gapSafe: false }),
+      toRecordedEvent: (row) => this.log.toEvent(row),
       cachedState: (jobId) =>
         this.runners.get(jobsProjection.name)?.cachedState(jobId) as JobEtaState | undefined,
     });
@@ -207,101 +175,24 @@ export class Ledger {
   }
 
   /** Reads one stream in version order. */
-  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
-    const id = streamIdSchema.safeParse(streamId);
-    if (!id.success) throw new InvalidInputError(toValidationIssues(id.error, 'streamId'));
-    const fromVersion = options.fromVersion ?? 1;
-    const limit = options.limit ?? limits.readPage;
-    if (!Number.isSafeInteger(fromVersion) || fromVersion < 1) {
-      throw invalid('fromVersion', 'a version >= 1', fromVersion);
-    }
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > limits.readPage) {
-      throw invalid('limit', `1 to ${limits.readPage}`, limit);
-    }
-    const page = (from: number, count: number, bounded: boolean) => {
-      let query = selectEventColumns(this.db.selectFrom('events'))
-        .where('stream_id', '=', id.data)
-        .where('version', '>=', from as never);
-      // Without an upper bound the planner may sort the whole rest of a long stream
-      // for every page.
-      if (bounded) query = query.where('version', '<', (from + count) as never);
-      return query.orderBy('version').limit(count).execute();
-    };
-    const rows = await page(fromVersion, limit, true);
-    if (rows.length < limit) {
-      // Versions have no gaps, so at a stream's end this finds nothing; were rows ever
-      // missing, it still returns the first `limit` events from `fromVersion`.
-      rows.push(...(await page(fromVersion + limit, limit - rows.length, false)));
-    }
-    return rows.map((row) => toRecordedEvent(row, this.upcasters));
+  readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    return this.log.readStream(streamId, options);
   }
 
   /**
    * Reads the whole log after a cursor, gap-safe: an event shows up only once every
    * transaction that started before its own has ended, so none is ever skipped.
    */
-  async readAll(options: ReadAllOptions = {}): Promise<ReadAllPage> {
-    return this.readEvents(options, { gapSafe: true });
-  }
-
-  /**
-   * `readAll`, or without its gap-safety: every committed event past the cursor, for
-   * callers that fold a tail once and never move a cursor past what they read.
-   */
-  private async readEvents(
-    options: ReadAllOptions,
-    { gapSafe }: { gapSafe: boolean },
-  ): Promise<ReadAllPage> {
-    const { after, ...rest } = options;
-    const parsed = readAllSchema.safeParse(rest);
-    if (!parsed.success) throw new InvalidInputError(toValidationIssues(parsed.error, ''));
-    const cursor = after === undefined ? startCursor : parseCursor(after);
-    const { limit = limits.readPage, types, streamIds, projects } = parsed.data;
-    let query = selectEventColumns(this.db.selectFrom('events'))
-      .$if(gapSafe, (q) =>
-        q.where(sql<boolean>`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`),
-      )
-      .where(
-        sql<boolean>`(transaction_id, position) > (${cursor.transactionId.toString()}::xid8, ${cursor.position.toString()}::bigint)`,
-      );
-    if (types && types.length > 0) query = query.where('type', 'in', types);
-    if (streamIds && streamIds.length > 0) query = query.where('stream_id', 'in', streamIds);
-    if (projects && projects.length > 0) {
-      // A job belongs to the project its first event, `job.started`, names.
-      query = query.where((eb) =>
-        eb.exists(
-          eb
-            .selectFrom('events as started')
-            .select(sql`1`.as('one'))
-            .whereRef('started.stream_id', '=', 'events.stream_id')
-            .where('started.version', '=', 1 as never)
-            .where('started.type', '=', 'job.started')
-            .where(sql<boolean>`started.data->>'project' in (${sql.join(projects)})`),
-        ),
-      );
-    }
-    const rows = await query.orderBy('transaction_id').orderBy('position').limit(limit).execute();
-    const events = rows.map((row) => toRecordedEvent(row, this.upcasters));
-    const last = events.at(-1);
-    return {
-      events,
-      next: last ? { transactionId: last.transactionId, position: last.position } : cursor,
-    };
+  readAll(options: ReadAllOptions = {}): Promise<ReadAllPage> {
+    return this.log.readLog(options, { gapSafe: true });
   }
 
   /**
    * Pages through the log after a cursor until it has caught up, one batch at a time,
    * so a replay never holds the whole log in memory.
    */
-  async *readAllBatches(options: ReadAllOptions = {}): AsyncGenerator<ReadAllPage> {
-    const after = options.after === undefined ? startCursor : parseCursor(options.after);
-    const limit = options.limit ?? limits.readPage;
-    const pages = readAhead(
-      () => this.readAll({ ...options, after, limit }),
-      (page) =>
-        page.events.length < limit ? null : this.readAll({ ...options, after: page.next, limit }),
-    );
-    for await (const page of pages) if (page.events.length > 0) yield page;
+  readAllBatches(options: ReadAllOptions = {}): AsyncGenerator<ReadAllPage> {
+    return this.log.readLogBatches(options);
   }
 
   /**
@@ -316,7 +207,7 @@ export class Ledger {
     const { batchSize = 1_000, pollIntervalMs = 1_000, after, ...filter } = options;
     const parsed = pacingSchema.safeParse({ batchSize, pollIntervalMs });
     if (!parsed.success) throw new InvalidInputError(toValidationIssues(parsed.error, ''));
-    const start = after === undefined ? startCursor : parseCursor(after);
+    const start = after === undefined ? logStart : parseLogCursor(after);
     // Validates the filter before anything is awaited.
     await this.readAll({ ...filter, after: start, limit: 1 });
     yield* followLog({
@@ -360,12 +251,8 @@ export class Ledger {
    * A cursor that every committed event before now precedes: the events after it are
    * those of transactions still running at the call, and any later.
    */
-  async liveCursor(): Promise<Cursor> {
-    const { rows } = await sql<{
-      xmin: string;
-    }>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`.execute(this.db);
-    // Positions start at 1, so (xmin, 0) is just before the first event of xmin.
-    return { transactionId: BigInt(rows[0]!.xmin), position: 0n };
+  liveCursor(): Promise<LogCursor> {
+    return this.log.liveCursor();
   }
 
   /**
@@ -393,7 +280,7 @@ export class Ledger {
       // Taken first: anything the fold below misses comes after this cursor.
       const after = await this.liveCursor();
       const accumulator = accumulatorFor(projection);
-      for await (const events of this.readStreamPages(jobId)) {
+      for await (const events of this.log.readStreamPages(jobId)) {
         for (const event of events) accumulator.add(event);
       }
       return { after, accumulator };
@@ -620,7 +507,7 @@ export class Ledger {
           name: definition.name,
           codeVersion: definition.version,
           generation: null,
-          lag: await this.countAfter(startCursor),
+          lag: await this.log.countVisibleAfter(logStart),
         });
       }
       for (const row of rows) {
@@ -628,44 +515,15 @@ export class Ledger {
           name: definition.name,
           codeVersion: definition.version,
           generation: row,
-          lag: await this.countAfter(row.cursor),
+          lag: await this.log.countVisibleAfter(row.cursor),
         });
       }
     }
     return statuses;
   }
 
-  /** Events after a cursor that a gap-safe reader can see, counted up to a million. */
-  private async countAfter(cursor: Cursor): Promise<{ events: number; capped: boolean }> {
-    const cap = 1_000_000;
-    const { rows } = await sql<{ count: string }>`
-      select count(*)::text as count from (
-        select 1 from events
-         where transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-           and (transaction_id, position) > (${cursor.transactionId.toString()}::xid8, ${cursor.position.toString()}::bigint)
-         limit ${cap}) as lagging`.execute(this.db);
-    const events = Number(rows[0]!.count);
-    return { events, capped: events >= cap };
-  }
-
   private runnerContext(): RunnerContext {
     return { store: this.store, readPage: (after, limit) => this.readAll({ after, limit }) };
-  }
-
-  /** The events of a stream after a version, one query, for tails that are short. */
-  private async readStreamTail(
-    db: Kysely<Database>,
-    streamId: string,
-    fromVersion: number,
-    limit: number,
-  ) {
-    const rows = await selectEventColumns(db.selectFrom('events'))
-      .where('stream_id', '=', streamId)
-      .where('version', '>=', fromVersion as never)
-      .orderBy('version')
-      .limit(limit)
-      .execute();
-    return rows.map((row) => toRecordedEvent(row, this.upcasters));
   }
 
   /**
@@ -677,7 +535,7 @@ export class Ledger {
     const cached = this.folds.get(projection, jobId);
     let accumulator: Accumulator<S> | null = null;
     let version = cached?.version ?? 0;
-    for await (const events of this.readStreamPages(jobId, version + 1)) {
+    for await (const events of this.log.readStreamPages(jobId, version + 1)) {
       if (events.length === 0) continue;
       // Made only when there is something to add: a job read again unchanged costs no copy.
       accumulator ??= accumulatorFor(projection, cached?.state);
@@ -690,29 +548,17 @@ export class Ledger {
     return state;
   }
 
-  /** One stream in pages, each next one requested while the caller works on the current. */
-  private readStreamPages(streamId: string, fromVersion = 1): AsyncGenerator<RecordedEvent[]> {
-    const limit = limits.readPage;
-    return readAhead(
-      () => this.readStream(streamId, { fromVersion, limit }),
-      (events) =>
-        events.length < limit
-          ? null
-          : this.readStream(streamId, { fromVersion: events.at(-1)!.version + 1, limit }),
-    );
-  }
-
   /**
    * Streams the whole log (or what follows `after`) through a projection in batches,
    * with memory bounded by the batch size and the projection's own state.
    */
   async replay<S>(
     projection: Projection<S>,
-    options: { after?: Cursor | string; state?: S; batchSize?: number } = {},
+    options: { after?: LogCursor | string; state?: S; batchSize?: number } = {},
   ): Promise<ReplayResult<S>> {
     const started = performance.now();
     const accumulator = accumulatorFor(projection, options.state ?? projection.initial());
-    let cursor = options.after === undefined ? startCursor : parseCursor(options.after);
+    let cursor = options.after === undefined ? logStart : parseLogCursor(options.after);
     let count = 0;
     for await (const page of this.readAllBatches({
       after: cursor,
@@ -743,13 +589,8 @@ export class Ledger {
   }
 
   /** The head version of a stream; 0 when it does not exist. */
-  async streamVersion(streamId: string): Promise<number> {
-    const row = await this.db
-      .selectFrom('streams')
-      .select('version')
-      .where('stream_id', '=', streamId)
-      .executeTakeFirst();
-    return row ? Number(row.version) : 0;
+  streamVersion(streamId: string): Promise<number> {
+    return this.log.streamVersion(streamId);
   }
 
   /**
@@ -786,10 +627,4 @@ function persistedProjection(name: string) {
     ]);
   }
   return definition;
-}
-
-function invalid(path: string, expected: string, received: unknown): InvalidInputError {
-  return new InvalidInputError([
-    { path, message: `expected ${expected}, received ${JSON.stringify(received)}` },
-  ]);
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareCursors, formatCursor, parseCursor } from '../src/cursors.ts';
+import { compareLogCursors, formatLogCursor, parseLogCursor } from '../src/cursors.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { openLedger } from '../src/open-ledger.ts';
 import { jobsProjection } from '../src/persisted/persisted-projection.ts';
@@ -180,7 +180,7 @@ describe.skipIf(!postgresAvailable)('headway tail and watch on PostgreSQL', () =
       const truth: { eventId: string; cursor: string }[] = [];
       for await (const page of ledger.readAllBatches()) {
         for (const event of page.events) {
-          truth.push({ eventId: event.eventId, cursor: formatCursor(event) });
+          truth.push({ eventId: event.eventId, cursor: formatLogCursor(event) });
         }
       }
       expect(new Set(truth.map((event) => event.eventId))).toEqual(new Set(appended));
@@ -191,9 +191,9 @@ describe.skipIf(!postgresAvailable)('headway tail and watch on PostgreSQL', () =
       );
       for (let index = 1; index < printed.length; index += 1) {
         expect(
-          compareCursors(
-            parseCursor(printed[index - 1]!.cursor),
-            parseCursor(printed[index]!.cursor),
+          compareLogCursors(
+            parseLogCursor(printed[index - 1]!.cursor),
+            parseLogCursor(printed[index]!.cursor),
           ),
         ).toBe(-1);
       }
@@ -274,7 +274,7 @@ describe('headway projections, rebuild, resume and watch on the embedded store',
       await done.complete();
       const page = await ledger.readAll();
       events = page.events.length;
-      lastCursor = formatCursor(page.next);
+      lastCursor = formatLogCursor(page.next);
     } finally {
       await ledger.close();
     }

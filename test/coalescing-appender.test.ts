@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EventInput } from '../schema/events.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import type { AppendResult } from '../src/append/append-statement.ts';
+import type { AppendResult } from '../src/append/prepare-streams.ts';
 import { CoalescingAppender } from '../src/append/coalescing-appender.ts';
 import {
   AppenderClosedError,

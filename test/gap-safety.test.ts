@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { EventInput } from '../schema/events.ts';
-import { executeAppend, prepareStreams } from '../src/append/append-statement.ts';
+import { executeAppend } from '../src/append/append-statement.ts';
+import { prepareStreams } from '../src/append/prepare-streams.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { storesUnderTest } from './stores.ts';
 

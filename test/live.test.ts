@@ -4,9 +4,10 @@ import pg from 'pg';
 import { firstValueFrom, filter, take, toArray } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { EventInput } from '../schema/events.ts';
-import { executeAppend, prepareStreams } from '../src/append/append-statement.ts';
+import { executeAppend } from '../src/append/append-statement.ts';
+import { prepareStreams } from '../src/append/prepare-streams.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { compareCursors, formatCursor } from '../src/cursors.ts';
+import { compareLogCursors, formatLogCursor } from '../src/cursors.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { postgresUrl, storesUnderTest } from './stores.ts';
 
@@ -29,7 +30,7 @@ const cursorOf = (event: RecordedEvent) => ({
 
 function expectCursorOrder(events: RecordedEvent[]): void {
   for (let index = 1; index < events.length; index += 1) {
-    expect(compareCursors(cursorOf(events[index - 1]!), cursorOf(events[index]!))).toBe(-1);
+    expect(compareLogCursors(cursorOf(events[index - 1]!), cursorOf(events[index]!))).toBe(-1);
   }
 }
 
@@ -249,7 +250,7 @@ describe.skipIf(!postgres.available)('live subscriptions under torture: postgres
       expect(seen.map((event) => event.version)).toEqual([1, 2, 3]);
       // Unsubscribing closes the listening connection.
       await until(async () => (await listeners()).length === 0);
-      expect(formatCursor(cursorOf(seen[2]!))).toMatch(/^\d+:\d+$/);
+      expect(formatLogCursor(cursorOf(seen[2]!))).toMatch(/^\d+:\d+$/);
     } finally {
       await admin.end();
       await ledger.close();

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { formatCursor } from '../src/cursors.ts';
+import { formatLogCursor } from '../src/cursors.ts';
 import type { Ledger } from '../src/ledger.ts';
 import { SharedFollower } from '../src/live/shared-follower.ts';
 import { storesUnderTest } from './stores.ts';
@@ -76,7 +76,7 @@ for (const store of storesUnderTest()) {
       const follower = new SharedFollower(ledger, { batchSize: 25, maxQueuedEvents: 30 });
       try {
         await startJob(ledger, 'slow', 'p');
-        const start = formatCursor(await follower.cursor());
+        const start = formatLogCursor(await follower.cursor());
         const slow = collect(follower, { after: start, streamIds: ['slow'] }, 300, { slowMs: 20 });
         for (let round = 0; round < 30; round++) {
           await ledger.append('slow', completed(10, `s${round}`));
@@ -96,7 +96,7 @@ for (const store of storesUnderTest()) {
       const follower = new SharedFollower(ledger);
       try {
         await startJob(ledger, 'web-1', 'web');
-        const after = formatCursor(await follower.cursor());
+        const after = formatLogCursor(await follower.cursor());
         const byProject = collect(follower, { after, projects: ['web'] }, 4);
         const byType = collect(follower, { after, types: ['job.started'] }, 2);
         const byStream = collect(follower, { after, streamIds: ['img-1'] }, 3);
@@ -122,7 +122,7 @@ for (const store of storesUnderTest()) {
       const controller = new AbortController();
       try {
         const jobs = Array.from({ length: 200 }, () => randomUUID());
-        const after = formatCursor(await follower.cursor());
+        const after = formatLogCursor(await follower.cursor());
         const received = jobs.map(() => 0);
         const following = jobs.map(async (jobId, index) => {
           for await (const page of follower.follow(

@@ -1,7 +1,8 @@
 import type { EventInput } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
-import { executeAppend, prepareStreams } from './append-statement.ts';
-import type { AppendResult, PreparedStream } from './append-statement.ts';
+import { executeAppend } from './append-statement.ts';
+import { prepareStreams } from './prepare-streams.ts';
+import type { AppendResult, PreparedStream } from './prepare-streams.ts';
 import {
   AppenderClosedError,
   ConcurrencyError,

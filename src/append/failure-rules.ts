@@ -4,7 +4,7 @@ import type { ClassificationRule } from '../../projections/failure-classificatio
 import { isStorableText } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
 import { InvalidInputError } from '../errors.ts';
-import { toValidationIssues } from './prepare-events.ts';
+import { toValidationIssues } from '../validation.ts';
 
 /** Bounds of a list of failure rules. */
 export const failureRuleLimits = {

@@ -9,7 +9,7 @@ import type {
 import { limits } from '../../schema/limits.ts';
 import { describeError } from '../../projections/failure-classification.ts';
 import type { ClassificationRule } from '../../projections/failure-classification.ts';
-import type { AppendResult } from './append-statement.ts';
+import type { AppendResult } from './prepare-streams.ts';
 import type { ExpectedVersion } from '../errors.ts';
 import type { ResumeOptions, ResumePoint } from './resume-job.ts';
 

@@ -3,10 +3,11 @@ import type { EventInput } from '../../schema/events.ts';
 import { eventMetadata } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
-import { executeAppendCounting, prepareStreams } from './append-statement.ts';
+import { executeAppendCounting } from './append-statement.ts';
+import { prepareStreams } from './prepare-streams.ts';
 import { HeadwayError, InvalidEventError, JobNotStartedError } from '../errors.ts';
 import type { Ledger } from '../ledger.ts';
-import { toValidationIssues } from './prepare-events.ts';
+import { toValidationIssues } from '../validation.ts';
 
 /** One line of an NDJSON export: the whole envelope, positions as strings. */
 export interface ExportLine {

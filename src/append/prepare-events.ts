@@ -15,6 +15,7 @@ import { classifyRecordedError } from '../../projections/failure-classification.
 import type { ClassificationRule } from '../../projections/failure-classification.ts';
 import { EventTooLargeError, InvalidEventError } from '../errors.ts';
 import type { ValidationIssue } from '../errors.ts';
+import { describeReceived, toValidationIssues } from '../validation.ts';
 
 /** An event checked and serialised, ready for the append statement. */
 export interface PreparedEvent {
@@ -151,33 +152,6 @@ function unstorableText(data: string, metadata: string): string | undefined {
 /** Times every store keeps exactly (PostgreSQL's own range is wider, a `Date`'s wider still). */
 
 const knownTypes = Object.keys(eventDataSchemas).join(', ');
-
-/** Turns zod issues into issues whose paths start at `path`. */
-export function toValidationIssues(error: z.ZodError, path: string): ValidationIssue[] {
-  return error.issues.map((issue) => ({
-    path: joinPath(path, issue.path),
-    message: issue.message,
-  }));
-}
-
-function joinPath(base: string, segments: readonly PropertyKey[]): string {
-  let out = base;
-  for (const segment of segments) {
-    out +=
-      typeof segment === 'number' ? `[${segment}]` : out ? `.${String(segment)}` : String(segment);
-  }
-  return out;
-}
-
-/** Describes a received value briefly for error messages. */
-export function describeReceived(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'array';
-  if (typeof value === 'string') {
-    return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
-  }
-  return typeof value;
-}
 
 /** Throws `EventTooLargeError` when data and metadata take more bytes than the cap. */
 function checkBytes(path: string, dataJson: string, metadataJson: string): void {

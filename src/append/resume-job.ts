@@ -12,10 +12,10 @@ import {
 import { jobProgress } from '../../projections/job-progress.ts';
 import type { JobStatus } from '../../projections/job-progress.ts';
 import type { Projection } from '../../projections/projection.ts';
-import type { AppendResult } from './append-statement.ts';
+import type { AppendResult } from './prepare-streams.ts';
 import { ConcurrencyError, InvalidInputError, JobFinishedError, NotFoundError } from '../errors.ts';
 import type { ExpectedVersion } from '../errors.ts';
-import { toValidationIssues } from './prepare-events.ts';
+import { toValidationIssues } from '../validation.ts';
 
 /** Options of `resume`. */
 export interface ResumeOptions {

@@ -5,7 +5,7 @@ import { reconnectDelayMs, sleep } from '../backoff.ts';
 import type { ExpectedVersion } from '../errors.ts';
 import { JobRecorder } from '../append/job-recorder.ts';
 import type { EventAppender, JobRecorderOptions } from '../append/job-recorder.ts';
-import { prepareStreams } from '../append/append-statement.ts';
+import { prepareStreams } from '../append/prepare-streams.ts';
 import type { ResumeOptions, ResumePoint } from '../append/resume-job.ts';
 import { followEventStream, HttpStatusError, statusError } from './event-stream.ts';
 import type { StreamMessage } from './event-stream.ts';

@@ -1,4 +1,4 @@
-import type { Cursor } from '../cursors.ts';
+import type { LogCursor } from '../cursors.ts';
 import { isTransient } from '../errors.ts';
 import { reconnectDelayMs } from '../backoff.ts';
 import type { WakeUps } from '../store/wake-ups.ts';
@@ -6,16 +6,16 @@ import type { WakeUps } from '../store/wake-ups.ts';
 /** A page of the log as a follower reads it. */
 export interface FollowedPage<E> {
   events: E[];
-  next: Cursor;
+  next: LogCursor;
 }
 
 /** How a follower reads and waits. */
 export interface FollowSettings<E> {
-  after: Cursor;
+  after: LogCursor;
   batchSize: number;
   /** Longest wait between polls when no wake-up arrives. */
   pollIntervalMs: number;
-  readPage(after: Cursor, limit: number): Promise<FollowedPage<E>>;
+  readPage(after: LogCursor, limit: number): Promise<FollowedPage<E>>;
   wakeUps: WakeUps;
   signal: AbortSignal;
 }

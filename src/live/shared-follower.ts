@@ -2,10 +2,11 @@ import { sql } from 'kysely';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { limits } from '../../schema/limits.ts';
 import { reconnectDelayMs, sleep } from '../backoff.ts';
-import { compareCursors, parseCursor } from '../cursors.ts';
-import type { Cursor } from '../cursors.ts';
+import { compareLogCursors, parseLogCursor } from '../cursors.ts';
+import type { LogCursor } from '../cursors.ts';
 import { isTransient } from '../errors.ts';
-import type { Ledger, ReadAllPage, SubscribeOptions } from '../ledger.ts';
+import type { Ledger, SubscribeOptions } from '../ledger.ts';
+import type { ReadAllPage } from '../store/log-reads.ts';
 
 /** How a shared follower reads and buffers. */
 export interface SharedFollowerOptions {
@@ -27,7 +28,7 @@ type Filter = Omit<SubscribeOptions, 'after' | 'batchSize' | 'pollIntervalMs'>;
 interface Subscriber {
   filter: Filter;
   /** The last event handed to the consumer, or where it started. */
-  cursor: Cursor;
+  cursor: LogCursor;
   /** Events the shared read delivered and the consumer has not taken yet. */
   queue: RecordedEvent[];
   /** True once the queue overflowed: it no longer holds every matching event. */
@@ -53,7 +54,7 @@ export class SharedFollower {
   private readonly controller = new AbortController();
   private started: Promise<void> | undefined;
   /** Where the shared read stands: every event up to here was handed to subscribers. */
-  private position: Cursor | undefined;
+  private position: LogCursor | undefined;
   private readonly projects = new Map<string, string | null>();
   private catchUpSlots: number;
   private readonly catchUpWaiters: (() => void)[] = [];
@@ -74,7 +75,7 @@ export class SharedFollower {
   }
 
   /** A cursor after every event handed out so far: following from it starts live. */
-  async cursor(): Promise<Cursor> {
+  async cursor(): Promise<LogCursor> {
     await this.start();
     return this.position!;
   }
@@ -88,7 +89,7 @@ export class SharedFollower {
     await this.start();
     const subscriber: Subscriber = {
       filter,
-      cursor: after === undefined ? this.position! : parseCursor(after),
+      cursor: after === undefined ? this.position! : parseLogCursor(after),
       queue: [],
       overflowed: false,
       wake: () => undefined,
@@ -99,7 +100,7 @@ export class SharedFollower {
     const onAbort = () => subscriber.wake();
     signal.addEventListener('abort', onAbort);
     try {
-      let reading = compareCursors(subscriber.cursor, this.position!) < 0;
+      let reading = compareLogCursors(subscriber.cursor, this.position!) < 0;
       let failures = 0;
       while (!signal.aborted) {
         if (reading) {
@@ -170,7 +171,7 @@ export class SharedFollower {
   }
 
   /** The shared read: one page per wake-up, handed to every subscriber it matches. */
-  private async run(from: Cursor): Promise<void> {
+  private async run(from: LogCursor): Promise<void> {
     const pages = this.ledger.follow(
       { after: from, batchSize: this.batchSize, pollIntervalMs: this.pollIntervalMs },
       this.controller.signal,
@@ -206,7 +207,7 @@ export class SharedFollower {
     if (subscriber.overflowed) return;
     let added = false;
     for (const event of events) {
-      if (compareCursors(event, subscriber.cursor) <= 0 || !this.matches(subscriber, event)) {
+      if (compareLogCursors(event, subscriber.cursor) <= 0 || !this.matches(subscriber, event)) {
         continue;
       }
       subscriber.queue.push(event);
@@ -224,7 +225,7 @@ export class SharedFollower {
   /** Queued events past the subscriber's cursor, at most a page. */
   private take(subscriber: Subscriber): RecordedEvent[] {
     const taken = subscriber.queue.splice(0, this.batchSize);
-    return taken.filter((event) => compareCursors(event, subscriber.cursor) > 0);
+    return taken.filter((event) => compareLogCursors(event, subscriber.cursor) > 0);
   }
 
   private matches(subscriber: Subscriber, event: RecordedEvent): boolean {

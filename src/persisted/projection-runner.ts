@@ -3,7 +3,7 @@ import type { Database } from '../../schema/database.ts';
 import { limits } from '../../schema/limits.ts';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { fold } from '../../projections/projection.ts';
-import type { Cursor } from '../cursors.ts';
+import type { LogCursor } from '../cursors.ts';
 import type { LedgerStore, RunnerLock } from '../store/ledger-store.ts';
 import { isTransient } from '../errors.ts';
 import { followLog } from '../live/log-follower.ts';
@@ -41,13 +41,13 @@ export interface ProjectionRunnerOptions {
 /** A page of the log to fold. */
 interface LogPage {
   events: RecordedEvent[];
-  next: Cursor;
+  next: LogCursor;
 }
 
 /** What a runner needs of the ledger. */
 export interface RunnerContext {
   store: Pick<LedgerStore, 'db' | 'tryLock' | 'wakeUps'>;
-  readPage(after: Cursor, limit: number): Promise<LogPage>;
+  readPage(after: LogCursor, limit: number): Promise<LogPage>;
 }
 
 /**

@@ -1,8 +1,9 @@
 import { sql } from 'kysely';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Database } from '../../schema/database.ts';
-import type { Cursor } from '../cursors.ts';
-import { HeadwayError } from '../errors.ts';
+import type { LogCursor } from '../cursors.ts';
+import { RunnerFencedError } from '../errors.ts';
+
 import { mainPart } from './persisted-projection.ts';
 
 /** One generation of a persisted projection, as `projection_checkpoints` holds it. */
@@ -12,7 +13,7 @@ export interface Generation {
   codeVersion: number;
   status: 'building' | 'active';
   /** The last event folded into this generation's states. */
-  cursor: Cursor;
+  cursor: LogCursor;
   /** Events folded so far. */
   events: number;
   updatedAt: Date;
@@ -23,16 +24,6 @@ export interface StateRow {
   key: string;
   part: string;
   value: unknown;
-}
-
-/** The runner's checkpoint moved under it: another runner wrote, or a rebuild replaced it. */
-export class RunnerFencedError extends HeadwayError {
-  constructor(projection: string, generation: number) {
-    super(
-      'store_busy',
-      `Projection '${projection}' generation ${generation}: its checkpoint moved under this runner; another runner took over`,
-    );
-  }
 }
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -143,7 +134,7 @@ export async function readItemSubset(
 export async function writeBatch(
   trx: Transaction<Database>,
   generation: Generation,
-  to: Cursor,
+  to: LogCursor,
   events: number,
   rows: readonly StateRow[],
 ): Promise<void> {

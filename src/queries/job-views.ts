@@ -16,7 +16,7 @@ import type { EtaContext } from '../../projections/job-eta.ts';
 import { fold } from '../../projections/projection.ts';
 import type { EtaEstimate, JobEtaState } from '../../projections/job-eta.ts';
 import type { JobProgressState, JobStatus } from '../../projections/job-progress.ts';
-import type { Cursor } from '../cursors.ts';
+import type { LogCursor } from '../cursors.ts';
 import { InvalidInputError } from '../errors.ts';
 import { escapeLike } from '../store/escape-like.ts';
 import { jobsProjection, mainPart } from '../persisted/persisted-projection.ts';
@@ -27,7 +27,7 @@ import {
   toGeneration,
 } from '../persisted/projection-tables.ts';
 import type { Generation } from '../persisted/projection-tables.ts';
-import { toValidationIssues } from '../append/prepare-events.ts';
+import { toValidationIssues } from '../validation.ts';
 import { selectEventColumns } from '../store/recorded-row.ts';
 import type { EventRow } from '../store/recorded-row.ts';
 
@@ -145,10 +145,10 @@ export interface JobViewsContext {
    * a tail past a checkpoint once and move no cursor.
    */
   readCommitted(
-    after: Cursor,
+    after: LogCursor,
     limit: number,
     filter?: { streamIds?: string[] },
-  ): Promise<{ events: RecordedEvent[]; next: Cursor }>;
+  ): Promise<{ events: RecordedEvent[]; next: LogCursor }>;
 }
 
 const defaultFinishedVisibleMs = 10 * 60_000;

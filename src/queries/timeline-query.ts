@@ -8,7 +8,7 @@ import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import type { UpcasterIndex } from '../../schema/upcast.ts';
 import { InvalidInputError } from '../errors.ts';
 import { escapeLike } from '../store/escape-like.ts';
-import { toValidationIssues } from '../append/prepare-events.ts';
+import { toValidationIssues } from '../validation.ts';
 import { selectEventColumns, toRecordedEvent } from '../store/recorded-row.ts';
 
 /** Text compared in SQL: PostgreSQL refuses NUL characters and lone surrogates in it. */

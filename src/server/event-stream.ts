@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
-import { formatCursor, parseCursor } from '../cursors.ts';
-import type { Cursor } from '../cursors.ts';
+import { formatLogCursor, parseLogCursor } from '../cursors.ts';
+import type { LogCursor } from '../cursors.ts';
 import { InvalidInputError } from '../errors.ts';
 import { toJson } from '../json.ts';
 import type { Ledger, SubscribeOptions } from '../ledger.ts';
@@ -65,9 +65,9 @@ export class EventStreams {
   ): Promise<void> {
     const lastEventId = request.headers['last-event-id'];
     const resumeFrom = typeof lastEventId === 'string' ? lastEventId : options.after;
-    let after: Cursor;
+    let after: LogCursor;
     try {
-      after = resumeFrom === undefined ? await this.follower.cursor() : parseCursor(resumeFrom);
+      after = resumeFrom === undefined ? await this.follower.cursor() : parseLogCursor(resumeFrom);
     } catch {
       throw new InvalidInputError([
         {
@@ -100,13 +100,14 @@ export class EventStreams {
       await write('retry: 1000\n\n');
       // The snapshot carries the starting cursor as its id, so a client that reconnects
       // before any event still resumes exactly where it began.
-      if (snapshot !== undefined) await write(frame('snapshot', snapshot, formatCursor(after)));
+      if (snapshot !== undefined) await write(frame('snapshot', snapshot, formatLogCursor(after)));
       for await (const page of this.follower.follow(
         { ...options.filter, after },
         controller.signal,
       )) {
         let text = '';
-        for (const event of page.events) text += frame('event', toWire(event), formatCursor(event));
+        for (const event of page.events)
+          text += frame('event', toWire(event), formatLogCursor(event));
         if (text) await write(text);
       }
     } catch (error) {
@@ -133,5 +134,5 @@ function frame(event: string, data: unknown, id?: string): string {
 
 /** A recorded event as the API sends it: with its cursor, positions as strings. */
 export function toWire(event: RecordedEvent) {
-  return { ...event, cursor: formatCursor(event) };
+  return { ...event, cursor: formatLogCursor(event) };
 }

@@ -30,6 +30,7 @@ const statusOf: Record<HeadwayErrorCode, number> = {
   database_unavailable: 503,
   idempotency_conflict: 409,
   job_finished: 409,
+  runner_fenced: 503,
   store_busy: 503,
   store_lock_lost: 503,
   appender_closed: 503,

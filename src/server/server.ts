@@ -30,7 +30,7 @@ import type { CoalescingAppenderOptions } from '../append/coalescing-appender.ts
 import type { DatabaseReadiness } from '../store/database-readiness.ts';
 import { withQueryTimeout } from '../store/postgres-pool.ts';
 import { SharedFollower } from '../live/shared-follower.ts';
-import { formatCursor } from '../cursors.ts';
+import { formatLogCursor } from '../cursors.ts';
 import { InvalidInputError, NotFoundError } from '../errors.ts';
 import { toJson } from '../json.ts';
 import type { ExpectedVersion } from '../errors.ts';
@@ -693,7 +693,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
             name: projection.name,
             lagEvents: projection.lag.events,
             lagCapped: projection.lag.capped,
-            checkpoint: projection.generation ? formatCursor(projection.generation.cursor) : null,
+            checkpoint: projection.generation
+              ? formatLogCursor(projection.generation.cursor)
+              : null,
           }),
         ),
       };

@@ -1,13 +1,13 @@
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { limits } from '../../schema/limits.ts';
-import { formatCursor, parseCursor } from '../cursors.ts';
-import type { Cursor } from '../cursors.ts';
+import { formatLogCursor, parseLogCursor } from '../cursors.ts';
+import type { LogCursor } from '../cursors.ts';
 import { HeadwayError, NotFoundError } from '../errors.ts';
 import { toJson } from '../json.ts';
 import type { Ledger, SubscribeOptions } from '../ledger.ts';
 import type { SharedFollower } from '../live/shared-follower.ts';
-import { toValidationIssues } from '../append/prepare-events.ts';
+import { toValidationIssues } from '../validation.ts';
 import { toWire } from './event-stream.ts';
 
 /** Most subscriptions one connection may hold. */
@@ -155,9 +155,9 @@ export class WebSocketSession {
         snapshot = { jobs: await this.ledger.jobs({ project: message.project!, active: true }) };
         filter = { projects: [message.project!] };
       }
-      const after: Cursor =
-        message.after === undefined ? await this.follower.cursor() : parseCursor(message.after);
-      this.send({ type: 'subscribed', id, cursor: formatCursor(after) });
+      const after: LogCursor =
+        message.after === undefined ? await this.follower.cursor() : parseLogCursor(message.after);
+      this.send({ type: 'subscribed', id, cursor: formatLogCursor(after) });
       this.send({ type: 'snapshot', id, data: snapshot });
       for await (const page of this.follower.follow({ ...filter, after }, controller.signal)) {
         for (const event of page.events) {
@@ -166,7 +166,7 @@ export class WebSocketSession {
             await new Promise((resolve) => setTimeout(resolve, 20));
           }
           if (controller.signal.aborted) break;
-          this.send({ type: 'event', id, cursor: formatCursor(event), event: toWire(event) });
+          this.send({ type: 'event', id, cursor: formatLogCursor(event), event: toWire(event) });
         }
       }
     } catch (error) {

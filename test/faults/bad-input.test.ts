@@ -8,7 +8,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonValue } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
-import { parseCursor } from '../../src/cursors.ts';
+import { parseLogCursor } from '../../src/cursors.ts';
 import { InvalidEventError, InvalidInputError } from '../../src/errors.ts';
 import type { Ledger } from '../../src/ledger.ts';
 import { parseTokens } from '../../src/server/auth.ts';
@@ -1908,9 +1908,9 @@ describe('bad input below the HTTP layer', () => {
       '18446744073709551616:0',
       '0:9223372036854775808',
     ]) {
-      expect(() => parseCursor(text), text).toThrow(InvalidInputError);
+      expect(() => parseLogCursor(text), text).toThrow(InvalidInputError);
     }
-    expect(parseCursor('18446744073709551615:9223372036854775807')).toEqual({
+    expect(parseLogCursor('18446744073709551615:9223372036854775807')).toEqual({
       transactionId: 2n ** 64n - 1n,
       position: 2n ** 63n - 1n,
     });

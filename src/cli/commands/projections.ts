@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { formatCursor } from '../../cursors.ts';
+import { formatLogCursor } from '../../cursors.ts';
 import type { ProjectionStatus } from '../../ledger.ts';
 import { printJson, printLines, withLedger } from '../context.ts';
 import { formatCount, formatTable } from '../format.ts';
@@ -25,7 +25,7 @@ function toRow(status: ProjectionStatus): ProjectionRow {
     codeVersion: status.codeVersion,
     generation: generation?.generation ?? null,
     status: generation?.status ?? 'not built',
-    cursor: generation ? formatCursor(generation.cursor) : null,
+    cursor: generation ? formatLogCursor(generation.cursor) : null,
     events: generation?.events ?? 0,
     lag: status.lag.events,
     lagCapped: status.lag.capped,

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
-import { formatCursor } from '../../cursors.ts';
+import { formatLogCursor } from '../../cursors.ts';
 import { printJson, printLines, withLedger } from '../context.ts';
 import { formatCount, formatDuration } from '../format.ts';
 
@@ -21,7 +21,7 @@ export function registerRebuild(program: Command): void {
           generation: generation.generation,
           codeVersion: generation.codeVersion,
           events: generation.events,
-          cursor: formatCursor(generation.cursor),
+          cursor: formatLogCursor(generation.cursor),
         }));
         if (options.json) return printJson({ rebuilt, elapsedMs: Math.round(elapsedMs) });
         printLines([

@@ -3,7 +3,7 @@ import { Option } from 'commander';
 import type { Command } from 'commander';
 import type { RecordedEvent } from '../../../schema/recorded-event.ts';
 import { describeEvent } from '../../../projections/job-timeline.ts';
-import { formatCursor, startCursor } from '../../cursors.ts';
+import { formatLogCursor, logStart } from '../../cursors.ts';
 import { toExportLine } from '../../append/ndjson.ts';
 import { createClient, recordedEventOf } from '../../client/index.ts';
 import type { HeadwayClient } from '../../client/index.ts';
@@ -51,7 +51,7 @@ export function registerTail(program: Command): void {
       await withLedger(command, async (ledger) => {
         // Taken before the follow starts, so nothing committed after this point is missed.
         const after = options.fromStart
-          ? startCursor
+          ? logStart
           : options.after !== undefined
             ? options.after
             : await ledger.liveCursor();
@@ -118,13 +118,13 @@ async function printEvents(
 
 /** One NDJSON line: the export envelope plus the cursor to resume after it. */
 function jsonLine(event: RecordedEvent): string {
-  return `${toJson({ cursor: formatCursor(event), ...toExportLine(event) })}\n`;
+  return `${toJson({ cursor: formatLogCursor(event), ...toExportLine(event) })}\n`;
 }
 
 /** One human line: when it was recorded, its cursor, its job and what it says. */
 function humanLine(event: RecordedEvent): string {
   const at = event.recordedAt.toISOString().replace('T', ' ').slice(0, 23);
-  return `${at}  ${formatCursor(event)}  ${event.streamId}  ${describeEvent(event)}\n`;
+  return `${at}  ${formatLogCursor(event)}  ${event.streamId}  ${describeEvent(event)}\n`;
 }
 
 /** Writes, then waits for the pipe to drain when it is full, so a slow reader slows the reads. */
