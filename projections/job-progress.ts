@@ -23,7 +23,9 @@ import { own, setOwn } from './own.ts';
 export type { ItemCounts } from './job-items.ts';
 
 /** A job's lifecycle status. */
-export type JobStatus = 'pending' | 'running' | 'paused' | 'completed' | 'failed' | 'cancelled';
+import type { JobStatus } from './job-status.ts';
+
+export type { JobStatus } from './job-status.ts';
 
 /** One run of a stage. */
 export interface StageRun {

@@ -135,12 +135,7 @@ export class Ledger {
     this.location = store.location;
     this.log = new LogReader(store.db, upcasters);
     this.views = new JobViews({
-      db: this.db,
-      readStream: (db, streamId, fromVersion, limit) =>
-        this.log.readStreamTail(db, streamId, fromVersion, limit),
-      readCommitted: (after, limit, filter) =>
-        this.log.readLog({ ...filter, after, limit }, { gapSafe: false }),
-      toRecordedEvent: (row) => this.log.toEvent(row),
+      log: this.log,
       cachedState: (jobId) =>
         this.runners.get(jobsProjection.name)?.cachedState(jobId) as JobEtaState | undefined,
     });

@@ -16,7 +16,7 @@ import type { EtaContext } from '../../projections/job-eta.ts';
 import { fold } from '../../projections/projection.ts';
 import type { EtaEstimate, JobEtaState } from '../../projections/job-eta.ts';
 import type { JobProgressState, JobStatus } from '../../projections/job-progress.ts';
-import type { LogCursor } from '../cursors.ts';
+import type { LogReader } from '../store/log-reads.ts';
 import { InvalidInputError } from '../errors.ts';
 import { escapeLike } from '../store/escape-like.ts';
 import { jobsProjection, mainPart } from '../persisted/persisted-projection.ts';
@@ -126,29 +126,11 @@ export interface ProjectView {
   skipped: number;
 }
 
-/** What the views need of the ledger. */
+/** What the views need of the ledger: its log reader, and the states its runner holds. */
 export interface JobViewsContext {
-  db: Kysely<Database>;
-  /** Events of one stream from a version, in order, at most `limit`, read through `db`. */
-  readStream(
-    db: Kysely<Database>,
-    streamId: string,
-    fromVersion: number,
-    limit: number,
-  ): Promise<RecordedEvent[]>;
+  log: LogReader;
   /** A job's whole state, items included, as a runner in this process holds it, if any. */
   cachedState(jobId: string): JobEtaState | undefined;
-  /** An `events` row, as `selectEventColumns` reads it, as a recorded event. */
-  toRecordedEvent(row: EventRow): RecordedEvent;
-  /**
-   * Committed events after a cursor, at most `limit`; not gap-safe, since the views fold
-   * a tail past a checkpoint once and move no cursor.
-   */
-  readCommitted(
-    after: LogCursor,
-    limit: number,
-    filter?: { streamIds?: string[] },
-  ): Promise<{ events: RecordedEvent[]; next: LogCursor }>;
 }
 
 const defaultFinishedVisibleMs = 10 * 60_000;
@@ -164,7 +146,7 @@ export class JobViews {
 
   /** The active generation of `jobs` written by the current code, if any. */
   private async generation(): Promise<Generation | null> {
-    const rows = await readGenerations(this.context.db, jobsProjection.name);
+    const rows = await readGenerations(this.context.log.db, jobsProjection.name);
     return (
       rows.find((row) => row.status === 'active' && row.codeVersion === jobsProjection.version) ??
       null
@@ -201,7 +183,7 @@ export class JobViews {
   }
 
   private toEvents(rows: EventRow[]): RecordedEvent[] {
-    return rows.map((row) => this.context.toRecordedEvent(row));
+    return rows.map((row) => this.context.log.toEvent(row));
   }
 
   /**
@@ -224,14 +206,14 @@ export class JobViews {
     const cached = this.context.cachedState(jobId);
     if (cached) {
       // A whole state, items included: one statement for what came after it.
-      const { db } = this.context;
+      const { db } = this.context.log;
       const { rows } = await sql<{ children: string[] | null; tail: EventRow[] }>`
         select ${childrenAndTail(db, jobId, sql<number>`${cached.progress.version}::int`, withChildren)}
       `.execute(db);
       const { children, tail } = rows[0]!;
       let state = fold(jobEta, this.toEvents(tail), cached);
       while (tail.length === limits.readPage) {
-        const page = await this.context.readStream(
+        const page = await this.context.log.readStreamTail(
           db,
           jobId,
           state.progress.version + 1,
@@ -242,7 +224,7 @@ export class JobViews {
       }
       return { state, children: children ?? [] };
     }
-    return this.context.db
+    return this.context.log.db
       .transaction()
       .setIsolationLevel('repeatable read')
       .setAccessMode('read only')
@@ -272,7 +254,12 @@ export class JobViews {
       const tail =
         page === 0
           ? firstPage
-          : await this.context.readStream(db, jobId, state.progress.version + 1, limits.readPage);
+          : await this.context.log.readStreamTail(
+              db,
+              jobId,
+              state.progress.version + 1,
+              limits.readPage,
+            );
       if (stored) {
         for (const event of tail) wanted.push(...jobsProjection.itemsFor(event));
         const missing = [...new Set(wanted)].filter((itemId) => !loaded.has(itemId));
@@ -468,7 +455,7 @@ export class JobViews {
     const generation = await this.generation();
     if (filter.jobId !== undefined) return this.statesOf([filter.jobId], generation);
     if (filter.parentJobId !== undefined) {
-      const children = await childrenQuery(this.context.db, filter.parentJobId).execute();
+      const children = await childrenQuery(this.context.log.db, filter.parentJobId).execute();
       return this.statesOf(
         children.map((row) => row.stream_id),
         generation,
@@ -541,7 +528,7 @@ export class JobViews {
   }
 
   private storedMainParts(generation: Generation) {
-    return this.context.db
+    return this.context.log.db
       .selectFrom('projection_states')
       .select(['key', 'value'])
       .where('projection', '=', jobsProjection.name)
@@ -556,7 +543,10 @@ export class JobViews {
   ): AsyncGenerator<RecordedEvent> {
     let after = generation?.cursor ?? { transactionId: 0n, position: 0n };
     for (;;) {
-      const page = await this.context.readCommitted(after, limits.readPage, filter);
+      const page = await this.context.log.readLog(
+        { ...filter, after, limit: limits.readPage },
+        { gapSafe: false },
+      );
       yield* page.events;
       after = page.next;
       if (page.events.length < limits.readPage) return;
@@ -588,7 +578,7 @@ export class JobViews {
           for (const part of jobsProjection.partsFor(event)) needed.add(part);
       }
       const rows = await readStateParts(
-        this.context.db,
+        this.context.log.db,
         jobsProjection.name,
         generation.generation,
         [...tail.keys()],
