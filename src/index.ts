@@ -64,7 +64,6 @@ export type {
 } from './ledger.ts';
 export type { LedgerLocation } from './store/ledger-store.ts';
 export type { JobListing, ListJobsOptions } from './queries/list-jobs.ts';
-export { LiveFold } from './live/live-fold.ts';
 export { importNdjson, toExportLine } from './append/ndjson.ts';
 export type { ExportLine, ImportResult } from './append/ndjson.ts';
 export { defaultDataDir, openLedger } from './open-ledger.ts';

@@ -1,111 +1,44 @@
-import { performance } from 'node:perf_hooks';
 import type { Kysely } from 'kysely';
-import {
-  asyncScheduler,
-  defer,
-  distinctUntilChanged,
-  map,
-  mergeMap,
-  Observable,
-  startWith,
-  switchMap,
-  throttleTime,
-  throwError,
-} from 'rxjs';
-import { z } from 'zod';
+import type { Observable } from 'rxjs';
 import type { Database } from '../schema/database.ts';
 import type { EventInput } from '../schema/events.ts';
-import { limits } from '../schema/limits.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import type { UpcasterIndex } from '../schema/upcast.ts';
-import { accumulatorFor } from '../projections/projection.ts';
-import type { Accumulator, Projection } from '../projections/projection.ts';
-import { jobProgress } from '../projections/job-progress.ts';
-import { positionStatus } from '../projections/job-stages.ts';
-import type { JobProgressState } from '../projections/job-progress.ts';
-import { executeAppend } from './append/append-statement.ts';
-import { prepareStreams } from './append/prepare-streams.ts';
-import type { AppendResult, StreamAppend } from './append/prepare-streams.ts';
-import { parseLogCursor, logStart } from './cursors.ts';
-import { LogReader } from './store/log-reads.ts';
-import type { ReadAllOptions, ReadAllPage, ReadStreamOptions } from './store/log-reads.ts';
-
-export type { ReadAllOptions, ReadAllPage, ReadStreamOptions } from './store/log-reads.ts';
-import type { LedgerLocation, LedgerStore } from './store/ledger-store.ts';
-import { followLog } from './live/log-follower.ts';
-import { JobViews } from './queries/job-views.ts';
-import { FoldCache } from './queries/fold-cache.ts';
-import type {
-  JobStatusView,
-  JobThroughput,
-  JobView,
-  JobsQuery,
-  StageMetric,
-} from './queries/job-views.ts';
-import { jobsProjection, persistedProjections } from './persisted/persisted-projection.ts';
-import type { JobEtaState } from '../projections/job-eta.ts';
-import { ProjectionRunner } from './persisted/projection-runner.ts';
-import type { ProjectionRunnerOptions, RunnerContext } from './persisted/projection-runner.ts';
-import { readGenerations, startBuilding } from './persisted/projection-tables.ts';
-import type { Generation } from './persisted/projection-tables.ts';
-import { resumeJob } from './append/resume-job.ts';
-import type { ResumeOptions, ResumePoint } from './append/resume-job.ts';
+import type { ClassificationRule } from '../projections/failure-classification.ts';
 import { getItem } from '../projections/item-table.ts';
 import { itemRecord, jobItems, type ItemEntry } from '../projections/job-items.ts';
+import { jobProgress, type JobProgressState } from '../projections/job-progress.ts';
+import { positionStatus } from '../projections/job-stages.ts';
+import type { Projection } from '../projections/projection.ts';
+import { executeAppend } from './append/append-statement.ts';
+import { JobRecorder, type JobRecorderOptions } from './append/job-recorder.ts';
+import { prepareStreams, type AppendResult, type StreamAppend } from './append/prepare-streams.ts';
+import { resumeJob, type ResumeOptions, type ResumePoint } from './append/resume-job.ts';
 import type { LogCursor } from './cursors.ts';
-import { InvalidInputError, NotFoundError, type ExpectedVersion } from './errors.ts';
-import { JobRecorder } from './append/job-recorder.ts';
-import type { JobRecorderOptions } from './append/job-recorder.ts';
-import type { ClassificationRule } from '../projections/failure-classification.ts';
-import { toValidationIssues } from './validation.ts';
+import { NotFoundError, type ExpectedVersion } from './errors.ts';
+import { LiveReads, type SubscribeOptions, type WatchOptions } from './live/live-reads.ts';
+import { PersistedProjections, type ProjectionStatus } from './persisted/projection-admin.ts';
+import type { ProjectionRunnerOptions } from './persisted/projection-runner.ts';
+import type { Generation } from './persisted/projection-tables.ts';
+import { JobFolds, type ReplayResult } from './queries/job-folds.ts';
+import { JobViews } from './queries/job-views.ts';
+import type { JobStatusView, JobThroughput, JobView, JobsQuery } from './queries/job-views.ts';
+import type { StageMetric } from './queries/job-views.ts';
 import { listJobs, type JobListing, type ListJobsOptions } from './queries/list-jobs.ts';
 import { queryTimeline, type TimelinePage, type TimelineQuery } from './queries/timeline-query.ts';
+import type { LedgerLocation, LedgerStore } from './store/ledger-store.ts';
+import { LogReader, type ReadAllOptions, type ReadAllPage } from './store/log-reads.ts';
+import type { ReadStreamOptions } from './store/log-reads.ts';
 
-/** Options of `subscribe` and `follow`: a filter, a starting cursor, and pacing. */
-export interface SubscribeOptions extends Omit<ReadAllOptions, 'limit'> {
-  /** Events per read while catching up (default 1,000). */
-  batchSize?: number;
-  /** Longest wait between polls when no wake-up arrives (default 1,000 ms). */
-  pollIntervalMs?: number;
-}
-
-/** Options of `watch`. */
-export interface WatchOptions {
-  /** Emit at most one snapshot per this many milliseconds, the latest (default 0: every change). */
-  throttleMs?: number;
-  /** Longest wait between polls when no wake-up arrives (default 1,000 ms). */
-  pollIntervalMs?: number;
-}
-
-/** A persisted projection's generation and how many events it has yet to fold. */
-export interface ProjectionStatus {
-  name: string;
-  /** The version of the projection's code in this process. */
-  codeVersion: number;
-  /** Null before the projection was ever run. */
-  generation: Generation | null;
-  lag: { events: number; capped: boolean };
-}
-
-/** What `replay` reports when it has caught up. */
-export interface ReplayResult<S> {
-  state: S;
-  /** Continue a later replay from here. */
-  cursor: LogCursor;
-  events: number;
-  elapsedMs: number;
-  eventsPerSecond: number;
-}
-
-const pacingSchema = z.strictObject({
-  batchSize: z.number().int().min(1).max(limits.readPage).optional(),
-  pollIntervalMs: z.number().int().min(10).max(60_000).optional(),
-  throttleMs: z.number().int().min(0).max(60_000).optional(),
-});
+export type { SubscribeOptions, WatchOptions } from './live/live-reads.ts';
+export type { ProjectionStatus } from './persisted/projection-admin.ts';
+export type { ReplayResult } from './queries/job-folds.ts';
+export type { ReadAllOptions, ReadAllPage, ReadStreamOptions } from './store/log-reads.ts';
 
 /**
- * The progress ledger: an append-only event log with gap-safe reads, replays and
- * per-job recording handles. Open one with `openLedger`.
+ * The progress ledger: an append-only event log with gap-safe reads, live streams, job
+ * views and per-job recording handles. Open one with `openLedger`. Each method hands over
+ * to the module that owns its capability (docs/architecture.md, "Effects").
  *
  * @example
  * const ledger = await openLedger();
@@ -116,12 +49,11 @@ export class Ledger {
   /** The Kysely instance over the log; for queries the ledger does not offer yet. */
   readonly db: Kysely<Database>;
   readonly location: LedgerLocation;
-
   private readonly log: LogReader;
+  private readonly live: LiveReads;
   private readonly views: JobViews;
-  private readonly runners = new Map<string, ProjectionRunner<unknown>>();
-  /** Recent one-job folds of `project`, so a job read again folds only its new events. */
-  private readonly folds: FoldCache;
+  private readonly folds: JobFolds;
+  private readonly projections: PersistedProjections;
 
   constructor(
     private readonly store: LedgerStore,
@@ -130,16 +62,23 @@ export class Ledger {
     /** Rules that classify failures sent without a category, recorded at append. */
     readonly failureRules?: readonly ClassificationRule[],
   ) {
-    this.folds = new FoldCache(foldCacheJobs);
     this.db = store.db;
     this.location = store.location;
     this.log = new LogReader(store.db, upcasters);
+    this.folds = new JobFolds(this.log, foldCacheJobs);
+    this.projections = new PersistedProjections(store, this.log);
     this.views = new JobViews({
       log: this.log,
-      cachedState: (jobId) =>
-        this.runners.get(jobsProjection.name)?.cachedState(jobId) as JobEtaState | undefined,
+      cachedState: (jobId) => this.projections.cachedJobState(jobId),
+    });
+    this.live = new LiveReads({
+      log: this.log,
+      wakeUps: store.wakeUps,
+      jobs: (query) => this.views.jobs(query),
     });
   }
+
+  // Appending
 
   /**
    * Appends events to one stream, atomically, in one round trip. Re-appending the same
@@ -154,191 +93,158 @@ export class Ledger {
     events: readonly EventInput[],
     options: { expectedVersion?: ExpectedVersion } = {},
   ): Promise<AppendResult> {
+    const { expectedVersion } = options;
     const [result] = await this.appendMany([
-      { streamId, events, ...(options.expectedVersion === undefined ? {} : options) },
+      { streamId, events, ...(expectedVersion === undefined ? {} : { expectedVersion }) },
     ]);
     return result!;
   }
 
-  /**
-   * Appends to several streams in one transaction: all of them, or none. One stream
-   * refused (a conflict, a job never started) refuses the whole call.
-   */
+  /** Appends to several streams in one transaction: all of them, or none. */
   async appendMany(streams: readonly StreamAppend[]): Promise<AppendResult[]> {
-    const prepared = prepareStreams(streams, new Date(), this.failureRules);
-    return executeAppend(this.db, prepared);
+    // Async, so that a refused input is a rejection like every other refusal.
+    return executeAppend(this.db, prepareStreams(streams, new Date(), this.failureRules));
   }
+
+  /**
+   * A recording handle for one job; a new id is generated when none is given.
+   *
+   * @example
+   * const job = ledger.job();
+   * await job.start({ name: 'nightly crawl', kind: 'crawl', project: 'web', total: 100 });
+   * await job.itemCompleted('page-1', { durationMs: 120 });
+   */
+  job(jobId?: string, options?: JobRecorderOptions): JobRecorder {
+    if (this.failureRules === undefined) return new JobRecorder(this, jobId, options);
+    // The recorder sees more of a thrown error (name, status); its own rules come first.
+    const failureRules = [...(options?.failureRules ?? []), ...this.failureRules];
+    return new JobRecorder(this, jobId, { ...options, failureRules });
+  }
+
+  /**
+   * Resumes a crashed job: releases the items whose lease expired, records `job.resumed`,
+   * and returns the last checkpoint and what is left to do.
+   *
+   * @example
+   * const { checkpoint, pending } = await ledger.resume(jobId, { leaseExpiredBefore: new Date() });
+   */
+  resume(jobId: string, options: ResumeOptions = {}): Promise<ResumePoint> {
+    return resumeJob(this, jobId, options);
+  }
+
+  // Reading the log
 
   /** Reads one stream in version order. */
   readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
     return this.log.readStream(streamId, options);
   }
 
-  /**
-   * Reads the whole log after a cursor, gap-safe: an event shows up only once every
-   * transaction that started before its own has ended, so none is ever skipped.
-   */
+  /** Reads the whole log after a log cursor, gap-safe: no event is ever skipped. */
   readAll(options: ReadAllOptions = {}): Promise<ReadAllPage> {
     return this.log.readLog(options, { gapSafe: true });
   }
 
-  /**
-   * Pages through the log after a cursor until it has caught up, one batch at a time,
-   * so a replay never holds the whole log in memory.
-   */
+  /** `readAll` page after page until caught up, so a replay never holds the whole log. */
   readAllBatches(options: ReadAllOptions = {}): AsyncGenerator<ReadAllPage> {
     return this.log.readLogBatches(options);
   }
 
+  /** The head version of a stream; 0 when it does not exist. */
+  streamVersion(streamId: string): Promise<number> {
+    return this.log.streamVersion(streamId);
+  }
+
+  /** A log cursor that every event committed before now precedes. */
+  liveCursor(): Promise<LogCursor> {
+    return this.log.liveCursor();
+  }
+
+  /** One job's or all jobs' events, filtered and paged by timeline cursor, for audits. */
+  timeline(query: TimelineQuery = {}): Promise<TimelinePage> {
+    return queryTimeline(this.db, this.upcasters, query);
+  }
+
+  // Folding
+
   /**
-   * Follows the log from a cursor, page by page: catches up, then waits for new events.
-   * The next page is read only when the caller asks for it, so memory stays at one page.
+   * Folds one job's events through a projection; a job read again folds only what was
+   * appended since. The state is shared with later reads: treat it as read-only.
+   */
+  project<S>(jobId: string, projection: Projection<S>): Promise<S> {
+    return this.folds.project(jobId, projection);
+  }
+
+  /** Streams the whole log (or what follows `after`) through a projection in batches. */
+  replay<S>(
+    projection: Projection<S>,
+    options: { after?: LogCursor | string; state?: S; batchSize?: number } = {},
+  ): Promise<ReplayResult<S>> {
+    return this.folds.replay(projection, options);
+  }
+
+  // Live
+
+  /**
+   * Follows the log from a log cursor, page by page: catches up, then waits for new events.
    * Ends when `signal` aborts.
    *
    * @example
    * for await (const page of ledger.follow({ after: '0:0', types: ['item.failed'] }, signal)) save(page.next);
    */
-  async *follow(options: SubscribeOptions = {}, signal?: AbortSignal): AsyncGenerator<ReadAllPage> {
-    const { batchSize = 1_000, pollIntervalMs = 1_000, after, ...filter } = options;
-    const parsed = pacingSchema.safeParse({ batchSize, pollIntervalMs });
-    if (!parsed.success) throw new InvalidInputError(toValidationIssues(parsed.error, ''));
-    const start = after === undefined ? logStart : parseLogCursor(after);
-    // Validates the filter before anything is awaited.
-    await this.readAll({ ...filter, after: start, limit: 1 });
-    yield* followLog({
-      after: start,
-      batchSize,
-      pollIntervalMs,
-      readPage: (cursor, limit) => this.readAll({ ...filter, after: cursor, limit }),
-      wakeUps: this.store.wakeUps,
-      signal: signal ?? new AbortController().signal,
-    });
+  follow(options: SubscribeOptions = {}, signal?: AbortSignal): AsyncGenerator<ReadAllPage> {
+    return this.live.follow(options, signal);
   }
 
   /**
-   * An Observable of recorded events after a cursor: it catches up in batches, then
-   * follows live, woken by LISTEN/NOTIFY and polling as a fallback, so no event is ever
-   * skipped. Unsubscribing stops the reads.
+   * An Observable of recorded events after a log cursor, caught up and then live.
    *
    * @example
    * ledger.subscribe({ streamIds: [jobId] }).subscribe((event) => console.log(event.type));
    */
   subscribe(options: SubscribeOptions = {}): Observable<RecordedEvent> {
-    return this.subscribePages(options).pipe(mergeMap((page) => page.events));
+    return this.live.subscribe(options);
   }
 
   /** Like `subscribe`, a page of events at a time. */
   subscribePages(options: SubscribeOptions = {}): Observable<ReadAllPage> {
-    return new Observable<ReadAllPage>((subscriber) => {
-      const controller = new AbortController();
-      void (async () => {
-        for await (const page of this.follow(options, controller.signal)) {
-          if (subscriber.closed) break;
-          subscriber.next(page);
-        }
-        subscriber.complete();
-      })().catch((error: unknown) => subscriber.error(error));
-      return () => controller.abort();
-    });
+    return this.live.subscribePages(options);
   }
 
   /**
-   * A cursor that every committed event before now precedes: the events after it are
-   * those of transactions still running at the call, and any later.
-   */
-  liveCursor(): Promise<LogCursor> {
-    return this.log.liveCursor();
-  }
-
-  /**
-   * A job's progress, live: the current snapshot first, then a new one after every change
-   * (at most one per `throttleMs`).
+   * A job's progress, live: the current snapshot, then one after every change.
    *
    * @example
    * ledger.watch(jobId, { throttleMs: 100 }).subscribe((progress) => render(progress.percent));
    */
   watch(jobId: string, options: WatchOptions = {}): Observable<JobProgressState> {
-    return this.watchFold(jobId, jobProgress, options);
+    return this.live.watchFold(jobId, jobProgress, options);
   }
 
   /** Any one-job projection, live, as `watch` does for progress. */
-  watchFold<S>(
-    jobId: string,
-    projection: Projection<S>,
-    options: WatchOptions = {},
-  ): Observable<S> {
-    const parsed = pacingSchema.safeParse(options);
-    if (!parsed.success)
-      return throwError(() => new InvalidInputError(toValidationIssues(parsed.error, '')));
-    const { throttleMs = 0, pollIntervalMs } = parsed.data;
-    const snapshots = defer(async () => {
-      // Taken first: anything the fold below misses comes after this cursor.
-      const after = await this.liveCursor();
-      const accumulator = accumulatorFor(projection);
-      for await (const events of this.log.readStreamPages(jobId)) {
-        for (const event of events) accumulator.add(event);
-      }
-      return { after, accumulator };
-    }).pipe(
-      switchMap(({ after, accumulator }) =>
-        this.subscribePages({
-          after,
-          streamIds: [jobId],
-          ...(pollIntervalMs === undefined ? {} : { pollIntervalMs }),
-        }).pipe(
-          map((page) => {
-            // Events the first fold already saw come again; the projection skips them.
-            for (const event of page.events) accumulator.add(event);
-            return accumulator.result();
-          }),
-          startWith(accumulator.result()),
-        ),
-      ),
-      distinctUntilChanged(),
-    );
-    return throttleMs > 0
-      ? snapshots.pipe(throttleTime(throttleMs, asyncScheduler, { leading: true, trailing: true }))
-      : snapshots;
+  watchFold<S>(jobId: string, projection: Projection<S>, options?: WatchOptions): Observable<S> {
+    return this.live.watchFold(jobId, projection, options);
   }
 
-  /**
-   * The overview of every job (or one project's), live: the list first, then again after
-   * each change, at most one per `throttleMs` (default 250).
-   */
+  /** The job list, live: read first, then after each change, at most once per `throttleMs`. */
   watchJobs(query: JobsQuery = {}, options: WatchOptions = {}): Observable<JobView[]> {
-    const parsed = pacingSchema.safeParse(options);
-    if (!parsed.success) {
-      return throwError(() => new InvalidInputError(toValidationIssues(parsed.error, '')));
-    }
-    const { throttleMs = 250, pollIntervalMs } = parsed.data;
-    return defer(() => this.liveCursor()).pipe(
-      switchMap((after) =>
-        this.subscribePages({
-          after,
-          ...(query.project === undefined ? {} : { projects: [query.project] }),
-          ...(pollIntervalMs === undefined ? {} : { pollIntervalMs }),
-        }).pipe(startWith(null)),
-      ),
-      throttleTime(throttleMs, asyncScheduler, { leading: true, trailing: true }),
-      // Each query reads past the latest change; an older one still running is dropped.
-      switchMap(() => this.jobs(query)),
-    );
+    return this.live.watchJobs(query, options);
   }
 
   /** One project's jobs, live, as `watchJobs` gives them. */
   watchProject(project: string, query: Omit<JobsQuery, 'project'> = {}, options?: WatchOptions) {
-    return this.watchJobs({ ...query, project }, options);
+    return this.live.watchJobs({ ...query, project }, options);
   }
 
   /** Every job, live, as `watchJobs` gives them. */
   watchAll(query: JobsQuery = {}, options?: WatchOptions): Observable<JobView[]> {
-    return this.watchJobs(query, options);
+    return this.live.watchJobs(query, options);
   }
 
+  // Job views
+
   /**
-   * Where a job stands now, in constant time: its stored progress plus the events after
-   * it, its ETA as of `now` (default: the clock), and its children rolled up. Null for an
-   * unknown job.
+   * Where a job stands now: stored progress plus the events after it, its ETA as of `now`,
+   * and its children rolled up. Null for an unknown job.
    *
    * @example
    * const view = await ledger.status(jobId);
@@ -348,24 +254,18 @@ export class Ledger {
     return this.views.status(jobId, now);
   }
 
-  /**
-   * A job's processed count over time (at most 128 points) and its ETA now, for charts.
-   * Null for an unknown job.
-   *
-   * @example
-   * const { points, eta } = (await ledger.throughput(jobId))!;
-   */
+  /** A job's processed count over time (at most 128 points) and its ETA now, for charts. */
   throughput(jobId: string): Promise<JobThroughput | null> {
     return this.views.throughput(jobId);
   }
 
-  /** Jobs by project, kind, status or parent, or only the active ones; most recent first. */
+  /** The job list: by project, kind, status or parent, or only active jobs; newest first. */
   jobs(query: JobsQuery = {}): Promise<JobView[]> {
     return this.views.jobs(query);
   }
 
   /**
-   * A page of `jobs` and the cursor of the next page (its `after`), null on the last page.
+   * A page of `jobs` and the jobs page cursor of the next page, null on the last page.
    *
    * @example
    * const first = await ledger.jobsPage({ project: 'web', limit: 50 });
@@ -385,6 +285,11 @@ export class Ledger {
     return this.views.stageMetrics(query);
   }
 
+  /** Jobs in the log, newest first, with their status. */
+  listJobs(options: ListJobsOptions = {}): Promise<JobListing[]> {
+    return listJobs(this.db, options);
+  }
+
   /**
    * True when the item completed or was skipped, for producers that skip done work.
    *
@@ -399,11 +304,8 @@ export class Ledger {
   }
 
   /**
-   * One item of a job: status, stage, attempts, type, group, worker, lease, duration and
-   * last error. Throws `NotFoundError` for an unknown job or item.
-   *
-   * @example
-   * const { status, stage, lastError } = await ledger.item(jobId, 'page-1');
+   * One item of a job: status, stage, attempts, lease, duration and last error. Throws
+   * `NotFoundError` for an unknown job or item.
    */
   async item(jobId: string, itemId: string): Promise<ItemEntry> {
     const state = await this.project(jobId, jobItems);
@@ -413,213 +315,31 @@ export class Ledger {
     return { itemId, ...record };
   }
 
-  /**
-   * Resumes a crashed job: releases the items whose lease expired (so their next attempt
-   * counts as a retry), records `job.resumed`, and returns the last checkpoint and what
-   * is left to do.
-   *
-   * @example
-   * const { checkpoint, pending } = await ledger.resume(jobId, { leaseExpiredBefore: new Date() });
-   */
-  resume(jobId: string, options: ResumeOptions = {}): Promise<ResumePoint> {
-    return resumeJob(this, jobId, options);
-  }
+  // Persisted projections
 
-  /**
-   * Keeps the persisted projections current in the background until the returned stop is
-   * called. Across processes one runner per projection works; the others wait.
-   */
+  /** Keeps the persisted projections current in the background until the returned stop. */
   runProjections(options: ProjectionRunnerOptions = {}): { stop(): Promise<void> } {
-    const started: ProjectionRunner<unknown>[] = [];
-    for (const definition of persistedProjections.values()) {
-      if (this.runners.has(definition.name)) continue;
-      const runner = new ProjectionRunner(this.runnerContext(), definition, options);
-      this.runners.set(definition.name, runner);
-      runner.start();
-      started.push(runner);
-    }
-    return {
-      stop: async () => {
-        await Promise.all(started.map((runner) => runner.stop()));
-        for (const runner of started) this.runners.delete(runner.definition.name);
-      },
-    };
+    return this.projections.run(options);
   }
 
-  /**
-   * Folds what the persisted projections have not seen yet, here and now, unless a runner
-   * elsewhere holds their lock (it keeps them current). Returns the ones it caught up.
-   */
-  async catchUpProjections(options: ProjectionRunnerOptions = {}): Promise<string[]> {
-    const done: string[] = [];
-    for (const definition of persistedProjections.values()) {
-      if (this.runners.has(definition.name)) continue;
-      const runner = new ProjectionRunner(this.runnerContext(), definition, options);
-      if (await runner.catchUp()) done.push(definition.name);
-    }
-    return done;
+  /** Folds what the persisted projections have not seen yet, unless a runner elsewhere holds them. */
+  catchUpProjections(options: ProjectionRunnerOptions = {}): Promise<string[]> {
+    return this.projections.catchUp(options);
   }
 
-  /**
-   * Rebuilds persisted projections (all, or the one named) from the log into a new
-   * generation while the current one keeps serving, and switches when it has caught up.
-   * Waits for the runner that holds the lock when it lives in another process.
-   */
-  async rebuild(name?: string, options: { timeoutMs?: number } = {}): Promise<Generation[]> {
-    const definitions =
-      name === undefined ? [...persistedProjections.values()] : [persistedProjection(name)];
-    const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
-    const built: Generation[] = [];
-    for (const definition of definitions) {
-      const building = await startBuilding(this.db, definition.name, definition.version);
-      const local = this.runners.get(definition.name);
-      if (local) local.wake();
-      else await new ProjectionRunner(this.runnerContext(), definition).catchUp();
-      for (;;) {
-        const rows = await readGenerations(this.db, definition.name);
-        const active = rows.find((row) => row.status === 'active');
-        if (active && active.generation >= building.generation) {
-          built.push(active);
-          break;
-        }
-        if (Date.now() > deadline) {
-          throw new Error(`Projection '${definition.name}': the rebuild did not finish in time`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    }
-    return built;
+  /** Rebuilds persisted projections (all, or the one named) into a new generation. */
+  rebuild(name?: string, options: { timeoutMs?: number } = {}): Promise<Generation[]> {
+    return this.projections.rebuild(name, options);
   }
 
   /** Each persisted projection's generations, checkpoints and how far they trail the log. */
-  async projectionStatus(): Promise<ProjectionStatus[]> {
-    const generations = await readGenerations(this.db);
-    const statuses: ProjectionStatus[] = [];
-    for (const definition of persistedProjections.values()) {
-      const rows = generations.filter((row) => row.projection === definition.name);
-      if (rows.length === 0) {
-        statuses.push({
-          name: definition.name,
-          codeVersion: definition.version,
-          generation: null,
-          lag: await this.log.countVisibleAfter(logStart),
-        });
-      }
-      for (const row of rows) {
-        statuses.push({
-          name: definition.name,
-          codeVersion: definition.version,
-          generation: row,
-          lag: await this.log.countVisibleAfter(row.cursor),
-        });
-      }
-    }
-    return statuses;
-  }
-
-  private runnerContext(): RunnerContext {
-    return { store: this.store, readPage: (after, limit) => this.readAll({ after, limit }) };
-  }
-
-  /**
-   * Folds one job's events through a projection. The last fold of recently read jobs is
-   * kept, so reading a job again folds only what was appended since. The state is shared
-   * with later reads: treat it as read-only.
-   */
-  async project<S>(jobId: string, projection: Projection<S>): Promise<S> {
-    const cached = this.folds.get(projection, jobId);
-    let accumulator: Accumulator<S> | null = null;
-    let version = cached?.version ?? 0;
-    for await (const events of this.log.readStreamPages(jobId, version + 1)) {
-      if (events.length === 0) continue;
-      // Made only when there is something to add: a job read again unchanged costs no copy.
-      accumulator ??= accumulatorFor(projection, cached?.state);
-      for (const event of events) accumulator.add(event);
-      version = events.at(-1)?.version ?? version;
-    }
-    if (cached && version === cached.version) return cached.state;
-    const state = accumulator ? accumulator.result() : projection.initial();
-    if (version > 0) this.folds.set(projection, jobId, { state, version });
-    return state;
-  }
-
-  /**
-   * Streams the whole log (or what follows `after`) through a projection in batches,
-   * with memory bounded by the batch size and the projection's own state.
-   */
-  async replay<S>(
-    projection: Projection<S>,
-    options: { after?: LogCursor | string; state?: S; batchSize?: number } = {},
-  ): Promise<ReplayResult<S>> {
-    const started = performance.now();
-    const accumulator = accumulatorFor(projection, options.state ?? projection.initial());
-    let cursor = options.after === undefined ? logStart : parseLogCursor(options.after);
-    let count = 0;
-    for await (const page of this.readAllBatches({
-      after: cursor,
-      ...(options.batchSize === undefined ? {} : { limit: options.batchSize }),
-    })) {
-      for (const event of page.events) accumulator.add(event);
-      count += page.events.length;
-      cursor = page.next;
-    }
-    const elapsedMs = performance.now() - started;
-    return {
-      state: accumulator.result(),
-      cursor,
-      events: count,
-      elapsedMs,
-      eventsPerSecond: elapsedMs > 0 ? (count * 1000) / elapsedMs : 0,
-    };
-  }
-
-  /** One job's or all jobs' events, filtered and paged, for audits and screens. */
-  timeline(query: TimelineQuery = {}): Promise<TimelinePage> {
-    return queryTimeline(this.db, this.upcasters, query);
-  }
-
-  /** Jobs in the log, newest first, with their status. */
-  listJobs(options: ListJobsOptions = {}): Promise<JobListing[]> {
-    return listJobs(this.db, options);
-  }
-
-  /** The head version of a stream; 0 when it does not exist. */
-  streamVersion(streamId: string): Promise<number> {
-    return this.log.streamVersion(streamId);
-  }
-
-  /**
-   * A recording handle for one job; a new id is generated when none is given.
-   *
-   * @example
-   * const job = ledger.job();
-   * await job.start({ name: 'nightly crawl', kind: 'crawl', project: 'web', total: 100 });
-   * await job.itemCompleted('page-1', { durationMs: 120 });
-   */
-  job(jobId?: string, options?: JobRecorderOptions): JobRecorder {
-    if (this.failureRules === undefined) return new JobRecorder(this, jobId, options);
-    // The recorder sees more of a thrown error (name, status); its own rules come first.
-    const failureRules = [...(options?.failureRules ?? []), ...this.failureRules];
-    return new JobRecorder(this, jobId, { ...options, failureRules });
+  projectionStatus(): Promise<ProjectionStatus[]> {
+    return this.projections.status();
   }
 
   /** Stops the projection runners and closes the connections (and the PGlite folder lock). */
   async close(): Promise<void> {
-    await Promise.all([...this.runners.values()].map((runner) => runner.stop()));
-    this.runners.clear();
+    await this.projections.stopAll();
     await this.store.close();
   }
-}
-
-function persistedProjection(name: string) {
-  const definition = persistedProjections.get(name);
-  if (!definition) {
-    throw new InvalidInputError([
-      {
-        path: 'projection',
-        message: `expected one of ${[...persistedProjections.keys()].map((key) => JSON.stringify(key)).join(', ')}, received ${JSON.stringify(name)}`,
-      },
-    ]);
-  }
-  return definition;
 }

@@ -6,7 +6,6 @@ import { allItems, itemRecord, jobItems } from '../../projections/job-items.ts';
 import { jobProgress } from '../../projections/job-progress.ts';
 import { classifyFailure } from '../../projections/failure-classification.ts';
 import type { Ledger } from '../ledger.ts';
-import { LiveFold } from '../live/live-fold.ts';
 import { seededRandom } from './seeded-random.ts';
 
 /** Options of the simulated pipeline. */
@@ -118,11 +117,8 @@ export async function runDemo(ledger: Ledger, options: DemoOptions = {}): Promis
   const job = ledger.job(options.jobId, {
     metadata: { source: 'headway-demo', actor: 'demo-worker-1' },
   });
-  const live = new LiveFold(
-    ledger,
-    job.jobId,
-    combineProjections({ progress: jobProgress, eta: jobEta }),
-  );
+  // One projection object, so each read folds only what was appended since the last.
+  const progressAndEta = combineProjections({ progress: jobProgress, eta: jobEta });
   const run: DemoRun = {
     jobId: job.jobId,
     crashedAfter: null,
@@ -138,7 +134,7 @@ export async function runDemo(ledger: Ledger, options: DemoOptions = {}): Promis
   let nextReport = 0;
 
   const report = async (force = false) => {
-    const { progress, eta } = await live.refresh();
+    const { progress, eta } = await ledger.project(job.jobId, progressAndEta);
     if (!force && progress.percent < nextReport) return;
     nextReport = Math.floor(progress.percent / 10) * 10 + 10;
     const estimate = estimateEta(eta, clock.now);
@@ -188,7 +184,7 @@ export async function runDemo(ledger: Ledger, options: DemoOptions = {}): Promis
     await processItems(0, crashAt);
   } catch (error) {
     if (!(error instanceof SimulatedCrash)) throw error;
-    const { progress } = await live.refresh();
+    const { progress } = await ledger.project(job.jobId, progressAndEta);
     run.crashedAfter = progress.processed;
     print(
       `!! worker crashed after ${progress.processed} documents; restarting from the last checkpoint`,
