@@ -24,6 +24,8 @@ export const limits = {
   eventsPerAppend: 10_000,
   /** Streams in one `appendMany` call. */
   streamsPerAppend: 1_000,
+  /** The highest `schemaVersion` an event may name. */
+  schemaVersion: 1_000,
   /** Rows in one read page. */
   readPage: 10_000,
   /** Times (occurredAt, timeline bounds) from 0001-01-01, which PostgreSQL can store, in ms. */

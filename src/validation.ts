@@ -22,11 +22,12 @@ export function expectedIssue(path: string, expected: string, received: unknown)
 
 /** `body` and the JSON pointer `/events/3/type` as `body.events[3].type`. */
 export function pathFromPointer(base: string, pointer: string): string {
-  const segments = pointer
-    .split('/')
-    .filter(Boolean)
-    .map((segment) => (/^\d+$/.test(segment) ? Number(segment) : segment));
-  return joinPath(base, segments);
+  let out = base;
+  for (const segment of pointer.split('/').filter(Boolean)) {
+    // The segment's own text, so a key like "007" reads as written.
+    out += /^\d+$/.test(segment) ? `[${segment}]` : out ? `.${segment}` : segment;
+  }
+  return out;
 }
 
 function joinPath(base: string, segments: readonly PropertyKey[]): string {

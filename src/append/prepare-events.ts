@@ -35,7 +35,7 @@ const envelope = z.strictObject({
   eventId: z.uuid().optional(),
   occurredAt: z.union([z.date(), z.iso.datetime({ offset: true })]).optional(),
   metadata: eventMetadata.optional(),
-  schemaVersion: z.number().int().positive().max(1_000).optional(),
+  schemaVersion: z.number().int().positive().max(limits.schemaVersion).optional(),
 });
 
 /** Beyond this depth the quick JSON check leaves the answer to zod (and keeps off the stack limit). */

@@ -7,6 +7,7 @@ import { InvalidInputError } from '../errors.ts';
 import { toJson } from '../json.ts';
 import type { Ledger, SubscribeOptions } from '../ledger.ts';
 import type { SharedFollower } from '../live/shared-follower.ts';
+import { expectedIssue } from '../validation.ts';
 
 /** A comment line this often keeps proxies from closing an idle stream. */
 const heartbeatMs = 15_000;
@@ -70,10 +71,11 @@ export class EventStreams {
       after = resumeFrom === undefined ? await this.follower.cursor() : parseLogCursor(resumeFrom);
     } catch {
       throw new InvalidInputError([
-        {
-          path: typeof lastEventId === 'string' ? 'Last-Event-ID' : 'after',
-          message: `expected a cursor such as 812:40 (an event id of this stream), received ${JSON.stringify(resumeFrom)}`,
-        },
+        expectedIssue(
+          typeof lastEventId === 'string' ? 'Last-Event-ID' : 'after',
+          'a cursor such as 812:40 (an event id of this stream)',
+          resumeFrom,
+        ),
       ]);
     }
     // Before any byte is sent, so a bad filter still gets a JSON 400.

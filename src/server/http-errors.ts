@@ -10,11 +10,12 @@ import {
   isTransient,
   JobNotStartedError,
 } from '../errors.ts';
-import type { HeadwayErrorCode, ValidationIssue } from '../errors.ts';
+import type { ErrorCode, HeadwayErrorCode, ValidationIssue } from '../errors.ts';
+import { pathFromPointer } from '../validation.ts';
 
 /** The body of every error answer. */
 export interface ErrorBody {
-  error: { code: string; message: string; issues?: readonly ValidationIssue[] } & Record<
+  error: { code: ErrorCode; message: string; issues?: readonly ValidationIssue[] } & Record<
     string,
     unknown
   >;
@@ -48,7 +49,7 @@ export function sendError(error: unknown, request: FastifyRequest, reply: Fastif
   if (hasZodFastifySchemaValidationErrors(error)) {
     const part = error.validationContext ?? 'request';
     const issues = error.validation.map((issue) => ({
-      path: pathOf(part, issue.instancePath),
+      path: pathFromPointer(part, issue.instancePath),
       message: issue.message ?? 'invalid',
     }));
     return reply.code(400).send(body('invalid_input', formatIssues(issues), { issues }));
@@ -96,17 +97,13 @@ export function sendError(error: unknown, request: FastifyRequest, reply: Fastif
 }
 
 /** An error answer's body. */
-export function body(code: string, message: string, extra: Record<string, unknown> = {}) {
+export function body(code: ErrorCode, message: string, extra: Record<string, unknown> = {}) {
   return { error: { code, message, ...extra } } satisfies ErrorBody;
 }
 
-/** `body` and `/events/3/type` as `body.events[3].type`, the ledger's own path style. */
-function pathOf(part: string, instancePath: string): string {
-  let path = part;
-  for (const segment of instancePath.split('/').filter(Boolean)) {
-    path += /^\d+$/.test(segment) ? `[${segment}]` : `.${segment}`;
-  }
-  return path;
+/** 503 with `Retry-After`: the request may succeed if sent again shortly. */
+export function unavailable(reply: FastifyReply, code: ErrorCode, message: string) {
+  return reply.code(503).header('retry-after', String(retryAfterSeconds)).send(body(code, message));
 }
 
 function formatIssues(issues: readonly ValidationIssue[]): string {

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { isEventType } from '../../schema/events.ts';
+import type { EventAppender } from '../append/job-recorder.ts';
 import type { Ledger } from '../ledger.ts';
 
 /**
@@ -72,4 +73,22 @@ export class ServerMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/**
+ * The appender every append route writes through: `appender` (the group commit), each
+ * stored append counted for `/metrics` with its event types and how long it took.
+ */
+export function meteredAppender(appender: EventAppender, metrics: ServerMetrics): EventAppender {
+  return {
+    async append(streamId, events, options) {
+      const started = performance.now();
+      const result = await appender.append(streamId, events, options);
+      metrics.recordAppend(
+        events.map((event) => event.type),
+        (performance.now() - started) / 1_000,
+      );
+      return result;
+    },
+  };
 }

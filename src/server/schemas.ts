@@ -6,6 +6,8 @@ import {
   unstorableTextMessage,
 } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
+import { jobStatuses } from '../../projections/job-status.ts';
+import { logCursorText } from '../cursors.ts';
 
 /** Request schemas of the HTTP API: they validate requests and make the OpenAPI document. */
 
@@ -16,7 +18,6 @@ const name = storable(z.string().min(1).max(limits.nameLength));
 /** Text searched for in the log. */
 const searchText = storable(z.string().min(1).max(200));
 const isoTime = z.iso.datetime({ offset: true });
-const jobStatuses = ['pending', 'running', 'paused', 'completed', 'failed', 'cancelled'] as const;
 
 export const jobParams = z.strictObject({ id: id.describe('The job id') });
 
@@ -45,7 +46,8 @@ const eventInput = z
     eventId: z.uuid().optional().describe('Idempotency key; reuse it when retrying'),
     occurredAt: isoTime.optional(),
     metadata: eventMetadata.optional(),
-    schemaVersion: z.number().int().min(1).optional(),
+    // The same bound as the append path's envelope, so both refuse the same.
+    schemaVersion: z.number().int().min(1).max(limits.schemaVersion).optional(),
   })
   .loose();
 
@@ -172,10 +174,8 @@ export const stageMetricsQuery = z.strictObject({
   kind: name.optional(),
 });
 
-const cursorText = z
-  .string()
-  .regex(/^\d{1,20}:\d{1,20}$/, 'expected a cursor such as 812:40')
-  .optional();
+/** A log cursor, `"<transactionId>:<position>"`: an SSE event's id. */
+const cursorText = logCursorText.optional();
 
 export const jobStreamQuery = z.strictObject({
   after: cursorText.describe('Start after this cursor (Last-Event-ID wins when both are sent)'),

@@ -1,9 +1,10 @@
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { limits } from '../../schema/limits.ts';
-import { formatLogCursor, parseLogCursor } from '../cursors.ts';
+import { formatLogCursor, logCursorText, parseLogCursor } from '../cursors.ts';
 import type { LogCursor } from '../cursors.ts';
 import { HeadwayError, NotFoundError } from '../errors.ts';
+import type { ErrorCode } from '../errors.ts';
 import { toJson } from '../json.ts';
 import type { Ledger, SubscribeOptions } from '../ledger.ts';
 import type { SharedFollower } from '../live/shared-follower.ts';
@@ -22,10 +23,7 @@ const subscribeMessage = z.strictObject({
   jobId: z.string().min(1).max(limits.idLength).optional(),
   project: z.string().min(1).max(limits.nameLength).optional(),
   /** Start after this cursor (default: now). */
-  after: z
-    .string()
-    .regex(/^\d{1,20}:\d{1,20}$/, 'expected a cursor such as 812:40')
-    .optional(),
+  after: logCursorText.optional(),
 });
 
 /** How a session pings, and the server's cap on streams it must respect. */
@@ -99,10 +97,11 @@ export class WebSocketSession {
     const parsed = clientMessage.safeParse(json);
     if (!parsed.success) {
       const issues = json === undefined ? [] : toValidationIssues(parsed.error, '');
+      const code: ErrorCode = 'invalid_input';
       return this.send({
         type: 'error',
         error: {
-          code: 'invalid_input',
+          code,
           message:
             json === undefined
               ? 'expected a JSON text message such as {"type":"subscribe","id":"1","jobId":"…"}'
@@ -123,7 +122,7 @@ export class WebSocketSession {
 
   private async subscribe(message: z.infer<typeof subscribeMessage>): Promise<void> {
     const { id } = message;
-    const fail = (code: string, text: string) =>
+    const fail = (code: ErrorCode, text: string) =>
       this.send({ type: 'error', id, error: { code, message: text } });
     if (this.subscriptions.has(id))
       return fail('invalid_input', `id: '${id}' is subscribed already`);

@@ -1,0 +1,72 @@
+import type { RecordedEvent } from '../../../schema/recorded-event.ts';
+import { describeEvent } from '../../../projections/job-timeline.ts';
+import type { Ledger } from '../../ledger.ts';
+import type { App } from '../app.ts';
+import { toWire } from '../event-stream.ts';
+import { readScope } from '../hooks.ts';
+import * as schemas from '../schemas.ts';
+import { defined, requireJob } from './common.ts';
+
+/** What the timeline routes need. */
+export interface TimelineRoutesDeps {
+  ledger: Ledger;
+}
+
+/** A job's events, filtered and paged, and its log lines. */
+export function timelineRoutes(app: App, { ledger }: TimelineRoutesDeps): void {
+  app.get(
+    '/v1/jobs/:id/timeline',
+    {
+      config: readScope,
+      schema: {
+        params: schemas.jobParams,
+        querystring: schemas.timelineQuery,
+        summary: "A job's events, filtered and paged",
+      },
+    },
+    async (request) => {
+      const jobId = request.params.id;
+      await requireJob(ledger, jobId);
+      const { type, since, until, q, after, limit, order } = request.query;
+      const page = await ledger.timeline(
+        defined({
+          jobId,
+          types: type?.length ? type : undefined,
+          since,
+          until,
+          text: q,
+          cursor: after,
+          limit,
+          order,
+        }),
+      );
+      return { events: page.events.map(toTimelineEntry), nextCursor: page.nextCursor };
+    },
+  );
+
+  app.get(
+    '/v1/jobs/:id/logs',
+    {
+      config: readScope,
+      schema: {
+        params: schemas.jobParams,
+        querystring: schemas.logsQuery,
+        summary: "A job's log lines (log.written events), oldest first unless order=desc",
+      },
+    },
+    async (request) => {
+      const jobId = request.params.id;
+      await requireJob(ledger, jobId);
+      const { level, after, limit, order } = request.query;
+      const page = await ledger.timeline(
+        defined({ jobId, types: ['log.written'], level, cursor: after, limit, order }),
+      );
+      return { events: page.events.map(toTimelineEntry), nextCursor: page.nextCursor };
+    },
+  );
+}
+
+/** An event as the timeline routes send it: on the wire, with its one-line description. */
+function toTimelineEntry(event: RecordedEvent) {
+  return { ...toWire(event), summary: describeEvent(event) };
+}
