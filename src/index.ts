@@ -1,3 +1,7 @@
+/**
+ * The library: open a ledger, append, read, fold and watch. It loads no HTTP framework;
+ * the server is `headway/server`, the HTTP client `headway/client`.
+ */
 export type { AppendedEvent, AppendResult, StreamAppend } from './append/prepare-streams.ts';
 export { compareLogCursors, formatLogCursor, parseLogCursor, logStart } from './cursors.ts';
 export type { LogCursor } from './cursors.ts';
@@ -71,10 +75,6 @@ export type { OpenLedgerOptions } from './open-ledger.ts';
 export { defaultTimeouts, withQueryTimeout } from './store/postgres-pool.ts';
 export type { PostgresTimeouts } from './store/postgres-pool.ts';
 export type { ResumeOptions, ResumePoint } from './append/resume-job.ts';
-export { checkAccess, parseTokens } from './server/auth.ts';
-export type { Scope, TokenTable } from './server/auth.ts';
-export { createServer } from './server/server.ts';
-export type { ServerOptions } from './server/server.ts';
 export { SharedFollower } from './live/shared-follower.ts';
 export type { SharedFollowerOptions } from './live/shared-follower.ts';
 export type { TimelinePage, TimelineQuery } from './queries/timeline-query.ts';
