@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
-/** Projections are pure: no I/O, no clock, no randomness (DESIGN §1). */
+/** Projections are pure: no I/O, no clock, no randomness (docs/architecture.md, "Rings"). */
 const purityFence = {
   files: ['projections/**/*.ts'],
   rules: {

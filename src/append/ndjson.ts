@@ -1,4 +1,6 @@
+import type { Kysely } from 'kysely';
 import { z } from 'zod';
+import type { Database } from '../../schema/database.ts';
 import type { EventInput } from '../../schema/events.ts';
 import { eventMetadata } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
@@ -6,7 +8,6 @@ import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { executeAppendCounting } from './append-statement.ts';
 import { prepareStreams } from './prepare-streams.ts';
 import { HeadwayError, InvalidEventError, JobNotStartedError } from '../errors.ts';
-import type { Ledger } from '../ledger.ts';
 import { toValidationIssues } from '../validation.ts';
 
 /** One line of an NDJSON export: the whole envelope, positions as strings. */
@@ -75,79 +76,33 @@ const bufferedEvents = 20_000;
  * recording times are the target's own.
  */
 export async function importNdjson(
-  ledger: Ledger,
+  ledger: { db: Kysely<Database> },
   lines: AsyncIterable<string> | Iterable<string>,
 ): Promise<ImportResult> {
-  const buffers = new Map<
-    string,
-    { firstVersion: number; firstLine: number; events: EventInput[] }
-  >();
+  const buffers = new Map<string, StreamBuffer>();
   const lastVersion = new Map<string, number>();
   let buffered = 0;
   let count = 0;
   let imported = 0;
   let lineNumber = 0;
-
   const flush = async () => {
     const streams = [...buffers.entries()];
-    if (streams.length === 0) return;
     buffers.clear();
     buffered = 0;
-    for (let start = 0; start < streams.length; start += limits.streamsPerAppend) {
-      const prepared = prepareStreams(
-        streams.slice(start, start + limits.streamsPerAppend).map(([streamId, buffer]) => ({
-          streamId,
-          events: buffer.events,
-          expectedVersion: buffer.firstVersion - 1,
-        })),
-        new Date(),
-      );
-      try {
-        imported += (await executeAppendCounting(ledger.db, prepared)).written;
-      } catch (error) {
-        if (!(error instanceof JobNotStartedError)) throw error;
-        // Named by its line, not by the batch of streams it was written with.
-        const line = streams.find(([streamId]) => streamId === error.jobId)?.[1].firstLine;
-        throw new JobNotStartedError(
-          error.jobId,
-          error.received,
-          `line ${line ?? '?'} holds its first event; an export lists each job from its job.started`,
-        );
-      }
-    }
+    imported += await writeStreams(ledger.db, streams);
   };
-
   for await (const raw of lines) {
     lineNumber += 1;
-    const text = raw.trim();
-    if (text === '') continue;
-    const path = `line ${lineNumber}`;
-    if (text.length > maxImportLineLength) {
-      throw new InvalidEventError([
-        {
-          path,
-          message: `expected at most ${maxImportLineLength} characters, received ${text.length}`,
-        },
-      ]);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (error) {
-      throw new InvalidEventError([{ path, message: `expected JSON, received ${String(error)}` }]);
-    }
-    const parsed = importLine.safeParse(json);
-    if (!parsed.success) throw new InvalidEventError(toValidationIssues(parsed.error, path));
-    const line = parsed.data;
+    const line = parseImportLine(raw, `line ${lineNumber}`);
+    if (!line) continue;
     const expected = (lastVersion.get(line.streamId) ?? 0) + 1;
     if (line.version !== expected) {
       throw new HeadwayError(
         'invalid_input',
-        `${path}: expected version ${expected} of stream '${line.streamId}', received ${line.version}; an export lists each stream's events in order`,
+        `line ${lineNumber}: expected version ${expected} of stream '${line.streamId}', received ${line.version}; an export lists each stream's events in order`,
       );
     }
     lastVersion.set(line.streamId, line.version);
-
     let buffer = buffers.get(line.streamId);
     if (!buffer) {
       buffer = { firstVersion: line.version, firstLine: lineNumber, events: [] };
@@ -166,10 +121,66 @@ export async function importNdjson(
     if (buffer.events.length >= streamChunk || buffered >= bufferedEvents) await flush();
   }
   await flush();
-  return {
-    events: count,
-    streams: lastVersion.size,
-    imported,
-    alreadyPresent: count - imported,
-  };
+  return { events: count, streams: lastVersion.size, imported, alreadyPresent: count - imported };
+}
+
+/** One stream's events read from the file and not yet written. */
+interface StreamBuffer {
+  firstVersion: number;
+  firstLine: number;
+  events: EventInput[];
+}
+
+/** One line checked as an export line; null for a blank line. */
+function parseImportLine(raw: string, path: string): z.infer<typeof importLine> | null {
+  const text = raw.trim();
+  if (text === '') return null;
+  if (text.length > maxImportLineLength) {
+    throw new InvalidEventError([
+      {
+        path,
+        message: `expected at most ${maxImportLineLength} characters, received ${text.length}`,
+      },
+    ]);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidEventError([{ path, message: `expected JSON, received ${String(error)}` }]);
+  }
+  const parsed = importLine.safeParse(json);
+  if (!parsed.success) throw new InvalidEventError(toValidationIssues(parsed.error, path));
+  return parsed.data;
+}
+
+/** Appends buffered streams at their own versions; returns how many events were new. */
+async function writeStreams(
+  db: Kysely<Database>,
+  streams: [string, StreamBuffer][],
+): Promise<number> {
+  let written = 0;
+  for (let start = 0; start < streams.length; start += limits.streamsPerAppend) {
+    const prepared = prepareStreams(
+      streams.slice(start, start + limits.streamsPerAppend).map(([streamId, buffer]) => ({
+        streamId,
+        events: buffer.events,
+        expectedVersion: buffer.firstVersion - 1,
+      })),
+      new Date(),
+    );
+    try {
+      written += (await executeAppendCounting(db, prepared)).written;
+    } catch (error) {
+      if (!(error instanceof JobNotStartedError)) throw error;
+      // Named by its line, not by the batch of streams it was written with.
+      const line = streams.find(([streamId]) => streamId === error.jobId)?.[1].firstLine;
+      throw new JobNotStartedError(
+        error.jobId,
+        error.received,
+        `line ${line ?? '?'} holds its first event; an export lists each job from its job.started`,
+      );
+    }
+  }
+  return written;
 }

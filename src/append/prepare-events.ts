@@ -1,21 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
 import {
   currentSchemaVersions,
-  dataSchemasWith,
   eventDataSchemas,
-  eventMetadata,
   isCustomEventType,
   isEventType,
-  jsonValue,
 } from '../../schema/events.ts';
-import type { EventData, EventType, JsonValue } from '../../schema/events.ts';
+import type { EventData } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
 import { classifyRecordedError } from '../../projections/failure-classification.ts';
 import type { ClassificationRule } from '../../projections/failure-classification.ts';
 import { EventTooLargeError, InvalidEventError } from '../errors.ts';
 import type { ValidationIssue } from '../errors.ts';
 import { describeReceived, toValidationIssues } from '../validation.ts';
+import { isQuickJson, quickChecks, type EventChecks } from './event-checks.ts';
+
+export { quickChecks, zodChecks, type EventChecks } from './event-checks.ts';
 
 /** An event checked and serialised, ready for the append statement. */
 export interface PreparedEvent {
@@ -28,92 +27,6 @@ export interface PreparedEvent {
   metadata: string;
   occurredAt: Date;
 }
-
-const envelope = z.strictObject({
-  type: z.string().min(1).max(limits.nameLength),
-  data: z.unknown(),
-  eventId: z.uuid().optional(),
-  occurredAt: z.union([z.date(), z.iso.datetime({ offset: true })]).optional(),
-  metadata: eventMetadata.optional(),
-  schemaVersion: z.number().int().positive().max(limits.schemaVersion).optional(),
-});
-
-/** Beyond this depth the quick JSON check leaves the answer to zod (and keeps off the stack limit). */
-const quickJsonDepth = 64;
-
-/**
- * True only for values `jsonValue` accepts: strings, finite numbers, booleans, null, and arrays
- * and plain objects of them. False means "ask zod", not "invalid": symbol keys and deep
- * nesting are left to the full check.
- */
-function isQuickJson(value: unknown, depth: number): boolean {
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-      return true;
-    case 'number':
-      return Number.isFinite(value);
-    case 'object': {
-      if (value === null) return true;
-      if (depth >= quickJsonDepth) return false;
-      if (Array.isArray(value)) {
-        for (let index = 0; index < value.length; index++) {
-          if (!isQuickJson(value[index], depth + 1)) return false;
-        }
-        return true;
-      }
-      // zod's own test, so that this agrees with `z.record` on odd prototypes.
-      if (!z.util.isPlainObject(value) || Object.getOwnPropertySymbols(value).length > 0) {
-        return false;
-      }
-      for (const key of Object.keys(value)) {
-        if (!isQuickJson(value[key], depth + 1)) return false;
-      }
-      return true;
-    }
-    default:
-      return false;
-  }
-}
-
-/** `jsonValue` without the recursion that `z.compile` refuses; stricter, never looser. */
-const quickJson = z.custom<JsonValue>((value) => isQuickJson(value, 0));
-
-/**
- * How events are checked. `zodChecks` is zod's runtime parser alone. `quickChecks` first runs
- * schemas compiled by `z.compile` and sends whatever they do not accept to that same runtime
- * parser, so every rejection and every issue is still zod's own. Tests compare the two.
- */
-export interface EventChecks {
-  envelope: (input: unknown) => ReturnType<typeof envelope.safeParse>;
-  /** The issues of a catalogued type's data, or undefined when it is valid. */
-  data: (type: EventType, data: unknown) => z.ZodError | undefined;
-  /** The issues of a custom type's data, or undefined when it is valid. */
-  json: (data: unknown) => z.ZodError | undefined;
-}
-
-/** zod's runtime parser alone: the reference the fast path is tested against. */
-export const zodChecks: EventChecks = {
-  envelope: (input) => envelope.safeParse(input),
-  data: (type, data) => eventDataSchemas[type].safeParse(data).error,
-  json: (data) => jsonValue.safeParse(data).error,
-};
-
-const quickDataSchemas = dataSchemasWith(quickJson);
-// Compiled on first use: the whole catalogue takes ~20 ms, which readers need not pay.
-let compiledEnvelope: typeof envelope | undefined;
-const compiledData: Partial<Record<EventType, z.ZodType>> = {};
-
-/** Compiled schemas first, zod's runtime parser for anything they do not accept. */
-export const quickChecks: EventChecks = {
-  envelope: (input) => (compiledEnvelope ??= z.compile(envelope)).safeParse(input),
-  // `validate` builds no output value; nothing here would read it.
-  data: (type, data) =>
-    (compiledData[type] ??= z.compile(quickDataSchemas[type])).validate(data)
-      ? undefined
-      : eventDataSchemas[type].safeParse(data).error,
-  json: (data) => (isQuickJson(data, 0) ? undefined : jsonValue.safeParse(data).error),
-};
 
 /**
  * Escapes in JSON text that PostgreSQL's jsonb refuses, each with what to tell the
@@ -148,8 +61,6 @@ function unstorableText(data: string, metadata: string): string | undefined {
   }
   return undefined;
 }
-
-/** Times every store keeps exactly (PostgreSQL's own range is wider, a `Date`'s wider still). */
 
 const knownTypes = Object.keys(eventDataSchemas).join(', ');
 
@@ -253,7 +164,29 @@ function prepareEvent(
     });
     return undefined;
   }
+  const json = serialise(data, metadata, path, issues);
+  if (!json) return undefined;
+  const checked = checkData(type, schemaVersion, data, json, path, issues, checks, failureRules);
+  if (!checked) return undefined;
+  return {
+    // PostgreSQL prints uuids in lower case; results are matched by id, and one id in
+    // two cases is still one id.
+    eventId: eventId?.toLowerCase() ?? randomUUID(),
+    type,
+    schemaVersion: checked.version,
+    data: checked.dataJson,
+    metadata: json.metadataJson,
+    occurredAt: occurred,
+  };
+}
 
+/** An event's data and metadata as the JSON text PostgreSQL will store, or an issue. */
+function serialise(
+  data: unknown,
+  metadata: unknown,
+  path: string,
+  issues: ValidationIssue[],
+): { dataJson: string; metadataJson: string } | undefined {
   let dataJson: string;
   let metadataJson: string;
   try {
@@ -268,10 +201,7 @@ function prepareEvent(
   }
   // JSON.stringify gives undefined, not an error, for a function or a symbol.
   if ((dataJson as string | undefined) === undefined) {
-    issues.push({
-      path: `${path}.data`,
-      message: `expected JSON, received ${typeof data}`,
-    });
+    issues.push({ path: `${path}.data`, message: `expected JSON, received ${typeof data}` });
     return undefined;
   }
   const unstorable = unstorableText(dataJson, metadataJson);
@@ -280,16 +210,32 @@ function prepareEvent(
     return undefined;
   }
   checkBytes(path, dataJson, metadataJson);
+  return { dataJson, metadataJson };
+}
 
+/**
+ * The data checked against its type (catalogued, or custom JSON) and the schema version
+ * stored with it; a failure classified by the rules. Undefined, with an issue, when wrong.
+ */
+function checkData(
+  type: string,
+  schemaVersion: number | undefined,
+  data: unknown,
+  json: { dataJson: string; metadataJson: string },
+  path: string,
+  issues: ValidationIssue[],
+  checks: EventChecks,
+  failureRules: readonly ClassificationRule[] | undefined,
+): { version: number; dataJson: string } | undefined {
+  let { dataJson } = json;
   // What is checked must be what is stored: a class instance, a `toJSON` or a Date can
   // serialise to something else than what a schema sees, so those are checked as stored.
   const stored =
     typeof data === 'object' && data !== null && !isQuickJson(data, 0)
       ? (JSON.parse(dataJson) as unknown)
       : data;
-  let version: number;
   if (isEventType(type)) {
-    version = currentSchemaVersions[type];
+    const version = currentSchemaVersions[type];
     if (schemaVersion !== undefined && schemaVersion !== version) {
       issues.push({
         path: `${path}.schemaVersion`,
@@ -307,32 +253,22 @@ function prepareEvent(
       const classified = classifiedFailure(stored as FailureData, failureRules);
       if (classified !== undefined) {
         dataJson = classified;
-        checkBytes(path, dataJson, metadataJson);
+        checkBytes(path, dataJson, json.metadataJson);
       }
     }
-  } else if (isCustomEventType(type)) {
-    version = schemaVersion ?? 1;
+    return { version, dataJson };
+  }
+  if (isCustomEventType(type)) {
     const error = checks.json(stored);
     if (error) {
       issues.push(...toValidationIssues(error, `${path}.data`));
       return undefined;
     }
-  } else {
-    issues.push({
-      path: `${path}.type`,
-      message: `expected a catalogued type (${knownTypes}) or x.<name>, received ${describeReceived(type)}`,
-    });
-    return undefined;
+    return { version: schemaVersion ?? 1, dataJson };
   }
-
-  return {
-    // PostgreSQL prints uuids in lower case; results are matched by id, and one id in
-    // two cases is still one id.
-    eventId: eventId?.toLowerCase() ?? randomUUID(),
-    type,
-    schemaVersion: version,
-    data: dataJson,
-    metadata: metadataJson,
-    occurredAt: occurred,
-  };
+  issues.push({
+    path: `${path}.type`,
+    message: `expected a catalogued type (${knownTypes}) or x.<name>, received ${describeReceived(type)}`,
+  });
+  return undefined;
 }

@@ -18,6 +18,7 @@ import {
 import type { Generation, StateRow } from './projection-tables.ts';
 import { readAhead } from '../store/read-ahead.ts';
 import { reconnectDelayMs, sleep } from '../backoff.ts';
+import { RecentlyUsed } from '../recently-used.ts';
 
 /** How a runner reads, caches and retries. */
 export interface ProjectionRunnerOptions {
@@ -160,7 +161,7 @@ export class ProjectionRunner<S> {
 
   private async catchUpHolding(lock: RunnerLock): Promise<Generation> {
     let generation = await this.target();
-    const cache = new StateCache<S>(this.options.cacheSize);
+    const cache = new RecentlyUsed<S>(this.options.cacheSize);
     const { batchSize } = this.options;
     const pageSize = Math.min(batchSize, limits.readPage);
     // The next page is read while this one is folded and written.
@@ -188,7 +189,7 @@ export class ProjectionRunner<S> {
     return generation;
   }
 
-  private cache: StateCache<S> | null = null;
+  private cache: RecentlyUsed<S> | null = null;
 
   /**
    * A state this runner holds in memory, if any: the fold of its key's stream up to the
@@ -211,7 +212,7 @@ export class ProjectionRunner<S> {
         })
         .catch(() => undefined);
     }, this.options.pollIntervalMs * 5);
-    const cache = (this.cache ??= new StateCache<S>(this.options.cacheSize));
+    const cache = (this.cache ??= new RecentlyUsed<S>(this.options.cacheSize));
     try {
       const pages = followLog({
         after: generation.cursor,
@@ -236,7 +237,7 @@ export class ProjectionRunner<S> {
   }
 
   /** Folds one page into the states and writes them with the checkpoint, atomically. */
-  private async apply(generation: Generation, page: LogPage, cache: StateCache<S>) {
+  private async apply(generation: Generation, page: LogPage, cache: RecentlyUsed<S>) {
     const { definition } = this;
     const byKey = new Map<string, RecordedEvent[]>();
     for (const event of page.events) {
@@ -272,37 +273,5 @@ export class ProjectionRunner<S> {
     }
     for (const [key, state] of next) cache.set(key, state);
     return { ...generation, cursor: page.next, events: generation.events + page.events.length };
-  }
-}
-
-/** The most recently used states, up to a count. */
-class StateCache<S> {
-  private readonly states = new Map<string, S>();
-
-  constructor(private readonly capacity: number) {}
-
-  has(key: string): boolean {
-    return this.states.has(key);
-  }
-
-  get(key: string): S | undefined {
-    const state = this.states.get(key);
-    if (state !== undefined) {
-      this.states.delete(key);
-      this.states.set(key, state);
-    }
-    return state;
-  }
-
-  set(key: string, state: S): void {
-    this.states.delete(key);
-    this.states.set(key, state);
-    if (this.states.size > this.capacity) {
-      this.states.delete(this.states.keys().next().value!);
-    }
-  }
-
-  clear(): void {
-    this.states.clear();
   }
 }

@@ -1,4 +1,5 @@
 import type { Projection } from '../../projections/projection.ts';
+import { RecentlyUsed } from '../recently-used.ts';
 
 /** A job folded through a projection up to a stream version. */
 export interface CachedFold<S> {
@@ -13,27 +14,19 @@ export interface CachedFold<S> {
  * States are shared with callers, who never change them (see `Projection.accumulate`).
  */
 export class FoldCache {
-  private readonly folds = new WeakMap<Projection<unknown>, Map<string, CachedFold<unknown>>>();
+  private readonly folds = new WeakMap<Projection<unknown>, RecentlyUsed<CachedFold<unknown>>>();
 
   constructor(private readonly jobsPerProjection: number) {}
 
   get<S>(projection: Projection<S>, jobId: string): CachedFold<S> | undefined {
-    const jobs = this.folds.get(projection);
-    const found = jobs?.get(jobId);
-    if (!jobs || !found) return undefined;
-    // Most recently read last.
-    jobs.delete(jobId);
-    jobs.set(jobId, found);
-    return found as CachedFold<S>;
+    return this.folds.get(projection)?.get(jobId) as CachedFold<S> | undefined;
   }
 
   set<S>(projection: Projection<S>, jobId: string, fold: CachedFold<S>): void {
     if (this.jobsPerProjection === 0) return;
     const key = projection as Projection<unknown>;
     let jobs = this.folds.get(key);
-    if (!jobs) this.folds.set(key, (jobs = new Map<string, CachedFold<unknown>>()));
-    jobs.delete(jobId);
+    if (!jobs) this.folds.set(key, (jobs = new RecentlyUsed(this.jobsPerProjection)));
     jobs.set(jobId, fold);
-    if (jobs.size > this.jobsPerProjection) jobs.delete(jobs.keys().next().value!);
   }
 }
