@@ -14,6 +14,9 @@ import {
 } from '../errors.ts';
 import type { EventAppender } from './job-recorder.ts';
 import type { Ledger } from '../ledger.ts';
+
+/** What the appender needs of a ledger: its connection and its failure rules. */
+export type AppendTarget = Pick<Ledger, 'db' | 'failureRules'>;
 import { withQueryTimeout } from '../store/postgres-pool.ts';
 
 /** Bounds of one coalesced statement, and of the statements in flight. */
@@ -87,7 +90,7 @@ export class CoalescingAppender implements EventAppender {
   private failing = false;
 
   constructor(
-    private readonly ledger: Ledger,
+    private readonly ledger: AppendTarget,
     options: CoalescingAppenderOptions = {},
   ) {
     this.maxStreams = checkBound(

@@ -6,6 +6,9 @@ import { compareLogCursors, parseLogCursor } from '../cursors.ts';
 import type { LogCursor } from '../cursors.ts';
 import { isTransient } from '../errors.ts';
 import type { Ledger, SubscribeOptions } from '../ledger.ts';
+
+/** What the follower needs of a ledger: the log, followed and read. */
+export type FollowedLog = Pick<Ledger, 'db' | 'follow' | 'liveCursor' | 'readAll'>;
 import type { ReadAllPage } from '../store/log-reads.ts';
 
 /** How a shared follower reads and buffers. */
@@ -60,7 +63,7 @@ export class SharedFollower {
   private readonly catchUpWaiters: (() => void)[] = [];
 
   constructor(
-    private readonly ledger: Ledger,
+    private readonly ledger: FollowedLog,
     options: SharedFollowerOptions = {},
   ) {
     this.batchSize = options.batchSize ?? 1_000;
