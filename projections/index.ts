@@ -57,6 +57,13 @@ export type { ItemPosition, StageProgress, StageTally } from './job-stages.ts';
 export { rollUp } from './job-rollup.ts';
 export type { JobRollUp, JobSnapshot, JobView } from './job-rollup.ts';
 export { jobProgress } from './job-progress.ts';
+export {
+  defaultFinishedVisibleMs,
+  isActive,
+  isFinished,
+  jobStatuses,
+  unfinishedStatuses,
+} from './job-status.ts';
 export type { ItemCounts, JobProgressState, JobStatus, StageRun } from './job-progress.ts';
 export { formatSummary, jobSummary, summarize } from './job-summary.ts';
 export type { JobSummaryState, SummaryFigures } from './job-summary.ts';
@@ -66,9 +73,24 @@ export { accumulatorFor, fold } from './projection.ts';
 export type { Accumulator, Projection } from './projection.ts';
 export { perStream } from './per-stream.ts';
 export type { PerStreamState } from './per-stream.ts';
-export { projectOverview, projects } from './project-overview.ts';
-export type { JobOverview, ProjectOverviewState, ProjectSummary } from './project-overview.ts';
-export { finishedStageRuns, stageFigures, stageMetrics } from './stage-metrics.ts';
+export {
+  groupByProject,
+  jobOverviewOf,
+  jobOverviews,
+  projectOverview,
+  projectOverviewOf,
+  projects,
+  projectSummaries,
+} from './project-overview.ts';
+export type {
+  JobOverview,
+  JobOverviewsState,
+  JobTally,
+  ProjectOverviewState,
+  ProjectSummary,
+  ProjectTotals,
+} from './project-overview.ts';
+export { finishedStageRuns, stageFigures, stageMetrics, stageMetricsOf } from './stage-metrics.ts';
 export type {
   FinishedStageRun,
   StageAggregate,

@@ -1,9 +1,9 @@
 import { isCustomEvent } from '../schema/recorded-event.ts';
-import { emptyHistogram, mean, quantile, recordValue } from './histogram.ts';
+import { addValue, emptyHistogram, mean, quantile, recordValue } from './histogram.ts';
 import type { Histogram } from './histogram.ts';
 import type { JobProgressState } from './job-progress.ts';
 import type { Projection } from './projection.ts';
-import { own } from './own.ts';
+import { own, setOwn } from './own.ts';
 
 /** Aggregates of one stage name within one job kind. */
 export interface StageAggregate {
@@ -36,6 +36,17 @@ export interface StageMetricsState {
 
 type JobStages = StageMetricsState['jobs'][string];
 
+/** Where the aggregate of a stage of a job kind is kept in `StageMetricsState['stages']`. */
+const aggregateKey = (kind: string | null, stage: string) => `${kind ?? '(unknown)'}/${stage}`;
+
+const blankAggregate = (kind: string | null, stage: string): StageAggregate => ({
+  kind: kind ?? '(unknown)',
+  stage,
+  runs: 0,
+  durations: emptyHistogram(),
+  items: 0,
+});
+
 /** The aggregates with one more run of `stage`. */
 function addRun(
   stages: StageMetricsState['stages'],
@@ -44,14 +55,8 @@ function addRun(
   durationMs: number,
   items: number,
 ): StageMetricsState['stages'] {
-  const key = `${kind ?? '(unknown)'}/${stage}`;
-  const previous = own(stages, key) ?? {
-    kind: kind ?? '(unknown)',
-    stage,
-    runs: 0,
-    durations: emptyHistogram(),
-    items: 0,
-  };
+  const key = aggregateKey(kind, stage);
+  const previous = own(stages, key) ?? blankAggregate(kind, stage);
   return {
     ...stages,
     [key]: {
@@ -203,4 +208,29 @@ export function finishedStageRuns(progress: Omit<JobProgressState, 'items'>): Fi
     if (items > 0) runs.push({ name: tally.name, durationMs: tally.lastAt - tally.firstAt, items });
   }
   return runs;
+}
+
+/**
+ * Per kind and stage: runs, mean and p95 durations, and throughput, from jobs' progress
+ * (their finished stage runs): the figures `stageFigures` gives of the `stageMetrics` fold,
+ * for readers that hold job states rather than the log.
+ *
+ * @example
+ * const figures = stageMetricsOf(jobs.map((job) => job.progress));
+ */
+export function stageMetricsOf(
+  progresses: Iterable<Omit<JobProgressState, 'items'>>,
+): StageFigures[] {
+  const stages: StageMetricsState['stages'] = {};
+  for (const progress of progresses) {
+    for (const run of finishedStageRuns(progress)) {
+      const key = aggregateKey(progress.kind, run.name);
+      const aggregate = own(stages, key) ?? blankAggregate(progress.kind, run.name);
+      aggregate.runs += 1;
+      addValue(aggregate.durations, run.durationMs);
+      aggregate.items += run.items;
+      setOwn(stages, key, aggregate);
+    }
+  }
+  return stageFigures({ jobs: {}, stages });
 }

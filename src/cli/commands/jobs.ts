@@ -1,40 +1,86 @@
 import type { Command } from 'commander';
-import { parsePositiveInt } from '../arguments.ts';
+import type { JobStatus } from '../../../projections/job-status.ts';
+import type { JobView } from '../../queries/job-views.ts';
+import { collect, parsePositiveInt } from '../arguments.ts';
 import { printJson, printLines, withLedger } from '../context.ts';
 import { formatTable } from '../format.ts';
 
-/** `headway jobs`: the jobs in the ledger, newest first. */
+interface JobsOptions {
+  project?: string;
+  kind?: string;
+  status?: string[];
+  limit: number;
+  json?: boolean;
+}
+
+/** A job as `headway jobs --json` prints it. */
+function listing({ jobId, progress }: JobView) {
+  const time = (at: number | null) => (at === null ? null : new Date(at).toISOString());
+  return {
+    jobId,
+    name: progress.name,
+    kind: progress.kind,
+    project: progress.project,
+    status: progress.status,
+    /** The job's stream version: how many events it has. */
+    events: progress.version,
+    startedAt: time(progress.startedAt),
+    updatedAt: time(progress.updatedAt),
+  };
+}
+
+/** Started most recently first, then by id. */
+function byStartDescending(a: JobView, b: JobView): number {
+  const started = (b.progress.startedAt ?? 0) - (a.progress.startedAt ?? 0);
+  return started || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0);
+}
+
+/**
+ * `headway jobs`: the jobs `GET /v1/jobs` lists (the most recently updated, filtered alike),
+ * newest first.
+ */
 export function registerJobs(program: Command): void {
   program
     .command('jobs')
     .description('list jobs, newest first')
     .option('--project <project>', 'only jobs of this project')
+    .option('--kind <kind>', 'only jobs of this kind')
+    .option(
+      '--status <status>',
+      'only jobs in this status (repeatable, or comma-separated)',
+      collect,
+    )
     .option('--limit <n>', 'at most this many jobs', parsePositiveInt, 50)
     .option('--json', 'print JSON')
-    .action(
-      async (options: { project?: string; limit: number; json?: boolean }, command: Command) => {
-        await withLedger(command, async (ledger) => {
-          const jobs = await ledger.listJobs({
-            limit: options.limit,
-            ...(options.project === undefined ? {} : { project: options.project }),
-          });
-          if (options.json) return printJson(jobs);
-          if (jobs.length === 0) return printLines(['No jobs yet. Try `headway demo`.']);
-          printLines(
-            formatTable(
-              ['JOB', 'NAME', 'KIND', 'PROJECT', 'STATUS', 'EVENTS', 'STARTED'],
-              jobs.map((job) => [
-                job.jobId,
-                job.name ?? '',
-                job.kind ?? '',
-                job.project ?? '',
-                job.status,
-                String(job.events),
-                job.startedAt?.toISOString().replace('T', ' ').slice(0, 19) ?? '',
-              ]),
-            ),
-          );
+    .action(async (options: JobsOptions, command: Command) => {
+      await withLedger(command, async (ledger) => {
+        const status = options.status?.flatMap((value) => value.split(',')) as
+          JobStatus[] | undefined;
+        const views = await ledger.jobs({
+          limit: options.limit,
+          ...(options.project === undefined ? {} : { project: options.project }),
+          ...(options.kind === undefined ? {} : { kind: options.kind }),
+          ...(status === undefined ? {} : { status }),
         });
-      },
-    );
+        // The jobs `GET /v1/jobs` lists, newest first by their start, as `headway jobs` always
+        // printed them.
+        const jobs = views.sort(byStartDescending).map(listing);
+        if (options.json) return printJson(jobs);
+        if (jobs.length === 0) return printLines(['No jobs yet. Try `headway demo`.']);
+        printLines(
+          formatTable(
+            ['JOB', 'NAME', 'KIND', 'PROJECT', 'STATUS', 'EVENTS', 'STARTED'],
+            jobs.map((job) => [
+              job.jobId,
+              job.name ?? '',
+              job.kind ?? '',
+              job.project ?? '',
+              job.status,
+              String(job.events),
+              job.startedAt?.replace('T', ' ').slice(0, 19) ?? '',
+            ]),
+          ),
+        );
+      });
+    });
 }

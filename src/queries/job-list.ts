@@ -1,0 +1,111 @@
+import { estimateEta } from '../../projections/job-eta.ts';
+import type { JobEtaState } from '../../projections/job-eta.ts';
+import type { JobView } from '../../projections/job-rollup.ts';
+import { unfinishedStatuses } from '../../projections/job-status.ts';
+import { formatJobsPageCursor } from '../cursors.ts';
+import { readCurrentJobsGeneration, selectStoredJobs } from '../persisted/projection-tables.ts';
+import type { StoredJobsFilter } from '../persisted/projection-tables.ts';
+import type { JobViewsContext } from './job-state.ts';
+import { childrenQuery } from './job-state.ts';
+import { readStatesOf, storedState, tailEvents, withTail } from './job-states.ts';
+import { matchesJobsQuery } from './jobs-query.ts';
+import type { JobsFilter } from './jobs-query.ts';
+
+/** Beyond this many jobs in the tail, stored rows are read without a limit instead. */
+const maxExcludedKeys = 5_000;
+
+/** Jobs matching the filters, most recently updated first, at most `limit`. */
+export async function selectJobs(
+  context: JobViewsContext,
+  filter: JobsFilter,
+  limit: number,
+): Promise<JobView[]> {
+  const states = await candidateStates(context, filter, limit);
+  const views: JobView[] = [];
+  for (const [jobId, state] of states) {
+    if (matchesJobsQuery(jobId, state.progress, filter))
+      views.push(toView(jobId, state, filter.now));
+  }
+  return sortByUpdate(views).slice(0, limit);
+}
+
+/**
+ * A page of jobs and the cursor of the next one, null when this is the last.
+ *
+ * @example
+ * const { jobs, nextCursor } = await selectJobsPage(context, parseJobsQuery({ limit: 50 }));
+ */
+export async function selectJobsPage(
+  context: JobViewsContext,
+  filter: JobsFilter,
+): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
+  const { limit } = filter;
+  // One more than the page tells whether another page follows.
+  const jobs = await selectJobs(context, filter, limit + 1);
+  const page = jobs.slice(0, limit);
+  return {
+    jobs: page,
+    nextCursor: jobs.length > limit ? formatJobsPageCursor(page.at(-1)!) : null,
+  };
+}
+
+/**
+ * Stored states that may match, plus every job the log past the checkpoint touches,
+ * folded up to date. The SQL filters are a first cut; `selectJobs` filters again after
+ * the fold.
+ */
+async function candidateStates(
+  context: JobViewsContext,
+  filter: JobsFilter,
+  limit: number,
+): Promise<Map<string, JobEtaState>> {
+  const { db } = context.log;
+  const generation = await readCurrentJobsGeneration(db);
+  if (filter.jobId !== undefined) return readStatesOf(context, [filter.jobId], generation);
+  if (filter.parentJobId !== undefined) {
+    const children = await childrenQuery(db, filter.parentJobId).execute();
+    const childIds = children.map((row) => row.stream_id);
+    return readStatesOf(context, childIds, generation);
+  }
+  // The tail first: jobs it changes are left out of the stored rows below, so a stale
+  // stored row can never take a place within the limit.
+  const states = await withTail(context, new Map(), generation, tailEvents(context, generation));
+  if (!generation) return states;
+  const changed = [...states.keys()];
+  const exact = changed.length <= maxExcludedKeys;
+  const stored: StoredJobsFilter = {
+    ...(exact ? { except: changed, limit } : {}),
+    ...(filter.project === undefined ? {} : { project: filter.project }),
+    ...(filter.kind === undefined ? {} : { kind: filter.kind }),
+    ...(filter.status ? { statuses: filter.status } : {}),
+    ...(filter.text === undefined ? {} : { text: filter.text }),
+    ...(filter.after ? { after: filter.after } : {}),
+    ...(filter.active
+      ? {
+          activeSince: {
+            statuses: unfinishedStatuses,
+            endedSince: filter.now - filter.finishedVisibleMs,
+          },
+        }
+      : {}),
+  };
+  for (const row of await selectStoredJobs(db, generation, stored)) {
+    if (!states.has(row.key)) states.set(row.key, storedState(row));
+  }
+  return states;
+}
+
+/** Most recently updated first, then by id. */
+export function sortByUpdate(views: JobView[]): JobView[] {
+  return views.sort(
+    (a, b) =>
+      (b.progress.updatedAt ?? 0) - (a.progress.updatedAt ?? 0) ||
+      (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0),
+  );
+}
+
+/** A job as lists show it: its progress without items, and its ETA at `now`. */
+export function toView(jobId: string, state: JobEtaState, now: number): JobView {
+  const { items: _items, ...progress } = state.progress;
+  return { jobId, progress, eta: estimateEta(state, now) };
+}
