@@ -77,16 +77,13 @@ export {
   groupByProject,
   jobOverviewOf,
   jobOverviews,
-  projectOverview,
   projectOverviewOf,
-  projects,
   projectSummaries,
 } from './project-overview.ts';
 export type {
   JobOverview,
   JobOverviewsState,
   JobTally,
-  ProjectOverviewState,
   ProjectSummary,
   ProjectTotals,
 } from './project-overview.ts';

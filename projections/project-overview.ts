@@ -39,9 +39,6 @@ export interface JobOverviewsState {
   jobs: Record<string, JobOverview>;
 }
 
-/** @deprecated The old name of `JobOverviewsState`. */
-export type ProjectOverviewState = JobOverviewsState;
-
 const blankJob = (jobId: string): JobOverview => ({
   jobId,
   version: 0,
@@ -123,9 +120,6 @@ export const jobOverviews: Projection<JobOverviewsState> = {
     return { jobs: { ...state.jobs, [event.streamId]: job } };
   },
 };
-
-/** @deprecated The old name of `jobOverviews`, which is not `ledger.projectOverview`. */
-export const projectOverview = jobOverviews;
 
 /**
  * A job's record as `jobOverviews` folds it, from the job's progress: its declared total,
@@ -265,6 +259,3 @@ export function projectSummaries(state: JobOverviewsState): ProjectSummary[] {
     skipped: totals.skipped,
   }));
 }
-
-/** @deprecated The old name of `projectSummaries`. */
-export const projects = projectSummaries;

@@ -67,7 +67,6 @@ export type {
   WatchOptions,
 } from './ledger.ts';
 export type { LedgerLocation } from './store/ledger-store.ts';
-export type { JobListing, ListJobsOptions } from './queries/list-jobs.ts';
 export { importNdjson, toExportLine } from './append/ndjson.ts';
 export type { ExportLine, ImportResult } from './append/ndjson.ts';
 export { defaultDataDir, openLedger } from './open-ledger.ts';

@@ -24,7 +24,6 @@ import { JobFolds, type ReplayResult } from './queries/job-folds.ts';
 import { JobViews } from './queries/job-views.ts';
 import type { JobStatusView, JobThroughput, JobView, JobsQuery } from './queries/job-views.ts';
 import type { StageMetric } from './queries/job-views.ts';
-import { listJobs, type JobListing, type ListJobsOptions } from './queries/list-jobs.ts';
 import { queryTimeline, type TimelinePage, type TimelineQuery } from './queries/timeline-query.ts';
 import type { LedgerLocation, LedgerStore } from './store/ledger-store.ts';
 import { LogReader, type ReadAllOptions, type ReadAllPage } from './store/log-reads.ts';
@@ -283,11 +282,6 @@ export class Ledger {
   /** Count, mean and p95 duration and throughput of each stage name, per job kind. */
   stageMetrics(query: Pick<JobsQuery, 'project' | 'kind'> = {}): Promise<StageMetric[]> {
     return this.views.stageMetrics(query);
-  }
-
-  /** Jobs in the log, newest first, with their status. */
-  listJobs(options: ListJobsOptions = {}): Promise<JobListing[]> {
-    return listJobs(this.db, options);
   }
 
   /**

@@ -84,3 +84,8 @@ function describeJob(job: NotStoredJob): string {
   const behind = held > 0 ? `${held} held back${failed > 0 ? ' behind it' : ''}` : '';
   return `job '${job.jobId}': ${[batch, behind].filter(Boolean).join(' and ')} (${why})`;
 }
+
+/** An event as reported not stored; `heldBack` when it was never sent (see `NotStoredEvent`). */
+export function notStoredEvent(event: EventInput, heldBack: boolean): NotStoredEvent {
+  return { eventId: event.eventId!, type: event.type, heldBack, event };
+}

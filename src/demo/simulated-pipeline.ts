@@ -1,12 +1,13 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { EventInput, FailureError, JsonValue } from '../../schema/events.ts';
-import { combineProjections } from '../../projections/combine.ts';
-import { estimateEta, jobEta } from '../../projections/job-eta.ts';
+import type { EventInput, JsonValue } from '../../schema/events.ts';
 import { allItems, itemRecord, jobItems } from '../../projections/job-items.ts';
-import { jobProgress } from '../../projections/job-progress.ts';
-import { classifyFailure } from '../../projections/failure-classification.ts';
+import type { JobRecorder } from '../append/job-recorder.ts';
 import type { Ledger } from '../ledger.ts';
+import { ProgressReporter } from './demo-progress.ts';
+import type { EtaSample } from './demo-progress.ts';
 import { seededRandom } from './seeded-random.ts';
+import { ItemSimulator, SimulatedClock } from './simulated-work.ts';
+
+export type { EtaSample } from './demo-progress.ts';
 
 /** Options of the simulated pipeline. */
 export interface DemoOptions {
@@ -34,16 +35,6 @@ export interface DemoOptions {
   jobId?: string;
 }
 
-/** A sample of the ETA as the run went. */
-export interface EtaSample {
-  percent: number;
-  processed: number;
-  rate: number | null;
-  etaMs: number | null;
-  lowMs: number | null;
-  highMs: number | null;
-}
-
 /** What a demo run did. */
 export interface DemoRun {
   jobId: string;
@@ -62,36 +53,6 @@ const stages = [
   { name: 'publish', weight: 1 },
 ];
 
-/** Failures the simulation draws from, across the default categories. */
-const failureKinds: { weight: number; make: (itemId: string) => Error }[] = [
-  {
-    weight: 5,
-    make: (id) =>
-      withCode(new Error(`read ECONNRESET while fetching https://example.org/${id}`), 'ECONNRESET'),
-  },
-  {
-    weight: 3,
-    make: (id) => withCode(new Error(`connect ETIMEDOUT 10.2.0.7:443 (${id})`), 'ETIMEDOUT'),
-  },
-  {
-    weight: 3,
-    make: () => Object.assign(new Error('HTTP 503 Service Unavailable'), { status: 503 }),
-  },
-  {
-    weight: 3,
-    make: (id) => new SyntaxError(`Unexpected token < in JSON at position ${id.length * 7}`),
-  },
-  { weight: 1, make: () => Object.assign(new Error('HTTP 401 Unauthorized'), { status: 401 }) },
-  {
-    weight: 1,
-    make: () => withCode(new Error('ENOSPC: no space left on device, write'), 'ENOSPC'),
-  },
-];
-
-function withCode(error: Error, code: string): Error {
-  return Object.assign(error, { code });
-}
-
 class SimulatedCrash extends Error {}
 
 /**
@@ -101,116 +62,169 @@ class SimulatedCrash extends Error {}
  * takes seconds while the recorded job spans minutes.
  */
 export async function runDemo(ledger: Ledger, options: DemoOptions = {}): Promise<DemoRun> {
-  const total = options.items ?? 2_000;
-  const failRate = options.failRate ?? 0.04;
-  const random = seededRandom(options.seed ?? Math.floor(Math.random() * 2 ** 31));
-  const workers = options.workers ?? 8;
-  const print = options.print ?? (() => undefined);
-  const clock = { now: Date.now() };
-  const at = () => new Date(clock.now).toISOString();
-  /** In real time, waits until the simulated clock's now has come. */
-  const keepTime = async () => {
-    if (options.realTime) await sleep(Math.max(0, clock.now - Date.now()));
-  };
-  const leaseMs = options.realTime ? 4_000 : 30_000;
+  const pipeline = new SimulatedPipeline(ledger, options);
+  await pipeline.start();
+  await pipeline.discover();
+  await pipeline.processWithCrash();
+  await pipeline.retryFailures();
+  await pipeline.publish();
+  return pipeline.run;
+}
 
-  const job = ledger.job(options.jobId, {
-    metadata: { source: 'headway-demo', actor: 'demo-worker-1' },
-  });
-  // One projection object, so each read folds only what was appended since the last.
-  const progressAndEta = combineProjections({ progress: jobProgress, eta: jobEta });
-  const run: DemoRun = {
-    jobId: job.jobId,
-    crashedAfter: null,
-    resumedFrom: null,
-    released: [],
-    etaHistory: [],
-  };
-  const itemIds = Array.from(
-    { length: total },
-    (_, index) => `doc-${String(index + 1).padStart(5, '0')}`,
-  );
-  const attempts = new Map<string, number>();
-  let nextReport = 0;
+/** One demo run: its settings, its job, and the steps `runDemo` takes in order. */
+class SimulatedPipeline {
+  readonly run: DemoRun;
+  private readonly total: number;
+  private readonly failRate: number;
+  private readonly workers: number;
+  private readonly leaseMs: number;
+  private readonly random: () => number;
+  private readonly print: (line: string) => void;
+  private readonly clock: SimulatedClock;
+  private readonly job: JobRecorder;
+  private readonly itemIds: string[];
+  private readonly items: ItemSimulator;
+  private readonly progress: ProgressReporter;
 
-  const report = async (force = false) => {
-    const { progress, eta } = await ledger.project(job.jobId, progressAndEta);
-    if (!force && progress.percent < nextReport) return;
-    nextReport = Math.floor(progress.percent / 10) * 10 + 10;
-    const estimate = estimateEta(eta, clock.now);
-    run.etaHistory.push({
-      percent: progress.percent,
-      processed: progress.processed,
-      rate: estimate.ratePerSecond,
-      etaMs: estimate.etaMs,
-      lowMs: estimate.range?.lowMs ?? null,
-      highMs: estimate.range?.highMs ?? null,
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly options: DemoOptions,
+  ) {
+    this.total = options.items ?? 2_000;
+    this.failRate = options.failRate ?? 0.04;
+    this.random = seededRandom(options.seed ?? Math.floor(Math.random() * 2 ** 31));
+    this.workers = options.workers ?? 8;
+    this.print = options.print ?? (() => undefined);
+    this.clock = new SimulatedClock(options.realTime === true);
+    this.leaseMs = options.realTime ? 4_000 : 30_000;
+    this.job = ledger.job(options.jobId, {
+      metadata: { source: 'headway-demo', actor: 'demo-worker-1' },
     });
-    print(describeProgress(progress, estimate));
-    if (options.paceMs) await sleep(options.paceMs);
-  };
-
-  print(`Job ${job.jobId}: simulated crawl of ${total.toLocaleString('en-US')} documents`);
-  await job.start(
-    {
-      name: 'demo crawl',
-      kind: 'crawl',
-      project: 'demo',
-      dataset: 'example.org',
-      total,
-      unit: 'documents',
-      stages,
-      config: { workers, failRate },
-      labels: { demo: 'true' },
-    },
-    { occurredAt: at() },
-  );
-
-  // Stage 1: discover the documents and plan them.
-  await job.stage('discover', { total }, { occurredAt: at() });
-  for (let start = 0; start < total; start += 500) {
-    clock.now += 150 + Math.floor(random() * 100);
-    const chunk = itemIds
-      .slice(start, start + 500)
-      .map((id) => ({ id, type: id.endsWith('7') ? 'pdf' : 'html' }));
-    await keepTime();
-    await job.plan(chunk, { occurredAt: at() });
-  }
-
-  // Stage 2: process, checkpointing every 100 documents; crash halfway.
-  await job.stage('process', { total }, { occurredAt: at() });
-  const crashAt = options.crash === false ? Infinity : Math.floor(total / 2) + 45;
-  try {
-    await processItems(0, crashAt);
-  } catch (error) {
-    if (!(error instanceof SimulatedCrash)) throw error;
-    const { progress } = await ledger.project(job.jobId, progressAndEta);
-    run.crashedAfter = progress.processed;
-    print(
-      `!! worker crashed after ${progress.processed} documents; restarting from the last checkpoint`,
+    this.run = {
+      jobId: this.job.jobId,
+      crashedAfter: null,
+      resumedFrom: null,
+      released: [],
+      etaHistory: [],
+    };
+    this.itemIds = Array.from(
+      { length: this.total },
+      (_, index) => `doc-${String(index + 1).padStart(5, '0')}`,
     );
-    await resumeAfterCrash();
+    this.items = new ItemSimulator(this.random, this.clock, this.workers, this.failRate);
+    this.progress = new ProgressReporter(ledger, this.job.jobId, this.clock, {
+      print: this.print,
+      paceMs: options.paceMs,
+      history: this.run.etaHistory,
+    });
   }
-  await retryFailures();
 
-  // Stage 3: publish the index.
-  await job.stage('publish', { total: 3 }, { occurredAt: at() });
-  for (const [index, step] of ['merge segments', 'write manifest', 'swap alias'].entries()) {
-    clock.now += 800 + Math.floor(random() * 400);
-    await keepTime();
-    await job.progress(
-      { processed: total, message: step, current: step, counts: { [`publish.${index}`]: 1 } },
-      { occurredAt: at() },
+  /** Opens the job with its stages, size and settings. */
+  async start(): Promise<void> {
+    this.print(
+      `Job ${this.job.jobId}: simulated crawl of ${this.total.toLocaleString('en-US')} documents`,
+    );
+    await this.job.start(
+      {
+        name: 'demo crawl',
+        kind: 'crawl',
+        project: 'demo',
+        dataset: 'example.org',
+        total: this.total,
+        unit: 'documents',
+        stages,
+        config: { workers: this.workers, failRate: this.failRate },
+        labels: { demo: 'true' },
+      },
+      { occurredAt: this.clock.at() },
     );
   }
-  clock.now += 200;
-  await keepTime();
-  await job.complete({ indexed: total }, { occurredAt: at() });
-  await report(true);
-  return run;
 
-  async function processItems(from: number, stopAfter: number): Promise<void> {
-    const items = await ledger.project(job.jobId, jobItems);
+  /** Stage 1: discover the documents and plan them, 500 at a time. */
+  async discover(): Promise<void> {
+    const { job, clock, total } = this;
+    await job.stage('discover', { total }, { occurredAt: clock.at() });
+    for (let start = 0; start < total; start += 500) {
+      clock.now += 150 + Math.floor(this.random() * 100);
+      const chunk = this.itemIds
+        .slice(start, start + 500)
+        .map((id) => ({ id, type: id.endsWith('7') ? 'pdf' : 'html' }));
+      await clock.keepTime();
+      await job.plan(chunk, { occurredAt: clock.at() });
+    }
+  }
+
+  /** Stage 2: process, checkpointing every 100 documents; crash halfway (unless told not to). */
+  async processWithCrash(): Promise<void> {
+    await this.job.stage('process', { total: this.total }, { occurredAt: this.clock.at() });
+    const crashAt = this.options.crash === false ? Infinity : Math.floor(this.total / 2) + 45;
+    try {
+      await this.processItems(0, crashAt);
+    } catch (error) {
+      if (!(error instanceof SimulatedCrash)) throw error;
+      this.run.crashedAfter = await this.progress.processed();
+      this.print(
+        `!! worker crashed after ${this.run.crashedAfter} documents; restarting from the last checkpoint`,
+      );
+      await this.resumeAfterCrash();
+    }
+  }
+
+  /** Tries once more the items whose failure was retryable, with fewer failures. */
+  async retryFailures(): Promise<void> {
+    const { job, clock, workers } = this;
+    const items = await this.ledger.project(job.jobId, jobItems);
+    const retry = allItems(items)
+      .filter((item) => item.status === 'failed' && item.lastError?.retryable === true)
+      .map((item) => item.itemId);
+    if (retry.length === 0) return;
+    await job.log(
+      'info',
+      `retrying ${retry.length} documents that failed with retryable errors`,
+      null,
+      { occurredAt: clock.at() },
+    );
+    for (let index = 0; index < retry.length; index += workers) {
+      const batch = retry.slice(index, index + workers);
+      await job.record(
+        batch.map((itemId) => ({
+          type: 'item.started',
+          data: { itemId, attempt: this.items.nextAttempt(itemId), worker: 'retry' },
+          occurredAt: clock.at(),
+        })),
+      );
+      const outcomes = batch.map((itemId) => this.items.outcome(itemId, 0.35));
+      await clock.keepTime();
+      await job.record(outcomes);
+      await this.progress.report();
+    }
+  }
+
+  /** Stage 3: publish the index in three steps, then complete the job. */
+  async publish(): Promise<void> {
+    const { job, clock, total } = this;
+    await job.stage('publish', { total: 3 }, { occurredAt: clock.at() });
+    for (const [index, step] of ['merge segments', 'write manifest', 'swap alias'].entries()) {
+      clock.now += 800 + Math.floor(this.random() * 400);
+      await clock.keepTime();
+      await job.progress(
+        { processed: total, message: step, current: step, counts: { [`publish.${index}`]: 1 } },
+        { occurredAt: clock.at() },
+      );
+    }
+    clock.now += 200;
+    await clock.keepTime();
+    await job.complete({ indexed: total }, { occurredAt: clock.at() });
+    await this.progress.report(true);
+  }
+
+  /**
+   * Works through the pending items from `from`, a batch of `workers` at a time; throws
+   * `SimulatedCrash` once a batch past `stopAfter` has started (its items stay in flight).
+   */
+  private async processItems(from: number, stopAfter: number): Promise<void> {
+    const { job, clock, total, workers, itemIds } = this;
+    const items = await this.ledger.project(job.jobId, jobItems);
     for (let index = from; index < total; index += workers) {
       const batch = itemIds
         .slice(index, index + workers)
@@ -220,36 +234,37 @@ export async function runDemo(ledger: Ledger, options: DemoOptions = {}): Promis
         type: 'item.started',
         data: {
           itemId,
-          attempt: nextAttempt(itemId),
+          attempt: this.items.nextAttempt(itemId),
           worker: `w${(index / workers) % 4}`,
-          leaseMs,
+          leaseMs: this.leaseMs,
         },
-        occurredAt: at(),
+        occurredAt: clock.at(),
       }));
       await job.record(started);
       if (index + workers > stopAfter) throw new SimulatedCrash();
-      const outcomes = batch.map((itemId) => outcome(itemId));
-      await keepTime();
+      const outcomes = batch.map((itemId) => this.items.outcome(itemId));
+      await clock.keepTime();
       await job.record(outcomes);
       if ((index + workers) % 100 < workers) {
         await job.checkpoint(
           { nextIndex: index + workers },
           `processed through ${itemIds[Math.min(index + workers, total) - 1]}`,
-          { occurredAt: at() },
+          { occurredAt: clock.at() },
         );
       }
-      await report();
+      await this.progress.report();
     }
   }
 
-  async function resumeAfterCrash(): Promise<void> {
-    // What a restarted worker does: find the checkpoint and the items left in flight.
-    clock.now += leaseMs * 1.5; // the lease runs out before the restart notices
-    await keepTime();
+  /** What a restarted worker does: find the checkpoint and the items left in flight. */
+  private async resumeAfterCrash(): Promise<void> {
+    const { job, clock, run } = this;
+    clock.now += this.leaseMs * 1.5; // the lease runs out before the restart notices
+    await clock.keepTime();
     const point = await job.resume({
       leaseExpiredBefore: clock.now,
       reason: 'restarted after a worker crash',
-      occurredAt: at(),
+      occurredAt: clock.at(),
     });
     const checkpoint = point.checkpoint as { nextIndex?: number } | null;
     run.resumedFrom = checkpoint;
@@ -258,121 +273,8 @@ export async function runDemo(ledger: Ledger, options: DemoOptions = {}): Promis
       'warn',
       `restarted from checkpoint ${JSON.stringify(point.checkpoint)}`,
       { released: run.released.length },
-      { occurredAt: at() },
+      { occurredAt: clock.at() },
     );
-    await processItems(checkpoint?.nextIndex ?? 0, Infinity);
+    await this.processItems(checkpoint?.nextIndex ?? 0, Infinity);
   }
-
-  async function retryFailures(): Promise<void> {
-    const items = await ledger.project(job.jobId, jobItems);
-    const retry = allItems(items)
-      .filter((item) => item.status === 'failed' && item.lastError?.retryable === true)
-      .map((item) => item.itemId);
-    if (retry.length === 0) return;
-    await job.log(
-      'info',
-      `retrying ${retry.length} documents that failed with retryable errors`,
-      null,
-      { occurredAt: at() },
-    );
-    for (let index = 0; index < retry.length; index += workers) {
-      const batch = retry.slice(index, index + workers);
-      await job.record(
-        batch.map((itemId) => ({
-          type: 'item.started',
-          data: { itemId, attempt: nextAttempt(itemId), worker: 'retry' },
-          occurredAt: at(),
-        })),
-      );
-      const outcomes = batch.map((itemId) => outcome(itemId, 0.35));
-      await keepTime();
-      await job.record(outcomes);
-      await report();
-    }
-  }
-
-  function nextAttempt(itemId: string): number {
-    const attempt = (attempts.get(itemId) ?? 0) + 1;
-    attempts.set(itemId, attempt);
-    return attempt;
-  }
-
-  function outcome(itemId: string, failShare = failRate): EventInput {
-    const durationMs = Math.round(40 + random() * random() * 860);
-    clock.now += Math.round(durationMs / workers);
-    const type = itemId.endsWith('7') ? 'pdf' : 'html';
-    const draw = random();
-    if (draw < failShare) {
-      const error = pickFailure(itemId);
-      return { type: 'item.failed', data: { itemId, type, durationMs, error }, occurredAt: at() };
-    }
-    if (draw < failShare + 0.006) {
-      return {
-        type: 'item.skipped',
-        data: { itemId, type, reason: 'robots.txt disallows this path' },
-        occurredAt: at(),
-      };
-    }
-    return {
-      type: 'item.completed',
-      data: {
-        itemId,
-        type,
-        durationMs,
-        output: `s3://demo-index/${itemId}.json`,
-        metrics: { bytes: Math.round(2_000 + random() * 80_000), links: Math.round(random() * 40) },
-      },
-      occurredAt: at(),
-    };
-  }
-
-  function pickFailure(itemId: string): FailureError {
-    const totalWeight = failureKinds.reduce((sum, kind) => sum + kind.weight, 0);
-    let draw = random() * totalWeight;
-    const kind =
-      failureKinds.find((candidate) => (draw -= candidate.weight) < 0) ?? failureKinds[0]!;
-    const thrown = kind.make(itemId);
-    const { category, retryable } = classifyFailure({
-      message: thrown.message,
-      name: thrown.name,
-      ...('code' in thrown ? { code: String(thrown.code) } : {}),
-      ...('status' in thrown ? { status: Number(thrown.status) } : {}),
-    });
-    return {
-      message: thrown.message,
-      category,
-      retryable,
-      stage: 'process',
-      ...('code' in thrown ? { code: String(thrown.code) } : {}),
-    };
-  }
-}
-
-function describeProgress(
-  progress: {
-    percent: number;
-    processed: number;
-    total: number | null;
-    stage: string | null;
-    counts: { completed: number; failed: number; skipped: number };
-  },
-  estimate: {
-    ratePerSecond: number | null;
-    etaMs: number | null;
-    range?: { lowMs: number; highMs: number } | null;
-  },
-): string {
-  const bar = '█'.repeat(Math.round(progress.percent / 5)).padEnd(20, '░');
-  const rate = estimate.ratePerSecond === null ? '' : `  ${estimate.ratePerSecond.toFixed(1)}/s`;
-  const eta =
-    estimate.etaMs === null
-      ? ''
-      : `  ETA ${seconds(estimate.etaMs)}${estimate.range ? ` (${seconds(estimate.range.lowMs)}–${seconds(estimate.range.highMs)})` : ''}`;
-  return `[${(progress.stage ?? '').padEnd(8)}] ${bar} ${progress.percent.toFixed(1).padStart(5)}%  ${progress.processed}/${progress.total ?? '?'}  ok ${progress.counts.completed}  failed ${progress.counts.failed}  skipped ${progress.counts.skipped}${rate}${eta}`;
-}
-
-function seconds(ms: number): string {
-  return ms >= 60_000
-    ? `${Math.floor(ms / 60_000)}m ${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`
-    : `${(ms / 1000).toFixed(0)}s`;
 }

@@ -13,7 +13,7 @@ import { jobProgress } from '../../projections/job-progress.ts';
 import { formatSummary, jobSummary } from '../../projections/job-summary.ts';
 import { describeEvent } from '../../projections/job-timeline.ts';
 import { fold } from '../../projections/projection.ts';
-import { projectOverview, projects } from '../../projections/project-overview.ts';
+import { jobOverviews, projectSummaries } from '../../projections/project-overview.ts';
 import { stageFigures, stageMetrics } from '../../projections/stage-metrics.ts';
 import { record } from '../arbitraries.ts';
 
@@ -394,7 +394,7 @@ describe('timeline and cross-job views', () => {
     ];
     const events = record(facts, [1_000]);
     expect(
-      projects(fold(projectOverview, events)).map((project) => [
+      projectSummaries(fold(jobOverviews, events)).map((project) => [
         project.project,
         project.byStatus,
         project.completed,

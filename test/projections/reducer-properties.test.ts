@@ -13,7 +13,7 @@ import { combineProjections } from '../../projections/combine.ts';
 import { perStream } from '../../projections/per-stream.ts';
 import { accumulatorFor, fold } from '../../projections/projection.ts';
 import type { Projection } from '../../projections/projection.ts';
-import { projectOverview } from '../../projections/project-overview.ts';
+import { jobOverviews } from '../../projections/project-overview.ts';
 import { stageMetrics } from '../../projections/stage-metrics.ts';
 import { deepFreeze, jobHistory, multiJobLog, record } from '../arbitraries.ts';
 
@@ -25,7 +25,7 @@ const singleJob: Projection<unknown>[] = [
   jobEta,
 ] as Projection<unknown>[];
 const crossJob: Projection<unknown>[] = [
-  projectOverview,
+  jobOverviews,
   stageMetrics,
   perStream(combineProjections({ summary: jobSummary, failures: jobFailures, items: jobItems })),
 ] as Projection<unknown>[];

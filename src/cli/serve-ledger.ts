@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import type { ClassificationRule } from '../../projections/failure-classification.ts';
+import type { Ledger } from '../ledger.ts';
+import type { TokenTable } from '../server/auth.ts';
+import { createServer } from '../server/server.ts';
+import { runDemo } from '../demo/simulated-pipeline.ts';
+import { DatabaseReadiness } from '../store/database-readiness.ts';
+import { prepareSchema } from '../store/migrations.ts';
+import { abortOnSignals } from './context.ts';
+
+/** What `headway serve` runs with, its options read and checked. */
+export interface ServeSettings {
+  host: string;
+  port: number;
+  log: boolean;
+  /** Feed the ledger with the demo pipeline once the database is ready. */
+  demo: boolean;
+  demoItems: number;
+  /** Migrate the schema; else only check it is there. */
+  migrate: boolean;
+  maxStreams: number;
+  /** Null when `HEADWAY_TOKENS` is unset: every route is open, on loopback only. */
+  tokens: TokenTable | null;
+  schema: string | undefined;
+  failureRules: ClassificationRule[] | undefined;
+  /** Where the failure rules came from, to say so. */
+  rulesFile: string | undefined;
+}
+
+/**
+ * Serves the ledger until SIGINT or SIGTERM: listens at once (503 while the database is
+ * not ready), then runs the projections (and the demo), and on a signal finishes the
+ * requests in flight and writes the queued appends before it returns.
+ */
+export async function serveLedger(ledger: Ledger, settings: ServeSettings): Promise<void> {
+  const stop = abortOnSignals();
+  const readiness = new DatabaseReadiness(() =>
+    settings.migrate ? prepareSchema(ledger.db, settings.schema) : checkSchema(ledger),
+  );
+  // One try before listening; past that the server listens while it retries, so
+  // clients get 503 with Retry-After rather than refused connections.
+  await readiness.tryOnce();
+  const server = await createServer({
+    ledger,
+    ...(settings.tokens ? { tokens: settings.tokens } : {}),
+    logger: settings.log,
+    maxStreams: settings.maxStreams,
+    readiness,
+  });
+  let runners: { stop(): Promise<void> } | undefined;
+  try {
+    const address = await server.listen({ host: settings.host, port: settings.port });
+    announce(ledger, settings, address);
+    const ready = await readiness.wait(stop.signal, (error, failures) => {
+      // The first failure and then every tenth: enough to see, not a flood.
+      if (failures % 10 === 1) {
+        process.stderr.write(`Waiting for the database (answering 503): ${error}\n`);
+      }
+    });
+    if (ready) {
+      if (readiness.failures > 0) process.stdout.write('The database is ready.\n');
+      runners = ledger.runProjections();
+      if (settings.demo) await feedDemo(ledger, address, settings.demoItems, stop.signal);
+    }
+    if (!stop.signal.aborted) {
+      await new Promise((resolve) =>
+        stop.signal.addEventListener('abort', resolve, { once: true }),
+      );
+    }
+    process.stdout.write('Stopping: finishing requests and writing queued appends.\n');
+  } finally {
+    stop.dispose();
+    // Stops accepting, waits for requests in flight, then flushes the appender.
+    await server.close();
+    await runners?.stop();
+  }
+}
+
+/** Says where the server listens, what it serves, and how open it is. */
+function announce(ledger: Ledger, settings: ServeSettings, address: string): void {
+  const { store, description } = ledger.location;
+  const where =
+    store === 'pglite' ? `the embedded store at ${description}` : `PostgreSQL ${description}`;
+  process.stdout.write(`Headway serving ${where} on ${address} (API: ${address}/openapi.json)\n`);
+  process.stdout.write(`Dashboard: ${address}/\n`);
+  if (settings.failureRules) {
+    process.stdout.write(
+      `Failure rules: ${settings.failureRules.length} from ${settings.rulesFile}, recorded with each failure sent without a category.\n`,
+    );
+  }
+  if (!settings.tokens) {
+    process.stdout.write(
+      'No HEADWAY_TOKENS: every route is open, so the server listens on this machine only.\n',
+    );
+  }
+}
+
+/** For `--no-migrate`: the database answers and holds the log's tables. */
+async function checkSchema(ledger: Ledger): Promise<void> {
+  await ledger.db.selectFrom('events').select('position').limit(1).execute();
+}
+
+/** Runs the demo pipeline against the served ledger on the wall clock, so it can be watched. */
+async function feedDemo(
+  ledger: Ledger,
+  address: string,
+  items: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const jobId = randomUUID();
+  process.stdout.write(
+    `Demo job ${jobId}: ${address}/jobs/${jobId} (API: ${address}/v1/jobs/${jobId}), or: npx headway watch ${jobId} --url ${address}\n`,
+  );
+  const run = await runDemo(ledger, {
+    jobId,
+    items,
+    realTime: true,
+    print: (line) => {
+      if (!signal.aborted) process.stdout.write(`${line}\n`);
+    },
+  });
+  process.stdout.write(`Demo job ${run.jobId} done; still serving (Ctrl-C to stop).\n`);
+}
