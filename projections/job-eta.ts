@@ -7,6 +7,7 @@ import type { JobProgressState } from './job-progress.ts';
 import { doneIn, stageProgress } from './job-stages.ts';
 import type { ItemPosition, StageProgress } from './job-stages.ts';
 import type { Projection } from './projection.ts';
+import { isFinished } from './job-status.ts';
 
 /** Rate windows close after this much event time. */
 const windowMs = 1_000;
@@ -399,7 +400,7 @@ export function estimateEta(
   const rate = rateOf(state);
   const stages = progress.stageTallies.length > 0 ? estimateStages(state, context) : [];
   const shown = stages.map(({ spread: _, ...stage }) => stage);
-  const ended = status === 'completed' || status === 'failed' || status === 'cancelled';
+  const ended = isFinished(status);
   const staged = progress.declaredStages.length > 0;
   if (ended || (!staged && remaining === 0)) {
     return {

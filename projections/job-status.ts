@@ -19,8 +19,11 @@ export type JobStatus = (typeof jobStatuses)[number];
 /** The statuses of a job that has not ended. */
 export const unfinishedStatuses: readonly JobStatus[] = ['pending', 'running', 'paused'];
 
+/** The statuses of a job that has ended. */
+export type FinishedStatus = 'completed' | 'failed' | 'cancelled';
+
 /** True once a job completed, failed or was cancelled. */
-export function isFinished(status: JobStatus): boolean {
+export function isFinished(status: JobStatus): status is FinishedStatus {
   return status === 'completed' || status === 'failed' || status === 'cancelled';
 }
 

@@ -3,8 +3,16 @@
  * the server is `headway/server`, the HTTP client `headway/client`.
  */
 export type { AppendedEvent, AppendResult, StreamAppend } from './append/prepare-streams.ts';
-export { compareLogCursors, formatLogCursor, parseLogCursor, logStart } from './cursors.ts';
-export type { LogCursor } from './cursors.ts';
+export {
+  compareLogCursors,
+  formatJobsPageCursor,
+  formatLogCursor,
+  formatTimelineCursor,
+  logStart,
+  parseJobsPageCursor,
+  parseLogCursor,
+} from './cursors.ts';
+export type { JobsPageCursor, LogCursor } from './cursors.ts';
 export { CoalescingAppender } from './append/coalescing-appender.ts';
 export type { AppenderBacklog, CoalescingAppenderOptions } from './append/coalescing-appender.ts';
 export { DatabaseReadiness } from './store/database-readiness.ts';
@@ -45,7 +53,6 @@ export {
   readFailureRules,
 } from './append/failure-rules.ts';
 export { JobRecorder } from './append/job-recorder.ts';
-export { jobsCursor } from './queries/job-views.ts';
 export type {
   JobRollUp,
   JobSnapshot,

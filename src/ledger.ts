@@ -56,7 +56,7 @@ export class Ledger {
 
   constructor(
     private readonly store: LedgerStore,
-    private readonly upcasters: UpcasterIndex,
+    upcasters: UpcasterIndex,
     foldCacheJobs = 32,
     /** Rules that classify failures sent without a category, recorded at append. */
     readonly failureRules?: readonly ClassificationRule[],
@@ -160,7 +160,7 @@ export class Ledger {
 
   /** One job's or all jobs' events, filtered and paged by timeline cursor, for audits. */
   timeline(query: TimelineQuery = {}): Promise<TimelinePage> {
-    return queryTimeline(this.db, this.upcasters, query);
+    return queryTimeline(this.log, query);
   }
 
   // Folding

@@ -1,4 +1,7 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../../schema/database.ts';
 import type { EventInput } from '../../schema/events.ts';
+import type { ClassificationRule } from '../../projections/failure-classification.ts';
 import { limits } from '../../schema/limits.ts';
 import { executeAppend } from './append-statement.ts';
 import { prepareStreams } from './prepare-streams.ts';
@@ -13,10 +16,11 @@ import {
   type ExpectedVersion,
 } from '../errors.ts';
 import type { EventAppender } from './job-recorder.ts';
-import type { Ledger } from '../ledger.ts';
-
 /** What the appender needs of a ledger: its connection and its failure rules. */
-export type AppendTarget = Pick<Ledger, 'db' | 'failureRules'>;
+export interface AppendTarget {
+  readonly db: Kysely<Database>;
+  readonly failureRules?: readonly ClassificationRule[] | undefined;
+}
 import { withQueryTimeout } from '../store/postgres-pool.ts';
 
 /** Bounds of one coalesced statement, and of the statements in flight. */

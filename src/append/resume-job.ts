@@ -16,6 +16,7 @@ import type { AppendResult } from './prepare-streams.ts';
 import { ConcurrencyError, InvalidInputError, JobFinishedError, NotFoundError } from '../errors.ts';
 import type { ExpectedVersion } from '../errors.ts';
 import { toValidationIssues } from '../validation.ts';
+import { isFinished } from '../../projections/job-status.ts';
 
 /** Options of `resume`. */
 export interface ResumeOptions {
@@ -90,7 +91,7 @@ export async function resumeJob(
     const { progress, items } = await context.project(jobId, resumeView);
     if (progress.version === 0) throw new NotFoundError(`Job '${jobId}'`);
     const { status } = progress;
-    if (status === 'completed' || status === 'failed' || status === 'cancelled') {
+    if (isFinished(status)) {
       // Nothing is recorded: a finished job stays finished.
       throw new JobFinishedError(jobId, status);
     }

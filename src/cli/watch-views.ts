@@ -5,15 +5,9 @@ import type { JobSnapshot } from '../queries/job-views.ts';
 import { printLines } from './context.ts';
 import { formatCount, formatDuration } from './format.ts';
 import type { Snapshot } from './watch-snapshots.ts';
+import { isFinished } from '../../projections/job-status.ts';
 
 // How `headway watch` draws a job: bars on a terminal, plain lines elsewhere.
-
-const finished: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'cancelled']);
-
-/** True once a job has ended: completed, failed or cancelled. */
-export function isFinished(status: JobStatus): boolean {
-  return finished.has(status);
-}
 
 /** One stage as the watch shows it; percent is null while its size is unknown. */
 interface StageLine {
@@ -35,7 +29,7 @@ function stageLines(progress: JobSnapshot, estimate: EtaEstimate): StageLine[] {
   return estimate.stages.map((stage) => {
     const processed = stage.completed + stage.failed + stage.skipped;
     const ended =
-      stage.status === 'done' || (finished.has(progress.status) && stage.status === 'running');
+      stage.status === 'done' || (isFinished(progress.status) && stage.status === 'running');
     const percent =
       stage.fraction !== null
         ? Math.min(100, stage.fraction * 100)
@@ -68,7 +62,7 @@ function describeStageCounts(line: StageLine): string {
 }
 
 function describeEta(estimate: EtaEstimate, status: JobStatus): string {
-  if (finished.has(status)) return 'done';
+  if (isFinished(status)) return 'done';
   if (estimate.etaMs === null) return 'ETA –';
   const range = estimate.range
     ? ` (${formatDuration(estimate.range.lowMs)} – ${formatDuration(estimate.range.highMs)})`

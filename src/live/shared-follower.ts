@@ -5,11 +5,18 @@ import { reconnectDelayMs, sleep } from '../backoff.ts';
 import { compareLogCursors, parseLogCursor } from '../cursors.ts';
 import type { LogCursor } from '../cursors.ts';
 import { isTransient } from '../errors.ts';
-import type { Ledger, SubscribeOptions } from '../ledger.ts';
+import type { SubscribeOptions } from './live-reads.ts';
 
 /** What the follower needs of a ledger: the log, followed and read. */
-export type FollowedLog = Pick<Ledger, 'db' | 'follow' | 'liveCursor' | 'readAll'>;
-import type { ReadAllPage } from '../store/log-reads.ts';
+export interface FollowedLog {
+  readonly db: Kysely<Database>;
+  follow(options: SubscribeOptions, signal?: AbortSignal): AsyncGenerator<ReadAllPage>;
+  liveCursor(): Promise<LogCursor>;
+  readAll(options: ReadAllOptions): Promise<ReadAllPage>;
+}
+import type { ReadAllOptions, ReadAllPage } from '../store/log-reads.ts';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../schema/database.ts';
 
 /** How a shared follower reads and buffers. */
 export interface SharedFollowerOptions {

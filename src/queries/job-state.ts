@@ -10,7 +10,8 @@ import type { LogReader } from '../store/log-reads.ts';
 import { selectEventColumns } from '../store/recorded-row.ts';
 import type { EventRow } from '../store/recorded-row.ts';
 import { jobsProjection, mainPart } from '../persisted/persisted-projection.ts';
-import { readItemSubset, readJobHead } from '../persisted/projection-tables.ts';
+import { readItemSubset } from '../persisted/projection-tables.ts';
+import { readJobHead } from '../persisted/stored-jobs.ts';
 import type { Generation } from '../persisted/projection-tables.ts';
 
 /** What the views need of the ledger: its log reader, and the states its runner holds. */

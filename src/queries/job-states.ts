@@ -4,8 +4,10 @@ import { jobEta } from '../../projections/job-eta.ts';
 import type { JobEtaState } from '../../projections/job-eta.ts';
 import { fold } from '../../projections/projection.ts';
 import { jobsProjection, mainPart } from '../persisted/persisted-projection.ts';
-import { readStateParts, readStoredJobs } from '../persisted/projection-tables.ts';
-import type { Generation, StoredJob } from '../persisted/projection-tables.ts';
+import { readStateParts } from '../persisted/projection-tables.ts';
+import { readStoredJobs } from '../persisted/stored-jobs.ts';
+import type { Generation } from '../persisted/projection-tables.ts';
+import type { StoredJob } from '../persisted/stored-jobs.ts';
 import type { JobViewsContext } from './job-state.ts';
 
 /** Streams per read of a tail; `readAll` takes at most 1,000 stream ids. */

@@ -3,7 +3,7 @@ import type { EtaContext, EtaEstimate } from '../../projections/job-eta.ts';
 import { rollUp } from '../../projections/job-rollup.ts';
 import type { JobRollUp, JobView } from '../../projections/job-rollup.ts';
 import type { StageFigures } from '../../projections/stage-metrics.ts';
-import { readCurrentJobsGeneration } from '../persisted/projection-tables.ts';
+import { readCurrentJobsGeneration } from '../persisted/stored-jobs.ts';
 import { sortByUpdate, toView } from './job-list.ts';
 import { readJobState } from './job-state.ts';
 import type { JobViewsContext } from './job-state.ts';

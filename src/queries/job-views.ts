@@ -4,7 +4,6 @@ import { projectOverviewOf } from '../../projections/project-overview.ts';
 import type { ProjectTotals } from '../../projections/project-overview.ts';
 import { stageMetricsOf } from '../../projections/stage-metrics.ts';
 import type { StageFigures } from '../../projections/stage-metrics.ts';
-import { formatJobsPageCursor } from '../cursors.ts';
 import { selectJobs, selectJobsPage } from './job-list.ts';
 import { readJobState } from './job-state.ts';
 import type { JobViewsContext } from './job-state.ts';
@@ -17,14 +16,6 @@ export type { JobRollUp, JobSnapshot, JobView } from '../../projections/job-roll
 export type { JobStatusView, JobThroughput } from './job-status.ts';
 export type { JobViewsContext } from './job-state.ts';
 export type { JobsQuery } from './jobs-query.ts';
-
-/**
- * Where a page of `jobs` ended, for its `after`: the last job's update time and id.
- *
- * @example
- * const next = await ledger.jobs({ limit: 50, after: jobsCursor(page.at(-1)!) });
- */
-export const jobsCursor = formatJobsPageCursor;
 
 /** Figures of one stage name within one job kind, across jobs. */
 export type StageMetric = StageFigures;

@@ -26,7 +26,7 @@ export interface JobsQuery {
   limit?: number;
   /** The clock for `active` and ETAs (default now). */
   now?: number;
-  /** Continue after this job of a previous page (see `jobsCursor`). */
+  /** Continue after this job of a previous page (a jobs page cursor, see `formatJobsPageCursor`). */
   after?: string;
 }
 

@@ -1,21 +1,16 @@
 import { sql } from 'kysely';
-import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import type { Database } from '../../schema/database.ts';
 import { isStorableText, unstorableTextMessage } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
-import type { UpcasterIndex } from '../../schema/upcast.ts';
-import { InvalidInputError } from '../errors.ts';
+import { formatTimelineCursor, timelineCursorSchema } from '../cursors.ts';
 import { escapeLike } from '../store/escape-like.ts';
-import { toValidationIssues } from '../validation.ts';
-import { selectEventColumns, toRecordedEvent } from '../store/recorded-row.ts';
+import type { LogReader } from '../store/log-reads.ts';
+import { selectEventColumns } from '../store/recorded-row.ts';
+import { parseInput } from '../validation.ts';
 
 /** Text compared in SQL: PostgreSQL refuses NUL characters and lone surrogates in it. */
 const storable = (bounded: z.ZodString) => bounded.refine(isStorableText, unstorableTextMessage);
-
-/** The largest position the log can hold (`bigint`). */
-const maxPosition = 2n ** 63n - 1n;
 
 const timestamp = z
   .union([z.date(), z.iso.datetime({ offset: true })])
@@ -42,16 +37,8 @@ export const timelineQuerySchema = z.strictObject({
   until: timestamp.optional(),
   /** Case-insensitive text in messages, reasons, notes and error messages. */
   text: storable(z.string().min(1).max(200)).optional(),
-  /** The `nextCursor` of the previous page. */
-  cursor: z
-    .string()
-    .regex(/^\d{1,20}$/, 'expected the nextCursor of a previous page')
-    // Past a bigint, PostgreSQL refuses the number.
-    .refine(
-      (cursor) => !/^\d+$/.test(cursor) || BigInt(cursor) <= maxPosition,
-      'expected the nextCursor of a previous page',
-    )
-    .optional(),
+  /** The timeline cursor (`nextCursor`) of the previous page. */
+  cursor: timelineCursorSchema.optional(),
   limit: z.number().int().min(1).max(1_000).optional(),
   order: z.enum(['asc', 'desc']).optional(),
 });
@@ -66,13 +53,7 @@ export interface TimelinePage {
 }
 
 /** Reads the timeline: filtered, ordered by position, paged by cursor. */
-export async function queryTimeline(
-  db: Kysely<Database>,
-  upcasters: UpcasterIndex,
-  input: TimelineQuery,
-): Promise<TimelinePage> {
-  const parsed = timelineQuerySchema.safeParse(input);
-  if (!parsed.success) throw new InvalidInputError(toValidationIssues(parsed.error, ''));
+export async function queryTimeline(log: LogReader, input: TimelineQuery): Promise<TimelinePage> {
   const {
     jobId,
     types,
@@ -83,9 +64,9 @@ export async function queryTimeline(
     cursor,
     limit = 100,
     order = 'asc',
-  } = parsed.data;
+  } = parseInput(timelineQuerySchema, input);
 
-  let query = selectEventColumns(db.selectFrom('events'));
+  let query = selectEventColumns(log.db.selectFrom('events'));
   if (jobId !== undefined) query = query.where('stream_id', '=', jobId);
   if (types && types.length > 0) {
     const exact = types.filter((type) => !type.endsWith('*'));
@@ -117,9 +98,9 @@ export async function queryTimeline(
     .orderBy('position', order)
     .limit(limit + 1)
     .execute();
-  const page = rows.slice(0, limit).map((row) => toRecordedEvent(row, upcasters));
+  const page = rows.slice(0, limit).map((row) => log.toEvent(row));
   return {
     events: page,
-    nextCursor: rows.length > limit ? page.at(-1)!.position.toString() : null,
+    nextCursor: rows.length > limit ? formatTimelineCursor(page.at(-1)!.position) : null,
   };
 }

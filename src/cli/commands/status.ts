@@ -1,15 +1,8 @@
 import type { Command } from 'commander';
-import { combineProjections } from '../../../projections/combine.ts';
-import { estimateEta, jobEta } from '../../../projections/job-eta.ts';
 import { formatSummary, jobSummary } from '../../../projections/job-summary.ts';
 import { NotFoundError } from '../../errors.ts';
 import { printJson, printLines, withLedger } from '../context.ts';
 import { formatCount, formatDuration, progressBar } from '../format.ts';
-
-const statusProjection = combineProjections({
-  summary: jobSummary,
-  eta: jobEta,
-});
 
 /** `headway status <job>`: where a job stands, its stages, counts and ETA. */
 export function registerStatus(program: Command): void {
@@ -20,12 +13,11 @@ export function registerStatus(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (jobId: string, options: { json?: boolean }, command: Command) => {
       await withLedger(command, async (ledger) => {
-        const { summary, eta } = await ledger.project(jobId, statusProjection);
-        // The summary folds progress already; no third pass for it.
-        const { progress } = summary;
-        if (progress.status === 'pending' && progress.version === 0)
-          throw new NotFoundError(`Job '${jobId}'`);
-        const estimate = estimateEta(eta, Date.now());
+        // The job's status as `GET /v1/jobs/:id` answers it, and the summary beside it.
+        const view = await ledger.status(jobId);
+        if (!view) throw new NotFoundError(`Job '${jobId}'`);
+        const { progress, eta: estimate } = view;
+        const summary = await ledger.project(jobId, jobSummary);
         if (options.json) return printJson({ progress, summary, eta: estimate });
         const lines = [
           `${progress.name ?? jobId} (${progress.kind ?? '?'}, project ${progress.project ?? '?'}): ${progress.status}`,

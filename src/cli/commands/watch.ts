@@ -8,7 +8,8 @@ import { parsePositiveInt } from '../arguments.ts';
 import { abortOnSignals, withLedger } from '../context.ts';
 import { localSnapshot, remoteSnapshots } from '../watch-snapshots.ts';
 import type { Snapshot } from '../watch-snapshots.ts';
-import { BarsView, isFinished, LinesView } from '../watch-views.ts';
+import { isFinished } from '../../../projections/job-status.ts';
+import { BarsView, LinesView } from '../watch-views.ts';
 
 interface WatchOptions {
   interval?: number;
