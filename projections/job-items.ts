@@ -331,10 +331,14 @@ export function itemRecord(state: JobItemsState, itemId: string): ItemRecord | u
   return getItem(state.items, itemId);
 }
 
+/** True for an item that completed or was skipped: there is nothing left to do for it. */
+export function isDoneStatus(status: ItemStatus | undefined): boolean {
+  return status === 'completed' || status === 'skipped';
+}
+
 /** True when the item has completed or was skipped: there is nothing left to do for it. */
 export function isItemDone(state: JobItemsState, itemId: string): boolean {
-  const status = getItem(state.items, itemId)?.status;
-  return status === 'completed' || status === 'skipped';
+  return isDoneStatus(getItem(state.items, itemId)?.status);
 }
 
 /** One group's or one type's items by status, as the job's own counts are kept. */

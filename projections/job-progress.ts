@@ -23,6 +23,7 @@ import { own, setOwn } from './own.ts';
 export type { ItemCounts } from './job-items.ts';
 
 /** A job's lifecycle status. */
+import { isFinished } from './job-status.ts';
 import type { JobStatus } from './job-status.ts';
 
 export type { JobStatus } from './job-status.ts';
@@ -240,8 +241,6 @@ function settleTotals(draft: JobProgressState): void {
   draft.percent = computePercent(draft);
 }
 
-const endedStatuses: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'cancelled']);
-
 function computePercent(state: JobProgressState): number {
   if (state.status === 'completed') return 100;
   const { counts } = state;
@@ -275,7 +274,7 @@ function computePercent(state: JobProgressState): number {
   }
   const percent = Math.min(100, Math.max(0, fraction * 100));
   // 100 means finished with nothing left: a running job stops just short of it.
-  return percent >= 100 && !(allDone && endedStatuses.has(state.status)) ? 99.99 : percent;
+  return percent >= 100 && !(allDone && isFinished(state.status)) ? 99.99 : percent;
 }
 
 /**

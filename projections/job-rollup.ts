@@ -1,5 +1,6 @@
 import type { EtaEstimate } from './job-eta.ts';
 import type { JobProgressState, JobStatus } from './job-progress.ts';
+import { isFinished } from './job-status.ts';
 
 /** A job's progress without its per-item table. */
 export type JobSnapshot = Omit<JobProgressState, 'items'>;
@@ -28,8 +29,6 @@ export interface JobRollUp {
   children: JobView[];
 }
 
-const ended: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'cancelled']);
-
 /**
  * Rolls a job's children up: counts by status, summed figures, and the ETA of the slowest
  * unfinished child, since children run side by side.
@@ -50,7 +49,7 @@ export function rollUp(children: JobView[]): JobRollUp {
     processed += progress.processed;
     total = total === null || progress.total === null ? null : total + progress.total;
     percentSum += progress.percent;
-    if (ended.has(progress.status)) continue;
+    if (isFinished(progress.status)) continue;
     running += 1;
     etaMs = etaMs === null || eta.etaMs === null ? null : Math.max(etaMs, eta.etaMs);
     range =

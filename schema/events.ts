@@ -58,6 +58,13 @@ export function isStorableText(text: string): boolean {
 export const unstorableTextMessage =
   'expected text without NUL characters (\\u0000) or lone UTF-16 surrogates, which PostgreSQL cannot store';
 
+/** Text that reaches SQL: 1 to `max` characters that PostgreSQL can store and compare. */
+export const storableText = (max: number) =>
+  z.string().min(1).max(max).refine(isStorableText, unstorableTextMessage);
+
+/** A stream (job) id, as every read and append takes it. */
+export const streamIdSchema = storableText(limits.idLength);
+
 /** Failure categories (docs/architecture.md, "Failure categories"); producers may use their own names too. */
 export const defaultFailureCategories = [
   'network',
@@ -93,7 +100,7 @@ const logLevel = z.enum(['debug', 'info', 'warn', 'error']);
 
 /**
  * The catalogue's data schemas, with `json` for its free JSON fields: built with `jsonValue`
- * below, and in src/append/prepare-events.ts with a non-recursive stand-in that `z.compile` can
+ * below, and in src/append/event-checks.ts with a non-recursive stand-in that `z.compile` can
  * compile (recursive schemas it refuses). One definition keeps the two in step.
  */
 export function dataSchemasWith<J extends z.ZodType<JsonValue>>(json: J) {

@@ -1,3 +1,4 @@
+import type { FinishedStatus } from '../projections/job-status.ts';
 /** Codes of the errors the ledger throws on purpose (subclasses of `HeadwayError`). */
 export type HeadwayErrorCode =
   | 'appender_closed'
@@ -27,8 +28,11 @@ export type HttpErrorCode =
   | 'unsupported_media_type'
   | 'uri_too_long';
 
-/** Every code an error body can carry, from the library or the HTTP API. */
-export type ErrorCode = HeadwayErrorCode | HttpErrorCode;
+/** Codes only the HTTP client SDK throws (`EventsNotStoredError`). */
+export type ClientErrorCode = 'events_not_stored';
+
+/** Every code an error can carry: the library's, the HTTP API's, the client SDK's. */
+export type ErrorCode = HeadwayErrorCode | HttpErrorCode | ClientErrorCode;
 
 /** Base class of every error the ledger throws on purpose; `code` says which. */
 export class HeadwayError extends Error {
@@ -147,7 +151,7 @@ export class NotFoundError extends HeadwayError {
 export class JobFinishedError extends HeadwayError {
   constructor(
     readonly jobId: string,
-    readonly status: 'completed' | 'failed' | 'cancelled',
+    readonly status: FinishedStatus,
   ) {
     super(
       'job_finished',

@@ -35,10 +35,12 @@ export {
   JobFinishedError,
   JobNotStartedError,
   NotFoundError,
+  RunnerFencedError,
   StoreBusyError,
   StoreLockLostError,
 } from './errors.ts';
 export type {
+  ClientErrorCode,
   ErrorCode,
   ExpectedVersion,
   HeadwayErrorCode,

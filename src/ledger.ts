@@ -6,7 +6,7 @@ import type { RecordedEvent } from '../schema/recorded-event.ts';
 import type { UpcasterIndex } from '../schema/upcast.ts';
 import type { ClassificationRule } from '../projections/failure-classification.ts';
 import { getItem } from '../projections/item-table.ts';
-import { itemRecord, jobItems, type ItemEntry } from '../projections/job-items.ts';
+import { isDoneStatus, itemRecord, jobItems, type ItemEntry } from '../projections/job-items.ts';
 import { jobProgress, type JobProgressState } from '../projections/job-progress.ts';
 import { positionStatus } from '../projections/job-stages.ts';
 import type { Projection } from '../projections/projection.ts';
@@ -294,7 +294,7 @@ export class Ledger {
     const state = await this.views.jobState(jobId, [itemId]);
     const position = state ? getItem(state.progress.items, itemId) : undefined;
     const status = position === undefined ? undefined : positionStatus(position);
-    return status === 'completed' || status === 'skipped';
+    return isDoneStatus(status);
   }
 
   /**

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isStorableText, unstorableTextMessage } from '../../schema/events.ts';
+import { streamIdSchema } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
 import type { ClassificationRule } from '../../projections/failure-classification.ts';
 import { InvalidInputError, type ExpectedVersion } from '../errors.ts';
@@ -35,12 +35,6 @@ export interface StreamAppend {
   expectedVersion?: ExpectedVersion;
 }
 
-/** A stream (job) id: 1 to `limits.idLength` characters PostgreSQL can store. */
-export const streamIdSchema = z
-  .string()
-  .min(1)
-  .max(limits.idLength)
-  .refine(isStorableText, unstorableTextMessage);
 const expectedVersionSchema = z.union([
   z.literal(['any', 'no_stream', 'stream_exists']),
   z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),

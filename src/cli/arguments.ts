@@ -1,3 +1,4 @@
+import { logCursorPattern } from '../cursors.ts';
 import { InvalidArgumentError } from 'commander';
 
 /** Parses a whole number >= 1 for an option, with a clear error otherwise. */
@@ -36,7 +37,7 @@ export function parseNonNegativeInt(value: string): number {
 
 /** Parses a log cursor `<transactionId>:<position>` for an option. */
 export function parseCursorOption(value: string): string {
-  if (!/^\d{1,20}:\d{1,20}$/.test(value.trim())) {
+  if (!logCursorPattern.test(value.trim())) {
     throw new InvalidArgumentError(
       `expected a cursor "<transactionId>:<position>" such as "812:1044", received '${value}'`,
     );

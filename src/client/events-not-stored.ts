@@ -1,3 +1,4 @@
+import type { ClientErrorCode } from '../errors.ts';
 import type { EventInput } from '../../schema/events.ts';
 
 /** One event the client gave up on, with its id and time as they were (and would be) sent. */
@@ -57,7 +58,7 @@ export interface NotStoredJob {
  * }
  */
 export class EventsNotStoredError extends Error {
-  readonly code = 'events_not_stored';
+  readonly code: ClientErrorCode = 'events_not_stored';
   /** Every event id not stored, across jobs. */
   readonly eventIds: readonly string[];
 

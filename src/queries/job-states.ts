@@ -1,3 +1,4 @@
+import { logStart } from '../cursors.ts';
 import { limits } from '../../schema/limits.ts';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { jobEta } from '../../projections/job-eta.ts';
@@ -45,7 +46,7 @@ export async function* tailEvents(
   generation: Generation | null,
   filter?: { streamIds: string[] },
 ): AsyncGenerator<RecordedEvent> {
-  let after = generation?.cursor ?? { transactionId: 0n, position: 0n };
+  let after = generation?.cursor ?? logStart;
   for (;;) {
     const page = await context.log.readLog(
       { ...filter, after, limit: limits.readPage },

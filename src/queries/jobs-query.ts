@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isStorableText, unstorableTextMessage } from '../../schema/events.ts';
+import { storableText } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
 import type { JobSnapshot } from '../../projections/job-rollup.ts';
 import { defaultFinishedVisibleMs, isActive, jobStatuses } from '../../projections/job-status.ts';
@@ -30,20 +30,16 @@ export interface JobsQuery {
   after?: string;
 }
 
-/** Text that PostgreSQL can compare: no NUL, no lone surrogate. */
-const storable = (max: number) =>
-  z.string().min(1).max(max).refine(isStorableText, unstorableTextMessage);
-
 /** `JobsQuery` as its callers may send it. */
 export const jobsQuerySchema = z.strictObject({
-  project: storable(limits.nameLength).optional(),
-  kind: storable(limits.nameLength).optional(),
+  project: storableText(limits.nameLength).optional(),
+  kind: storableText(limits.nameLength).optional(),
   status: z.array(z.enum(jobStatuses)).max(jobStatuses.length).optional(),
   active: z.boolean().optional(),
   finishedVisibleMs: z.number().int().min(0).optional(),
-  parentJobId: storable(limits.idLength).optional(),
-  jobId: storable(limits.idLength).optional(),
-  text: storable(200).optional(),
+  parentJobId: storableText(limits.idLength).optional(),
+  jobId: storableText(limits.idLength).optional(),
+  text: storableText(200).optional(),
   limit: z.number().int().min(1).max(10_000).optional(),
   now: z.number().finite().optional(),
   after: jobsPageCursorSchema(limits.idLength).optional(),

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { z } from 'zod';
-import { isStorableText, unstorableTextMessage } from '../../schema/events.ts';
+import { storableText } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { formatTimelineCursor, timelineCursorSchema } from '../cursors.ts';
@@ -8,9 +8,6 @@ import { escapeLike } from '../store/escape-like.ts';
 import type { LogReader } from '../store/log-reads.ts';
 import { selectEventColumns } from '../store/recorded-row.ts';
 import { parseInput } from '../validation.ts';
-
-/** Text compared in SQL: PostgreSQL refuses NUL characters and lone surrogates in it. */
-const storable = (bounded: z.ZodString) => bounded.refine(isStorableText, unstorableTextMessage);
 
 const timestamp = z
   .union([z.date(), z.iso.datetime({ offset: true })])
@@ -23,12 +20,9 @@ const timestamp = z
 /** Filters and paging of `timeline`. */
 export const timelineQuerySchema = z.strictObject({
   /** One job, or all jobs when absent. */
-  jobId: storable(z.string().min(1).max(limits.idLength)).optional(),
+  jobId: storableText(limits.idLength).optional(),
   /** Event types; one ending in `*` matches by prefix (`x.*`: every custom event). */
-  types: z
-    .array(storable(z.string().min(1).max(limits.nameLength)))
-    .max(100)
-    .optional(),
+  types: z.array(storableText(limits.nameLength)).max(100).optional(),
   /** Only `log.written` events of this level. */
   level: z.enum(['debug', 'info', 'warn', 'error']).optional(),
   /** Events that occurred at or after this time. */
@@ -36,7 +30,7 @@ export const timelineQuerySchema = z.strictObject({
   /** Events that occurred before this time. */
   until: timestamp.optional(),
   /** Case-insensitive text in messages, reasons, notes and error messages. */
-  text: storable(z.string().min(1).max(200)).optional(),
+  text: storableText(200).optional(),
   /** The timeline cursor (`nextCursor`) of the previous page. */
   cursor: timelineCursorSchema.optional(),
   limit: z.number().int().min(1).max(1_000).optional(),

@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { isEventType } from '../../schema/events.ts';
 import type { EventAppender } from '../append/job-recorder.ts';
 import type { Ledger } from '../ledger.ts';
+import { unfinishedStatuses } from '../../projections/job-status.ts';
 
 /**
  * The server's Prometheus metrics, in a registry of its own: appends by event type and
@@ -51,7 +52,7 @@ export class ServerMetrics {
       registers: [this.registry],
       async collect() {
         const jobs = await ledger.jobs({
-          status: ['running', 'paused', 'pending'],
+          status: [...unfinishedStatuses],
           limit: 10_000,
         });
         this.set(jobs.length);

@@ -1,22 +1,15 @@
 import { z } from 'zod';
-import {
-  eventDataSchemas,
-  eventMetadata,
-  isStorableText,
-  unstorableTextMessage,
-} from '../../schema/events.ts';
+import { eventDataSchemas, eventMetadata, storableText } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
 import { jobStatuses } from '../../projections/job-status.ts';
 import { logCursorText } from '../cursors.ts';
 
 /** Request schemas of the HTTP API: they validate requests and make the OpenAPI document. */
 
-/** Text that reaches SQL: PostgreSQL refuses NUL characters and lone surrogates in it. */
-const storable = (bounded: z.ZodString) => bounded.refine(isStorableText, unstorableTextMessage);
-const id = storable(z.string().min(1).max(limits.idLength));
-const name = storable(z.string().min(1).max(limits.nameLength));
+const id = storableText(limits.idLength);
+const name = storableText(limits.nameLength);
 /** Text searched for in the log. */
-const searchText = storable(z.string().min(1).max(200));
+const searchText = storableText(200);
 const isoTime = z.iso.datetime({ offset: true });
 
 export const jobParams = z.strictObject({ id: id.describe('The job id') });

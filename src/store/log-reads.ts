@@ -5,7 +5,7 @@ import type { Database } from '../../schema/database.ts';
 import { limits } from '../../schema/limits.ts';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import type { UpcasterIndex } from '../../schema/upcast.ts';
-import { streamIdSchema } from '../append/prepare-streams.ts';
+import { streamIdSchema } from '../../schema/events.ts';
 import { logStart, parseLogCursor } from '../cursors.ts';
 import type { LogCursor } from '../cursors.ts';
 import { InvalidInputError } from '../errors.ts';

@@ -62,8 +62,8 @@ export function registerJobs(program: Command): void {
           ...(options.kind === undefined ? {} : { kind: options.kind }),
           ...(status === undefined ? {} : { status }),
         });
-        // The jobs `GET /v1/jobs` lists, newest first by their start, as `headway jobs` always
-        // printed them.
+        // The jobs `GET /v1/jobs` lists (with `--limit`, the most recently updated), printed
+        // newest first by their start, which reads best in a terminal.
         const jobs = views.sort(byStartDescending).map(listing);
         if (options.json) return printJson(jobs);
         if (jobs.length === 0) return printLines(['No jobs yet. Try `headway demo`.']);

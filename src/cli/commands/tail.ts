@@ -77,7 +77,7 @@ async function* remoteEvents(
   options: TailOptions,
   signal: AbortSignal,
 ): AsyncGenerator<RecordedEvent> {
-  const after = options.fromStart ? '0:0' : options.after;
+  const after = options.fromStart ? formatLogCursor(logStart) : options.after;
   for await (const message of client.events({
     ...(options.project === undefined ? {} : { project: options.project }),
     ...(options.type ? { types: options.type } : {}),

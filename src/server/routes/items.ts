@@ -1,3 +1,4 @@
+import { isDoneStatus } from '../../../projections/job-items.ts';
 import type { z } from 'zod';
 import { exportFailures, failureGroups, jobFailures } from '../../../projections/job-failures.ts';
 import {
@@ -98,7 +99,7 @@ function withLease(item: ItemEntry) {
   return {
     ...item,
     // "Is it processed?" in one call, as `ledger.isProcessed` answers it.
-    processed: item.status === 'completed' || item.status === 'skipped',
+    processed: isDoneStatus(item.status),
     leaseExpiresAt:
       item.status === 'inFlight' && item.startedAt !== null && item.leaseMs !== null
         ? item.startedAt + item.leaseMs
