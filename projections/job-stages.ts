@@ -180,7 +180,8 @@ export function movePosition(
   }
   const code = codeOf[stageStatus];
   let prefix = length > at ? position!.slice(1, at) : (position?.slice(1) ?? '').padEnd(stage, '.');
-  if (prefix.includes('i')) {
+  // Only an item that moves on leaves the earlier stages; a release moves nothing on.
+  if (stageStatus !== 'pending' && prefix.includes('i')) {
     for (let index = 0; index < stage; index += 1) {
       if (prefix[index] !== 'i') continue;
       tallies[index]!.inFlight -= 1;

@@ -292,3 +292,27 @@ describe('stage metrics of pipelines whose item events name their stage', () => 
     ]);
   });
 });
+
+describe('a release', () => {
+  it('sends back only the furthest stage, and never completes an earlier one in flight', () => {
+    // Found by the recount property: an item failed in a later stage, started again in an
+    // earlier one, then its lease expired.
+    const events = oneJob([
+      { type: 'job.started', data: { name: 'job', kind: 'crawl', project: 'web' } },
+      { type: 'stage.started', data: { stage: 'extract' } },
+      {
+        type: 'item.failed',
+        data: { itemId: 'item-9', stage: 'fetch', error: { message: 'read ECONNRESET' } },
+      },
+      { type: 'item.started', data: { itemId: 'item-9' } },
+      { type: 'items.released', data: { itemIds: ['item-9'], reason: 'lease expired' } },
+    ]);
+    const counts = fold(jobProgress, events).stageTallies.map(
+      ({ name, inFlight, completed, failed }) => ({ name, inFlight, completed, failed }),
+    );
+    expect(counts).toEqual([
+      { name: 'extract', inFlight: 1, completed: 0, failed: 0 },
+      { name: 'fetch', inFlight: 0, completed: 0, failed: 0 },
+    ]);
+  });
+});
