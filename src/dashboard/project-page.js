@@ -15,7 +15,7 @@ export function projectPage(root, { signal, params: [project] }) {
   document.title = `${project} · Headway`;
   const state = { totals: null, jobs: [], stages: [], error: null };
   const draw = frameScheduler(() => {
-    if (!signal.aborted) render(template(), root);
+    if (!signal.aborted) render(projectTemplate(project, state), root);
   });
   const name = encodeURIComponent(project);
 
@@ -39,77 +39,6 @@ export function projectPage(root, { signal, params: [project] }) {
     draw();
   }, refreshEveryMs);
 
-  function template() {
-    const totals = state.totals;
-    return html`<p class="crumbs"><a href="/">Jobs</a> / project</p>
-      <h2>${project}</h2>
-      ${state.error ? html`<p class="error" role="alert">${state.error}</p>` : ''}
-      ${
-        totals === null
-          ? html`<p class="muted">${state.error ? '' : 'No jobs in this project yet.'}</p>`
-          : html`<dl class="figures" id="project-totals">
-              <div>
-                <dt>Jobs</dt>
-                <dd>${formatCount(totals.jobs)}</dd>
-              </div>
-              ${Object.entries(totals.byStatus).map(
-                ([status, count]) =>
-                  html`<div>
-                    <dt>${status}</dt>
-                    <dd class=${`status-${status}`}>${formatCount(count)}</dd>
-                  </div>`,
-              )}
-              <div>
-                <dt>Items processed</dt>
-                <dd>${formatCount(totals.processed)}</dd>
-              </div>
-              <div>
-                <dt>Completed</dt>
-                <dd>${formatCount(totals.completed)}</dd>
-              </div>
-              <div>
-                <dt>Failed</dt>
-                <dd class=${totals.failed > 0 ? 'failed-count' : ''}>
-                  ${formatCount(totals.failed)}
-                </dd>
-              </div>
-              <div>
-                <dt>Skipped</dt>
-                <dd>${formatCount(totals.skipped)}</dd>
-              </div>
-            </dl>`
-      }
-      <section aria-labelledby="project-jobs-title">
-        <h3 id="project-jobs-title">Jobs</h3>
-        ${jobTable(state.jobs, { label: `Jobs of ${project}` })}
-      </section>
-      <section aria-labelledby="stage-metrics-title">
-        <h3 id="stage-metrics-title">Stages across jobs</h3>
-        ${
-          state.stages.length === 0
-            ? html`<p class="muted">No finished stages yet.</p>`
-            : html`<div class="table-wrap">
-                <table id="stage-metrics" aria-label="Stage metrics">
-                  ${tableHead(['kind', 'stage', ...['runs', 'mean', 'p95', 'items/s'].map(numeric)])}
-                  <tbody>
-                    ${state.stages.map(
-                      (stage) =>
-                        html`<tr data-stage=${`${stage.kind}/${stage.stage}`}>
-                          <td>${stage.kind}</td>
-                          <td>${stage.stage}</td>
-                          ${numberCell(formatCount(stage.runs))}
-                          ${numberCell(formatDuration(stage.meanMs))}
-                          ${numberCell(formatDuration(stage.p95Ms))}
-                          ${numberCell(formatRate(stage.itemsPerSecond))}
-                        </tr>`,
-                    )}
-                  </tbody>
-                </table>
-              </div>`
-        }
-      </section>`;
-  }
-
   draw();
   void followStream(`/v1/stream?project=${name}`, {
     signal,
@@ -121,4 +50,82 @@ export function projectPage(root, { signal, params: [project] }) {
     read.stop();
     clearInterval(ticker);
   });
+}
+
+/** The project page: its totals, its jobs and its stage metrics across jobs. */
+function projectTemplate(project, state) {
+  return html`<p class="crumbs"><a href="/">Jobs</a> / project</p>
+    <h2>${project}</h2>
+    ${state.error ? html`<p class="error" role="alert">${state.error}</p>` : ''}
+    ${
+      state.totals === null
+        ? html`<p class="muted">${state.error ? '' : 'No jobs in this project yet.'}</p>`
+        : totalsFigures(state.totals)
+    }
+    <section aria-labelledby="project-jobs-title">
+      <h3 id="project-jobs-title">Jobs</h3>
+      ${jobTable(state.jobs, { label: `Jobs of ${project}` })}
+    </section>
+    <section aria-labelledby="stage-metrics-title">
+      <h3 id="stage-metrics-title">Stages across jobs</h3>
+      ${
+        state.stages.length === 0
+          ? html`<p class="muted">No finished stages yet.</p>`
+          : stageMetricsTable(state.stages)
+      }
+    </section>`;
+}
+
+/** The project's totals: jobs by status and items by outcome. */
+function totalsFigures(totals) {
+  return html`<dl class="figures" id="project-totals">
+    <div>
+      <dt>Jobs</dt>
+      <dd>${formatCount(totals.jobs)}</dd>
+    </div>
+    ${Object.entries(totals.byStatus).map(
+      ([status, count]) =>
+        html`<div>
+          <dt>${status}</dt>
+          <dd class=${`status-${status}`}>${formatCount(count)}</dd>
+        </div>`,
+    )}
+    <div>
+      <dt>Items processed</dt>
+      <dd>${formatCount(totals.processed)}</dd>
+    </div>
+    <div>
+      <dt>Completed</dt>
+      <dd>${formatCount(totals.completed)}</dd>
+    </div>
+    <div>
+      <dt>Failed</dt>
+      <dd class=${totals.failed > 0 ? 'failed-count' : ''}>${formatCount(totals.failed)}</dd>
+    </div>
+    <div>
+      <dt>Skipped</dt>
+      <dd>${formatCount(totals.skipped)}</dd>
+    </div>
+  </dl>`;
+}
+
+/** Each stage's runs, mean and p95 time and rate, across the project's jobs. */
+function stageMetricsTable(stages) {
+  return html`<div class="table-wrap">
+    <table id="stage-metrics" aria-label="Stage metrics">
+      ${tableHead(['kind', 'stage', ...['runs', 'mean', 'p95', 'items/s'].map(numeric)])}
+      <tbody>
+        ${stages.map(
+          (stage) =>
+            html`<tr data-stage=${`${stage.kind}/${stage.stage}`}>
+              <td>${stage.kind}</td>
+              <td>${stage.stage}</td>
+              ${numberCell(formatCount(stage.runs))} ${numberCell(formatDuration(stage.meanMs))}
+              ${numberCell(formatDuration(stage.p95Ms))}
+              ${numberCell(formatRate(stage.itemsPerSecond))}
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+  </div>`;
 }

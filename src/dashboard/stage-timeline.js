@@ -46,6 +46,48 @@ function stageCounts(stage) {
  */
 export function stageTimeline(progress, now, stageEstimates = []) {
   const estimateOf = new Map(stageEstimates.map((stage) => [stage.name, stage]));
+  const runs = stageRuns(progress, stageEstimates);
+  const lastRun = new Map(runs.map((run) => [run.name, run]));
+  const waiting = progress.declaredStages.filter(
+    (declared) => !runs.some((run) => run.name === declared.name),
+  );
+  if (runs.length === 0 && waiting.length === 0) {
+    return html`<p class="muted">This job records no stages.</p>`;
+  }
+  const label = stageLabel(progress.declaredStages);
+  const from = progress.startedAt ?? runs[0]?.startedAt ?? now;
+  const to = Math.max(from + 1, progress.endedAt ?? Math.max(now, progress.updatedAt ?? now));
+  const axis = { from, to, span: to - from };
+  // Only a stage's last run carries the stage's own counts and ETA.
+  const estimateFor = (run) =>
+    lastRun.get(run.name) === run ? estimateOf.get(run.name) : undefined;
+
+  return html`<div class="stage-timeline">
+    <div class="stage-axis" aria-hidden="true">
+      <span>${formatClock(from)}</span
+      ><span>${progress.endedAt === null ? 'now' : formatClock(to)}</span>
+    </div>
+    <ol class="stages">
+      ${runs.map((run) => runItem(run, axis, label, estimateFor(run)))}
+      ${waiting.map(
+        (stage) =>
+          html`<li class="stage" data-stage=${stage.name} data-state="waiting">
+            <div class="stage-label">${label(stage.name)}</div>
+            <div class="stage-track" aria-hidden="true"></div>
+            <div class="stage-figures muted">
+              ${['not started', ...stageCounts(estimateOf.get(stage.name))].join(' · ')}
+            </div>
+          </li>`,
+      )}
+    </ol>
+  </div>`;
+}
+
+/**
+ * The job's stage runs in time order, with a run made up for each stage that only item
+ * events name, from its first event to its last outcome.
+ */
+function stageRuns(progress, stageEstimates) {
   const tallyOf = new Map((progress.stageTallies ?? []).map((tally) => [tally.name, tally]));
   const runs = [...progress.stages];
   for (const stage of stageEstimates) {
@@ -67,67 +109,35 @@ export function stageTimeline(progress, now, stageEstimates = []) {
   }
   // The last run of a stage carries its counts; a stage's runs keep their order in time.
   runs.sort((a, b) => a.startedAt - b.startedAt);
-  const lastRun = new Map(runs.map((run) => [run.name, run]));
-  const waiting = progress.declaredStages.filter(
-    (declared) => !runs.some((run) => run.name === declared.name),
-  );
-  if (runs.length === 0 && waiting.length === 0) {
-    return html`<p class="muted">This job records no stages.</p>`;
-  }
-  const weights = new Map(progress.declaredStages.map((stage) => [stage.name, stage.weight]));
-  const showWeights = progress.declaredStages.some((stage) => stage.weight !== 1);
-  const from = progress.startedAt ?? runs[0]?.startedAt ?? now;
-  const to = Math.max(from + 1, progress.endedAt ?? Math.max(now, progress.updatedAt ?? now));
-  const span = to - from;
-  const share = (ms) => Math.min(100, Math.max(0, (ms / span) * 100));
-  const label = (name) =>
+  return runs;
+}
+
+/** A function that labels a stage by name, with its weight when any weight is not 1. */
+function stageLabel(declaredStages) {
+  const weights = new Map(declaredStages.map((stage) => [stage.name, stage.weight]));
+  const showWeights = declaredStages.some((stage) => stage.weight !== 1);
+  return (name) =>
     html`<strong>${name}</strong>${
         showWeights && weights.has(name)
           ? html` <span class="muted">weight ${weights.get(name)}</span>`
           : ''
       }`;
+}
 
-  return html`<div class="stage-timeline">
-    <div class="stage-axis" aria-hidden="true">
-      <span>${formatClock(from)}</span
-      ><span>${progress.endedAt === null ? 'now' : formatClock(to)}</span>
+/** One stage run as a bar on the axis `{ from, to, span }`, with its figures. */
+function runItem(run, { from, to, span }, label, estimate) {
+  const share = (ms) => Math.min(100, Math.max(0, (ms / span) * 100));
+  const current = run.endedAt === null;
+  const end = run.endedAt ?? to;
+  const left = share(run.startedAt - from);
+  const width = Math.max(0.5, Math.min(100 - left, share(end - run.startedAt)));
+  return html`<li class="stage" data-stage=${run.name} data-state=${current ? 'current' : 'done'}>
+    <div class="stage-label">
+      ${label(run.name)}${current ? html` <span class="muted">(current)</span>` : ''}
     </div>
-    <ol class="stages">
-      ${runs.map((run) => {
-        const current = run.endedAt === null;
-        const end = run.endedAt ?? to;
-        const left = share(run.startedAt - from);
-        const width = Math.max(0.5, Math.min(100 - left, share(end - run.startedAt)));
-        return html`<li
-          class="stage"
-          data-stage=${run.name}
-          data-state=${current ? 'current' : 'done'}
-        >
-          <div class="stage-label">
-            ${label(run.name)}${current ? html` <span class="muted">(current)</span>` : ''}
-          </div>
-          <div class="stage-track" aria-hidden="true">
-            <div class="stage-bar" style=${`left: ${left}%; width: ${width}%`}></div>
-          </div>
-          <div class="stage-figures">
-            ${runFigures(
-              run,
-              end - run.startedAt,
-              lastRun.get(run.name) === run ? estimateOf.get(run.name) : undefined,
-            )}
-          </div>
-        </li>`;
-      })}
-      ${waiting.map(
-        (stage) =>
-          html`<li class="stage" data-stage=${stage.name} data-state="waiting">
-            <div class="stage-label">${label(stage.name)}</div>
-            <div class="stage-track" aria-hidden="true"></div>
-            <div class="stage-figures muted">
-              ${['not started', ...stageCounts(estimateOf.get(stage.name))].join(' · ')}
-            </div>
-          </li>`,
-      )}
-    </ol>
-  </div>`;
+    <div class="stage-track" aria-hidden="true">
+      <div class="stage-bar" style=${`left: ${left}%; width: ${width}%`}></div>
+    </div>
+    <div class="stage-figures">${runFigures(run, end - run.startedAt, estimate)}</div>
+  </li>`;
 }
