@@ -37,7 +37,7 @@ const purityFence = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.headway/', 'coverage/', 'tmp/', 'test/artifacts/'] },
+  { ignores: ['node_modules/', 'dist/', '.headway/', 'coverage/', 'tmp/', 'test/artifacts/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -58,7 +58,7 @@ export default tseslint.config(
   },
   {
     files: ['**/*.js', '**/*.mjs'],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', fetch: 'readonly' } },
   },
   {
     // The dashboard runs in the browser.

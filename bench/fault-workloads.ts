@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { runDrill, ServeProcess } from '../test/faults/drill.ts';
 import type { DrillPlan, DrillReport } from '../test/faults/drill.ts';
+import type { ScratchDatabase } from './scratch-database.ts';
 import { sequentialLatency } from './stats.ts';
 import type { LatencyFigures } from './stats.ts';
 
@@ -28,11 +29,11 @@ export type SoakResult = Omit<DrillReport, 'recoveryMs'> & {
  * were told against what was stored, and how soon appends came back after each fault.
  */
 export async function faultSoak(
-  databaseUrl: string,
+  database: ScratchDatabase,
   log: (line: string) => void,
 ): Promise<SoakResult> {
   const started = Date.now();
-  const report = await runDrill(databaseUrl, soakPlan, log);
+  const report = await runDrill(database, soakPlan, log);
   const { server, proxy, jobIds: _jobIds, recoveryMs, ...figures } = report;
   await server.stop();
   await proxy.close();

@@ -42,7 +42,7 @@ log(`scratch database ${scratch.name} on PostgreSQL ${scratch.serverVersion}`);
 
 try {
   if (faults) {
-    const result = await runFaultWorkloads(scratch.url, log);
+    const result = await runFaultWorkloads(scratch, log);
     process.stdout.write(`${formatFaultTable(result)}\n\n`);
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } else {

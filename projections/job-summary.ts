@@ -119,13 +119,13 @@ function duration(ms: number): string {
 }
 
 /**
- * One human line.
+ * One human line, from a summary state or its figures (as `GET /v1/jobs/:id/summary` sends them).
  *
  * @example
  * formatSummary(state); // 'crawl completed: 1,940 ok, 48 failed, 12 skipped of 2,000 in 3m 12s (10.4 items/s); p50 120 ms, p95 900 ms'
  */
-export function formatSummary(state: JobSummaryState): string {
-  const figures = summarize(state);
+export function formatSummary(state: JobSummaryState | SummaryFigures): string {
+  const figures = 'progress' in state ? summarize(state) : state;
   const parts = [
     `${figures.name} ${figures.status}: ${count(figures.completed)} ok, ${count(figures.failed)} failed, ${count(figures.skipped)} skipped`,
   ];

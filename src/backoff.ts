@@ -1,4 +1,4 @@
-import { setTimeout as delay } from 'node:timers/promises';
+// Web timers only: the client runs in browsers too.
 
 /** Backoff of reconnects and retries: 100 ms doubling to 5 s, with jitter. */
 export function reconnectDelayMs(attempt: number): number {
@@ -7,7 +7,16 @@ export function reconnectDelayMs(attempt: number): number {
 }
 
 /** Waits `ms`, or until `signal` aborts if that comes first; never throws. */
-export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  // An abort rejects the wait, and ending early is all an abort means here.
-  await delay(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    // Ending early is all an abort means here.
+    const end = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', end);
+      resolve();
+    };
+    const timer = setTimeout(end, ms);
+    signal?.addEventListener('abort', end, { once: true });
+  });
 }

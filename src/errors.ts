@@ -181,14 +181,21 @@ export class JobNotStartedError extends HeadwayError {
 
 /** The embedded store's data folder is open in another process. */
 export class StoreBusyError extends HeadwayError {
-  /** `holder` names the other process, as the lock file says (e.g. `pid 42 on host-a`). */
+  /**
+   * `holder` names the other process, as the lock file says (e.g. `pid 42 on host-a`);
+   * `servedAt` is the URL that process serves the store at (`headway serve`), if any.
+   */
   constructor(
     readonly dataDir: string,
     holder?: string,
+    readonly servedAt?: string,
   ) {
+    const served = servedAt
+      ? `, which serves it at ${servedAt}: read commands go through that server by themselves and writes can use its HTTP API; or`
+      : ';';
     super(
       'store_busy',
-      `The embedded store at ${dataDir} is open in another process${holder ? ` (${holder})` : ''}; close that one, or use PostgreSQL (DATABASE_URL) to share a ledger between processes`,
+      `The embedded store at ${dataDir} is open in another process${holder ? ` (${holder})` : ''}${served} close that one, or use PostgreSQL (DATABASE_URL) to share a ledger between processes`,
     );
   }
 }

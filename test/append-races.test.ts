@@ -16,7 +16,9 @@ describe.skipIf(!postgres.available)('racing appends on PostgreSQL', () => {
   afterAll(() => postgres.cleanup());
 
   it('answers copies of one batch that wait on each other alike: one write, same positions', async () => {
-    const ledger = await postgres.open();
+    // Counted by name as well as database: only this ledger's own sessions.
+    const applicationName = `hw-races-${randomUUID().slice(0, 8)}`;
+    const ledger = await postgres.open({ applicationName });
     try {
       await ledger.append('job', [
         { type: 'job.started', data: { name: 'j', kind: 'k', project: 'p' } },
@@ -39,7 +41,8 @@ describe.skipIf(!postgres.available)('racing appends on PostgreSQL', () => {
       for (let waited = 0; ; waited += 50) {
         const { rows } = await sql<{ waiting: number }>`
           select count(*)::int as waiting from pg_stat_activity
-           where datname = current_database() and wait_event_type = 'Lock'`.execute(ledger.db);
+           where datname = current_database() and application_name = ${applicationName}
+             and wait_event_type = 'Lock'`.execute(ledger.db);
         if (rows[0]!.waiting === copies.length) break;
         if (waited > 20_000) throw new Error(`only ${rows[0]!.waiting} copies are waiting`);
         await new Promise((resolve) => setTimeout(resolve, 50));

@@ -1,14 +1,17 @@
 import { execFile } from 'node:child_process';
 import { expect } from 'vitest';
 
-/** The `headway` bin as a fresh clone runs it. */
-export const headwayBin = new URL('../src/cli/headway.mjs', import.meta.url).pathname;
+/** The `headway` command from its sources (the package test runs the compiled bin). */
+export const headwayBin = new URL('./headway-source.mjs', import.meta.url).pathname;
 
-/** The environment of a CLI run: no ambient database URL, so the flags decide the store. */
+/** The environment of a CLI run: no ambient database or server URL, so the flags decide. */
 export function cliEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.DATABASE_URL;
   delete env.HEADWAY_DATABASE_URL;
+  // Read commands follow these to a server; a test names its server itself.
+  delete env.HEADWAY_URL;
+  delete env.HEADWAY_TOKEN;
   return env;
 }
 

@@ -220,7 +220,8 @@ describe.skipIf(!postgres.available)('live subscriptions under torture: postgres
   });
 
   it('keeps delivering when its LISTEN connection is killed, and reconnects', async () => {
-    // A name of its own: the server is shared, and other programs' listeners are not ours.
+    // A name and a database of its own (postgresUrl): the server is shared, and other
+    // programs' listeners are not ours to terminate.
     const applicationName = `headway-live-${randomUUID().slice(0, 8)}`;
     const ledger = await postgres.open({ applicationName });
     const admin = new pg.Client({ connectionString: postgresUrl });
@@ -233,7 +234,8 @@ describe.skipIf(!postgres.available)('live subscriptions under torture: postgres
       const listeners = async () =>
         (
           await admin.query<{ pid: number }>(
-            `select pid from pg_stat_activity where application_name = $1 and query ilike 'LISTEN%'`,
+            `select pid from pg_stat_activity
+              where datname = current_database() and application_name = $1 and query ilike 'LISTEN%'`,
             [`${applicationName}-listen`],
           )
         ).rows.map((row) => row.pid);

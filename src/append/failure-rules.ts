@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { ClassificationRule } from '../../projections/failure-classification.ts';
 import { isStorableText } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type {
   EventData,
   EventInput,
@@ -64,7 +63,7 @@ export class JobRecorder<R = AppendResult> {
     jobId?: string,
     private readonly options: JobRecorderOptions = {},
   ) {
-    this.jobId = jobId ?? randomUUID();
+    this.jobId = jobId ?? crypto.randomUUID();
   }
 
   /** Records `job.started`; fails with a `ConcurrencyError` if the job already exists. */

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Database } from '../../schema/database.ts';
 import type { EventInput } from '../../schema/events.ts';
 import { eventMetadata } from '../../schema/events.ts';

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   currentSchemaVersions,
   eventDataSchemas,
@@ -63,12 +62,14 @@ function unstorableText(data: string, metadata: string): string | undefined {
 }
 
 const knownTypes = Object.keys(eventDataSchemas).join(', ');
+// TextEncoder, not Buffer: the client validates with this module in browsers too.
+const utf8 = new TextEncoder();
 
 /** Throws `EventTooLargeError` when data and metadata take more bytes than the cap. */
 function checkBytes(path: string, dataJson: string, metadataJson: string): void {
   // UTF-8 takes at most 3 bytes per UTF-16 unit, so most events need no byte count.
   if ((dataJson.length + metadataJson.length) * 3 > limits.eventBytes) {
-    const bytes = Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson);
+    const bytes = utf8.encode(dataJson).length + utf8.encode(metadataJson).length;
     if (bytes > limits.eventBytes) throw new EventTooLargeError(path, bytes, limits.eventBytes);
   }
 }
@@ -171,7 +172,7 @@ function prepareEvent(
   return {
     // PostgreSQL prints uuids in lower case; results are matched by id, and one id in
     // two cases is still one id.
-    eventId: eventId?.toLowerCase() ?? randomUUID(),
+    eventId: eventId?.toLowerCase() ?? crypto.randomUUID(),
     type,
     schemaVersion: checked.version,
     data: checked.dataJson,

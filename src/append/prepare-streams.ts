@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { streamIdSchema } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
 import type { ClassificationRule } from '../../projections/failure-classification.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { EventInput, JsonValue } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
 import { combineProjections } from '../../projections/combine.ts';

@@ -35,6 +35,17 @@ export function parseNonNegativeInt(value: string): number {
   return parsed;
 }
 
+/** Parses a TCP port, 0 to 65535 (0: any free one), with a clear error otherwise. */
+export function parsePort(value: string): number {
+  const parsed = Number(value);
+  if (value.trim() === '' || !Number.isSafeInteger(parsed) || parsed < 0 || parsed > 65_535) {
+    throw new InvalidArgumentError(
+      `expected a port number from 0 to 65535 (0: any free one), received '${value}'`,
+    );
+  }
+  return parsed;
+}
+
 /** Parses a log cursor `<transactionId>:<position>` for an option. */
 export function parseCursorOption(value: string): string {
   if (!logCursorPattern.test(value.trim())) {

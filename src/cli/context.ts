@@ -25,20 +25,31 @@ export function resolveSchema(options: { schema?: string }): string | undefined 
   return options.schema ?? (process.env.HEADWAY_SCHEMA || undefined);
 }
 
-/** Opens the ledger the global options name, runs `action`, and always closes it. */
-export async function withLedger<T>(
+/** What a command may change in how its ledger opens. */
+export type CommandOpenOptions = Pick<OpenLedgerOptions, 'migrate' | 'failureRules'>;
+
+/** Opens the ledger the global options name; the caller closes it. */
+export function openCommandLedger(
   command: Command,
-  action: (ledger: Ledger) => Promise<T>,
-  open: Pick<OpenLedgerOptions, 'migrate' | 'failureRules'> = {},
-): Promise<T> {
+  open: CommandOpenOptions = {},
+): Promise<Ledger> {
   const options = command.optsWithGlobals<GlobalOptions>();
   const databaseUrl = resolveDatabaseUrl(options);
   const schema = resolveSchema(options);
-  const ledger = await openLedger({
+  return openLedger({
     ...(databaseUrl ? { databaseUrl } : { dataDir: options.dataDir }),
     ...(schema ? { schema } : {}),
     ...open,
   });
+}
+
+/** Opens the ledger the global options name, runs `action`, and always closes it. */
+export async function withLedger<T>(
+  command: Command,
+  action: (ledger: Ledger) => Promise<T>,
+  open: CommandOpenOptions = {},
+): Promise<T> {
+  const ledger = await openCommandLedger(command, open);
   try {
     return await action(ledger);
   } finally {

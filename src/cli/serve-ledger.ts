@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
 import type { ClassificationRule } from '../../projections/failure-classification.ts';
 import type { Ledger } from '../ledger.ts';
 import type { TokenTable } from '../server/auth.ts';
@@ -6,12 +7,17 @@ import { createServer } from '../server/server.ts';
 import { runDemo } from '../demo/simulated-pipeline.ts';
 import { DatabaseReadiness } from '../store/database-readiness.ts';
 import { prepareSchema } from '../store/migrations.ts';
+import { advertiseServedUrl } from '../store/store-lock.ts';
 import { abortOnSignals } from './context.ts';
+import { listenOnPort } from './serve-port.ts';
 
 /** What `headway serve` runs with, its options read and checked. */
 export interface ServeSettings {
   host: string;
+  /** 0 takes any free port. */
   port: number;
+  /** When the port is taken, take the first free one of the next 20 (`--next-free-port`). */
+  nextFreePort: boolean;
   log: boolean;
   /** Feed the ledger with the demo pipeline once the database is ready. */
   demo: boolean;
@@ -49,7 +55,7 @@ export async function serveLedger(ledger: Ledger, settings: ServeSettings): Prom
   });
   let runners: { stop(): Promise<void> } | undefined;
   try {
-    const address = await server.listen({ host: settings.host, port: settings.port });
+    const address = await listen(server, ledger, settings);
     announce(ledger, settings, address);
     const ready = await readiness.wait(stop.signal, (error, failures) => {
       // The first failure and then every tenth: enough to see, not a flood.
@@ -74,6 +80,31 @@ export async function serveLedger(ledger: Ledger, settings: ServeSettings): Prom
     await server.close();
     await runners?.stop();
   }
+}
+
+/**
+ * Listens (on a later port when asked to and the port is taken, saying so); then the
+ * embedded store's lock names the URL too, so that a read command that finds the store
+ * busy reads through this server instead of failing with store_busy.
+ */
+async function listen(
+  server: FastifyInstance,
+  ledger: Ledger,
+  settings: ServeSettings,
+): Promise<string> {
+  const { address, port } = await listenOnPort(server, settings);
+  if (settings.port !== 0 && port !== settings.port) {
+    process.stdout.write(`Port ${settings.port} was in use; took port ${port}.\n`);
+  }
+  if (ledger.location.store === 'pglite') {
+    await advertiseServedUrl(ledger.location.description, address).catch((error: unknown) => {
+      // A convenience for other commands: serving goes on without it.
+      process.stderr.write(
+        `Could not name ${address} in the store's lock file (${String(error)}); read commands elsewhere will get store_busy until they pass --url.\n`,
+      );
+    });
+  }
+  return address;
 }
 
 /** Says where the server listens, what it serves, and how open it is. */

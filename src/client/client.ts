@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { EventInput } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
 import type { ExpectedVersion } from '../errors.ts';
@@ -13,8 +12,23 @@ import type { StreamMessage } from './event-stream.ts';
 import { EventsNotStoredError, notStoredEvent } from './events-not-stored.ts';
 import { ClientHttp } from './http.ts';
 import { JobBuffers } from './job-buffers.ts';
-import { followEvents, jobItem, jobStatus, resumeJob, watchJob } from './read-calls.ts';
-import type { EventsFilter } from './read-calls.ts';
+import type { FailureReport } from '../../projections/job-failures.ts';
+import type { JobView } from '../../projections/job-rollup.ts';
+import type { SummaryFigures } from '../../projections/job-summary.ts';
+import type { ProjectionRow } from '../persisted/projection-admin.ts';
+import {
+  failureReport,
+  followEvents,
+  jobItem,
+  jobStatus,
+  jobSummaryFigures,
+  listJobs,
+  projectionRows,
+  readTimeline,
+  resumeJob,
+  watchJob,
+} from './read-calls.ts';
+import type { EventsFilter, JobsFilter, TimelineEntry, TimelineFilter } from './read-calls.ts';
 
 /** How a client talks to a Headway server and how it buffers. */
 export interface ClientOptions {
@@ -166,6 +180,36 @@ export class HeadwayClient implements EventAppender<ClientAppendResult> {
     return jobStatus(this.http, jobId);
   }
 
+  /** A page of jobs, most recently updated first (`GET /v1/jobs`), filtered as `ledger.jobs`. */
+  jobs(filter: JobsFilter = {}): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
+    return listJobs(this.http, filter);
+  }
+
+  /** A job's counts, durations and throughput (`GET /v1/jobs/:id/summary`); null if unknown. */
+  summary(jobId: string): Promise<({ jobId: string } & SummaryFigures) | null> {
+    return jobSummaryFigures(this.http, jobId);
+  }
+
+  /** A job's failure report (`GET /v1/jobs/:id/failures?format=export`); null if unknown. */
+  failures(jobId: string): Promise<FailureReport | null> {
+    return failureReport(this.http, jobId);
+  }
+
+  /**
+   * A page of one job's events, or every job's without `jobId` (`GET /v1/jobs/:id/timeline`,
+   * `GET /v1/timeline`); null for an unknown job.
+   */
+  timeline(
+    filter: TimelineFilter = {},
+  ): Promise<{ events: TimelineEntry[]; nextCursor: string | null } | null> {
+    return readTimeline(this.http, filter);
+  }
+
+  /** Each persisted projection's generation, checkpoint and lag (`GET /v1/projections`). */
+  projections(): Promise<ProjectionRow[]> {
+    return projectionRows(this.http);
+  }
+
   /**
    * One item of a job (`GET /v1/jobs/:id/items/:itemId`): status, stage, attempts, last
    * error; null for an unknown job or item.
@@ -240,7 +284,7 @@ function stampAndCheck(jobId: string, events: readonly EventInput[]): EventInput
   const now = new Date();
   const stamped = events.map((event) => ({
     ...event,
-    eventId: event.eventId ?? randomUUID(),
+    eventId: event.eventId ?? crypto.randomUUID(),
     occurredAt: event.occurredAt ?? now,
   })) as EventInput[];
   prepareStreams([{ streamId: jobId, events: stamped }], now);

@@ -113,8 +113,9 @@ export class JobBuffers {
       }
       if ([...this.buffers.values()].some((buffer) => buffer.events.length > 0)) this.armTimer();
     }, this.options.flushIntervalMs);
-    // A buffer waiting to be sent does not keep the process alive; `close()` does.
-    this.timer.unref();
+    // A buffer waiting to be sent does not keep a Node process alive; `close()` does.
+    // Browsers' timers are numbers, with nothing to unref.
+    if (typeof this.timer === 'object') this.timer.unref();
   }
 
   /** Holds back the events of a job with an unreported failure; true when it did. */

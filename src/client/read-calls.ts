@@ -1,5 +1,11 @@
+import type { RecordedEvent } from '../../schema/recorded-event.ts';
+import type { FailureReport } from '../../projections/job-failures.ts';
+import type { JobView } from '../../projections/job-rollup.ts';
+import type { JobStatus } from '../../projections/job-status.ts';
+import type { SummaryFigures } from '../../projections/job-summary.ts';
 import type { ResumeOptions, ResumePoint } from '../append/resume-job.ts';
-import { followEventStream, HttpStatusError } from './event-stream.ts';
+import type { ProjectionRow } from '../persisted/projection-admin.ts';
+import { followEventStream, HttpStatusError, recordedEventOf } from './event-stream.ts';
 import type { StreamMessage } from './event-stream.ts';
 import type { ClientHttp } from './http.ts';
 
@@ -12,6 +18,102 @@ export interface EventsFilter {
   jobs?: string[];
   after?: string;
   signal?: AbortSignal;
+}
+
+/** Which jobs `HeadwayClient.jobs` lists (the query of `GET /v1/jobs`). */
+export interface JobsFilter {
+  project?: string;
+  kind?: string;
+  status?: readonly JobStatus[];
+  /** Only running, paused and pending jobs, and those just ended. */
+  active?: boolean;
+  parentJobId?: string;
+  /** Text in the job's id, name, kind or project. */
+  text?: string;
+  limit?: number;
+  /** The `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+/** Which events `HeadwayClient.timeline` reads: one job's, or every job's without `jobId`. */
+export interface TimelineFilter {
+  jobId?: string;
+  /** Event types; one ending in `*` matches by prefix. */
+  types?: readonly string[];
+  /** ISO times: events that occurred at or after `since`, before `until`. */
+  since?: string;
+  until?: string;
+  text?: string;
+  /** The `nextCursor` of the previous page. */
+  cursor?: string;
+  limit?: number;
+  order?: 'asc' | 'desc';
+}
+
+/** A timeline event as the server sends it, typed again, with its one-line description. */
+export type TimelineEntry = RecordedEvent & { summary: string };
+
+/** `GET /v1/jobs`: a page of jobs, most recently updated first. */
+export function listJobs(
+  http: ClientHttp,
+  filter: JobsFilter,
+): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
+  const query = new URLSearchParams();
+  for (const name of ['project', 'kind', 'parentJobId', 'cursor'] as const) {
+    if (filter[name] !== undefined) query.set(name, filter[name]);
+  }
+  if (filter.status?.length) query.set('status', filter.status.join(','));
+  if (filter.active !== undefined) query.set('active', String(filter.active));
+  if (filter.text !== undefined) query.set('q', filter.text);
+  if (filter.limit !== undefined) query.set('limit', String(filter.limit));
+  return http.request('GET', `/v1/jobs${search(query)}`);
+}
+
+/** `GET /v1/jobs/:id/summary`: counts, durations and throughput; null for an unknown job. */
+export function jobSummaryFigures(
+  http: ClientHttp,
+  jobId: string,
+): Promise<({ jobId: string } & SummaryFigures) | null> {
+  return orNullWhenNotFound(http.request('GET', `${jobPath(jobId)}/summary`));
+}
+
+/** `GET /v1/jobs/:id/failures?format=export`: the failure report; null for an unknown job. */
+export function failureReport(http: ClientHttp, jobId: string): Promise<FailureReport | null> {
+  return orNullWhenNotFound(http.request('GET', `${jobPath(jobId)}/failures?format=export`));
+}
+
+/**
+ * `GET /v1/jobs/:id/timeline`, or `GET /v1/timeline` without a job: a page of events,
+ * typed again; null for an unknown job.
+ */
+export async function readTimeline(
+  http: ClientHttp,
+  filter: TimelineFilter,
+): Promise<{ events: TimelineEntry[]; nextCursor: string | null } | null> {
+  const query = new URLSearchParams();
+  if (filter.types?.length) query.set('type', filter.types.join(','));
+  for (const name of ['since', 'until', 'order'] as const) {
+    if (filter[name] !== undefined) query.set(name, filter[name]);
+  }
+  if (filter.text !== undefined) query.set('q', filter.text);
+  if (filter.cursor !== undefined) query.set('after', filter.cursor);
+  if (filter.limit !== undefined) query.set('limit', String(filter.limit));
+  type WirePage = { events: unknown[]; nextCursor: string | null };
+  // Without a job a 404 is no answer: that server lacks the route.
+  const page =
+    filter.jobId === undefined
+      ? await http.request<WirePage>('GET', `/v1/timeline${search(query)}`)
+      : await orNullWhenNotFound(
+          http.request<WirePage>('GET', `${jobPath(filter.jobId)}/timeline${search(query)}`),
+        );
+  if (!page) return null;
+  const events = page.events.map((event) => recordedEventOf(event) as TimelineEntry);
+  return { events, nextCursor: page.nextCursor };
+}
+
+/** `GET /v1/projections`: each persisted projection's generation, checkpoint and lag. */
+export function projectionRows(http: ClientHttp): Promise<ProjectionRow[]> {
+  return http.request('GET', '/v1/projections');
 }
 
 /** `POST /v1/jobs/:id/resume`, with a `Date` lease bound sent as ISO text. */
@@ -86,8 +188,16 @@ function streamOptions(
   };
 }
 
+function jobPath(jobId: string): string {
+  return `/v1/jobs/${encodeURIComponent(jobId)}`;
+}
+
+function search(query: URLSearchParams): string {
+  return query.size > 0 ? `?${query.toString()}` : '';
+}
+
 /** A 404 is an answer here (the job or item is unknown), not a failure. */
-async function orNullWhenNotFound(request: Promise<unknown>): Promise<unknown> {
+async function orNullWhenNotFound<T>(request: Promise<T>): Promise<T | null> {
   try {
     return await request;
   } catch (error) {

@@ -10,7 +10,7 @@ import {
   throttleTime,
   throwError,
 } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { limits } from '../../schema/limits.ts';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { accumulatorFor } from '../../projections/projection.ts';

@@ -1,5 +1,5 @@
 import type { JobEtaState } from '../../projections/job-eta.ts';
-import { logStart } from '../cursors.ts';
+import { formatLogCursor, logStart } from '../cursors.ts';
 import { InvalidInputError } from '../errors.ts';
 import type { LedgerStore } from '../store/ledger-store.ts';
 import type { LogReader } from '../store/log-reads.ts';
@@ -19,6 +19,37 @@ export interface ProjectionStatus {
   /** Null before the projection was ever run. */
   generation: Generation | null;
   lag: { events: number; capped: boolean };
+}
+
+/** A projection's status flat and JSON-friendly, as `headway projections` and `GET /v1/projections` show it. */
+export interface ProjectionRow {
+  name: string;
+  codeVersion: number;
+  /** Null before the projection was ever run. */
+  generation: number | null;
+  status: 'building' | 'active' | 'not built';
+  /** The log cursor of its checkpoint. */
+  cursor: string | null;
+  events: number;
+  lag: number;
+  lagCapped: boolean;
+  updatedAt: string | null;
+}
+
+/** A projection's status as a `ProjectionRow`. */
+export function projectionRow(status: ProjectionStatus): ProjectionRow {
+  const { generation } = status;
+  return {
+    name: status.name,
+    codeVersion: status.codeVersion,
+    generation: generation?.generation ?? null,
+    status: generation?.status ?? 'not built',
+    cursor: generation ? formatLogCursor(generation.cursor) : null,
+    events: generation?.events ?? 0,
+    lag: status.lag.events,
+    lagCapped: status.lag.capped,
+    updatedAt: generation?.updatedAt.toISOString() ?? null,
+  };
 }
 
 /**

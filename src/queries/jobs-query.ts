@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { storableText } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
 import type { JobSnapshot } from '../../projections/job-rollup.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { eventDataSchemas, eventMetadata, storableText } from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
 import { jobStatuses } from '../../projections/job-status.ts';

@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws';
-import { z } from 'zod';
+import * as z from 'zod';
 import { limits } from '../../schema/limits.ts';
 import { formatLogCursor, logCursorText, parseLogCursor } from '../cursors.ts';
 import type { LogCursor } from '../cursors.ts';

@@ -19,7 +19,12 @@ interface LockHolder {
   takenAt: string;
   /** The holder process's start time (the pid-file fallback only), to spot a reused pid. */
   processStartedAt: number | null;
+  /** The URL the holder serves the store at (`headway serve`), once it listens. */
+  url?: string;
 }
+
+/** Tokens of the locks this process holds, by folder: whose files `advertiseServedUrl` may rewrite. */
+const heldTokens = new Map<string, string>();
 
 /** The embedded store's lock, held by this process until `release`, or until lost. */
 export interface StoreLock {
@@ -76,7 +81,7 @@ export async function acquireStoreLock(
     server = await bindExclusively(await socketName(folder));
     if (!server) {
       const current = await readHolder(path).catch(() => null);
-      throw new StoreBusyError(folder, describe(current));
+      throw new StoreBusyError(folder, describe(current), current?.url);
     }
     // Any lock file here is a dead holder's: overwrite it, whole or not at all.
     const draft = `${path}.${holder.token}`;
@@ -91,7 +96,29 @@ export async function acquireStoreLock(
   } else {
     await takeLockFile(folder, path, holder);
   }
+  heldTokens.set(folder, holder.token);
   return watch(folder, path, holder.token, server, options.checkIntervalMs ?? 1_000);
+}
+
+/**
+ * Names, in the lock file of an embedded store this process holds, the URL it serves the
+ * store at, so that a process that finds the store busy can read through that server
+ * (`StoreBusyError.servedAt`). Returns false, writing nothing, when this process does not
+ * hold the lock of `folder` (the path `acquireStoreLock` was given).
+ *
+ * @example
+ * await advertiseServedUrl('/var/lib/headway', 'http://127.0.0.1:4680');
+ */
+export async function advertiseServedUrl(folder: string, url: string): Promise<boolean> {
+  const token = heldTokens.get(folder);
+  const path = join(folder, storeLockFile);
+  const current = token === undefined ? null : await readHolder(path);
+  if (!current || current.token !== token) return false;
+  // Written whole, then renamed over the file: a reader never sees it half-written.
+  const draft = `${path}.${token}`;
+  await writeFile(draft, JSON.stringify({ ...current, url }));
+  await rename(draft, path);
+  return true;
 }
 
 /** The folder's identity (device and inode), so every path to it names one socket. */
@@ -132,7 +159,9 @@ async function takeLockFile(folder: string, path: string, holder: LockHolder): P
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
       const current = await readHolder(path);
-      if (current && holderAlive(current)) throw new StoreBusyError(folder, describe(current));
+      if (current && holderAlive(current)) {
+        throw new StoreBusyError(folder, describe(current), current.url);
+      }
       // Remove the dead holder's file, unless another process replaced it meanwhile.
       if ((await readHolder(path))?.token === current?.token) {
         await unlink(path).catch(ignoreMissing);
@@ -166,6 +195,7 @@ function watch(
       return;
     }
     const received = current ? `names ${describe(current)}` : 'was removed';
+    if (heldTokens.get(folder) === token) heldTokens.delete(folder);
     lost.abort(new StoreLockLostError(folder, received));
     void closeServer();
   };
@@ -180,6 +210,7 @@ function watch(
       if (released) return;
       released = true;
       clearTimeout(timer);
+      if (heldTokens.get(folder) === token) heldTokens.delete(folder);
       // The file first: once the socket is closed, a new holder may write its own.
       if ((await readHolder(path).catch(() => null))?.token === token) {
         await unlink(path).catch(ignoreMissing);
@@ -200,9 +231,10 @@ async function readHolder(path: string): Promise<LockHolder | null> {
   }
   try {
     const holder = JSON.parse(text) as Partial<LockHolder>;
-    return typeof holder.token === 'string' && typeof holder.pid === 'number'
-      ? (holder as LockHolder)
-      : null;
+    if (typeof holder.token !== 'string' || typeof holder.pid !== 'number') return null;
+    // Only a web address is followed; anything else in the file is left unread.
+    const { url, ...rest } = holder as LockHolder;
+    return typeof url === 'string' && /^https?:\/\/\S+$/.test(url) ? { ...rest, url } : rest;
   } catch {
     return null;
   }

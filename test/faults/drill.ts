@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
+import type { ScratchDatabase } from '../../bench/scratch-database.ts';
 import { cliEnv, headwayBin } from '../cli-runner.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 
@@ -223,15 +224,17 @@ export const standardPlan: DrillPlan = {
 };
 
 /**
- * Runs a server against `databaseUrl` (a database of the drill's own) through a proxy,
- * puts it under a steady HTTP append load, then terminates its backends, cuts the network
- * and black-holes it, and counts what clients were told against what was stored.
+ * Runs a server against `database` through a proxy, puts it under a steady HTTP append
+ * load, then terminates its backends, cuts the network and black-holes it, and counts what
+ * clients were told against what was stored. It takes a `ScratchDatabase`, not a URL, so
+ * the backends it terminates are always those of a database made for it.
  */
 export async function runDrill(
-  databaseUrl: string,
+  database: ScratchDatabase,
   plan: DrillPlan,
   log: (line: string) => void = () => undefined,
 ): Promise<DrillReport & { server: ServeProcess; proxy: TcpProxy; jobIds: string[] }> {
+  const databaseUrl = database.url;
   const target = new URL(databaseUrl);
   const proxy = await TcpProxy.start(Number(target.port || 5432), target.hostname);
   const viaProxy = new URL(databaseUrl);
@@ -252,7 +255,8 @@ export async function runDrill(
         // Only the backends of the drill's own database: never anyone else's.
         const { rowCount } = await admin.query(
           `select pg_terminate_backend(pid) from pg_stat_activity
-            where datname = current_database() and pid <> pg_backend_pid()`,
+            where datname = $1 and pid <> pg_backend_pid()`,
+          [database.name],
         );
         backendsTerminated += rowCount ?? 0;
         const ended = Date.now();

@@ -35,7 +35,7 @@ describe.skipIf(!postgresAvailable)('database faults under load (PostgreSQL)', (
   it(
     'five backend terminations, a 10 s cut and a 10 s black hole: the server keeps serving, clients see only 2xx, 409 or 503, and every acknowledged event is stored once',
     async () => {
-      const report = await runDrill(database.url, standardPlan);
+      const report = await runDrill(database, standardPlan);
       cleanups.push(
         () => report.proxy.close(),
         () => report.server.stop(),

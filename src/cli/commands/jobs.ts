@@ -1,14 +1,18 @@
+import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
+import { jobStatuses } from '../../../projections/job-status.ts';
 import type { JobStatus } from '../../../projections/job-status.ts';
 import type { JobView } from '../../queries/job-views.ts';
-import { collect, parsePositiveInt } from '../arguments.ts';
-import { printJson, printLines, withLedger } from '../context.ts';
+import { parsePositiveInt } from '../arguments.ts';
+import { printJson, printLines } from '../context.ts';
 import { formatTable } from '../format.ts';
+import { withJobReads } from '../job-reads.ts';
+import { addServerOptions } from '../remote.ts';
 
 interface JobsOptions {
   project?: string;
   kind?: string;
-  status?: string[];
+  status?: JobStatus[];
   limit: number;
   json?: boolean;
 }
@@ -29,6 +33,19 @@ function listing({ jobId, progress }: JobView) {
   };
 }
 
+/** Collects `--status` values, repeated or comma-separated, each a known status. */
+function collectStatuses(value: string, previous: JobStatus[] = []): JobStatus[] {
+  const statuses = value.split(',').filter(Boolean);
+  for (const status of statuses) {
+    if (!(jobStatuses as readonly string[]).includes(status)) {
+      throw new InvalidArgumentError(
+        `expected a job status (${jobStatuses.join(', ')}), received '${status}'`,
+      );
+    }
+  }
+  return [...previous, ...(statuses as JobStatus[])];
+}
+
 /** Started most recently first, then by id. */
 function byStartDescending(a: JobView, b: JobView): number {
   const started = (b.progress.startedAt ?? 0) - (a.progress.startedAt ?? 0);
@@ -40,47 +57,46 @@ function byStartDescending(a: JobView, b: JobView): number {
  * newest first.
  */
 export function registerJobs(program: Command): void {
-  program
-    .command('jobs')
-    .description('list jobs, newest first')
-    .option('--project <project>', 'only jobs of this project')
-    .option('--kind <kind>', 'only jobs of this kind')
-    .option(
-      '--status <status>',
-      'only jobs in this status (repeatable, or comma-separated)',
-      collect,
-    )
-    .option('--limit <n>', 'at most this many jobs', parsePositiveInt, 50)
-    .option('--json', 'print JSON')
-    .action(async (options: JobsOptions, command: Command) => {
-      await withLedger(command, async (ledger) => {
-        const status = options.status?.flatMap((value) => value.split(',')) as
-          JobStatus[] | undefined;
-        const views = await ledger.jobs({
-          limit: options.limit,
-          ...(options.project === undefined ? {} : { project: options.project }),
-          ...(options.kind === undefined ? {} : { kind: options.kind }),
-          ...(status === undefined ? {} : { status }),
-        });
-        // The jobs `GET /v1/jobs` lists (with `--limit`, the most recently updated), printed
-        // newest first by their start, which reads best in a terminal.
-        const jobs = views.sort(byStartDescending).map(listing);
-        if (options.json) return printJson(jobs);
-        if (jobs.length === 0) return printLines(['No jobs yet. Try `headway demo`.']);
-        printLines(
-          formatTable(
-            ['JOB', 'NAME', 'KIND', 'PROJECT', 'STATUS', 'EVENTS', 'STARTED'],
-            jobs.map((job) => [
-              job.jobId,
-              job.name ?? '',
-              job.kind ?? '',
-              job.project ?? '',
-              job.status,
-              String(job.events),
-              job.startedAt?.replace('T', ' ').slice(0, 19) ?? '',
-            ]),
-          ),
-        );
+  addServerOptions(
+    program
+      .command('jobs')
+      .description('list jobs, newest first')
+      .option('--project <project>', 'only jobs of this project')
+      .option('--kind <kind>', 'only jobs of this kind')
+      .option(
+        '--status <status>',
+        'only jobs in this status (repeatable, or comma-separated)',
+        collectStatuses,
+      )
+      .option('--limit <n>', 'at most this many jobs', parsePositiveInt, 50)
+      .option('--json', 'print JSON'),
+  ).action(async (options: JobsOptions, command: Command) => {
+    await withJobReads(command, async (reads) => {
+      const views = await reads.jobs({
+        limit: options.limit,
+        ...(options.project === undefined ? {} : { project: options.project }),
+        ...(options.kind === undefined ? {} : { kind: options.kind }),
+        ...(options.status === undefined ? {} : { status: options.status }),
       });
+      // The jobs `GET /v1/jobs` lists (with `--limit`, the most recently updated), printed
+      // newest first by their start, which reads best in a terminal.
+      const jobs = views.sort(byStartDescending).map(listing);
+      if (options.json) return printJson(jobs);
+      if (jobs.length === 0) return printLines(['No jobs yet. Try `headway demo`.']);
+      printLines(
+        formatTable(
+          ['JOB', 'NAME', 'KIND', 'PROJECT', 'STATUS', 'EVENTS', 'STARTED'],
+          jobs.map((job) => [
+            job.jobId,
+            job.name ?? '',
+            job.kind ?? '',
+            job.project ?? '',
+            job.status,
+            String(job.events),
+            job.startedAt?.replace('T', ' ').slice(0, 19) ?? '',
+          ]),
+        ),
+      );
     });
+  });
 }

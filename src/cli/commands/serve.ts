@@ -2,15 +2,20 @@ import type { Command } from 'commander';
 import { InvalidInputError } from '../../errors.ts';
 import { readFailureRules } from '../../append/failure-rules.ts';
 import { isLoopbackHost, parseTokens } from '../../server/auth.ts';
-import { parseNonNegativeInt, parsePositiveInt } from '../arguments.ts';
+import { parsePort, parsePositiveInt } from '../arguments.ts';
 import { resolveSchema, withLedger } from '../context.ts';
 import type { GlobalOptions } from '../context.ts';
 import { serveLedger } from '../serve-ledger.ts';
 import type { ServeSettings } from '../serve-ledger.ts';
+import { nextFreePortTries } from '../serve-port.ts';
+
+/** The port `headway serve` listens on when neither `--port` nor `PORT` says. */
+export const defaultPort = 4680;
 
 interface ServeOptions {
   host: string;
-  port: number;
+  port?: number;
+  nextFreePort?: boolean;
   log?: boolean;
   demo?: boolean;
   demoItems: number;
@@ -25,7 +30,15 @@ export function registerServe(program: Command): void {
     .command('serve')
     .description('serve the HTTP API (tokens from $HEADWAY_TOKENS) and keep projections current')
     .option('--host <host>', 'address to bind', '127.0.0.1')
-    .option('--port <port>', 'port to listen on (0: any free one)', parseNonNegativeInt, 4680)
+    .option(
+      '--port <port>',
+      `port to listen on (default: $PORT, else ${defaultPort}; 0: any free one)`,
+      parsePort,
+    )
+    .option(
+      '--next-free-port',
+      `when the port is taken, take the first free one of the next ${nextFreePortTries}`,
+    )
     .option('--log', 'log every request to stderr')
     .option('--demo', 'feed the served ledger with the simulated pipeline of `headway demo`')
     .option('--demo-items <n>', 'documents the demo processes', parsePositiveInt, 2_000)
@@ -63,7 +76,8 @@ async function serveSettings(options: ServeOptions, command: Command): Promise<S
   const failureRules = rulesFile === undefined ? undefined : await readFailureRules(rulesFile);
   return {
     host: options.host,
-    port: options.port,
+    port: options.port ?? portFromEnvironment() ?? defaultPort,
+    nextFreePort: options.nextFreePort ?? false,
     log: options.log ?? false,
     demo: options.demo ?? false,
     demoItems: options.demoItems,
@@ -74,4 +88,15 @@ async function serveSettings(options: ServeOptions, command: Command): Promise<S
     failureRules,
     rulesFile,
   };
+}
+
+/** `PORT`, as hosting platforms set it; undefined when unset or empty. */
+function portFromEnvironment(): number | undefined {
+  const text = process.env.PORT;
+  if (text === undefined || text.trim() === '') return undefined;
+  try {
+    return parsePort(text);
+  } catch (error) {
+    throw new InvalidInputError([{ path: 'PORT', message: (error as Error).message }]);
+  }
 }

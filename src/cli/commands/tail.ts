@@ -5,15 +5,14 @@ import type { RecordedEvent } from '../../../schema/recorded-event.ts';
 import { describeEvent } from '../../../projections/job-timeline.ts';
 import { formatLogCursor, logStart } from '../../cursors.ts';
 import { toExportLine } from '../../append/ndjson.ts';
-import { createClient, recordedEventOf } from '../../client/index.ts';
+import { recordedEventOf } from '../../client/index.ts';
 import type { HeadwayClient } from '../../client/index.ts';
 import { collect, parseCursorOption } from '../arguments.ts';
 import { toJson } from '../../json.ts';
-import { abortOnSignals, withLedger } from '../context.ts';
+import { abortOnSignals } from '../context.ts';
+import { addServerOptions, withReadSource } from '../remote.ts';
 
 interface TailOptions {
-  url?: string;
-  token?: string;
   job?: string[];
   type?: string[];
   project?: string;
@@ -24,51 +23,51 @@ interface TailOptions {
 
 /** `headway tail`: prints events as they are committed, until Ctrl-C. */
 export function registerTail(program: Command): void {
-  program
-    .command('tail')
-    .description('print events as they arrive, following the log until interrupted')
-    .option('--job <id>', 'only this job (repeatable)', collect)
-    .option('--type <type>', 'only this event type (repeatable)', collect)
-    .option('--project <project>', 'only jobs of this project')
-    .addOption(
-      new Option('--after <cursor>', 'start after this cursor (as printed by --json)').argParser(
-        parseCursorOption,
-      ),
-    )
-    .addOption(new Option('--from-start', 'start at the beginning of the log').conflicts('after'))
-    .option('--json', 'print NDJSON, one event per line with its cursor')
-    .option('--url <url>', 'tail a Headway server (default: $HEADWAY_URL) instead of a store')
-    .option('--token <token>', 'bearer token for --url (default: $HEADWAY_TOKEN)')
-    .action(async (options: TailOptions, command: Command) => {
-      const format = options.json ? jsonLine : humanLine;
-      const url = options.url ?? (process.env.HEADWAY_URL || undefined);
-      if (url) {
-        const token = options.token ?? (process.env.HEADWAY_TOKEN || undefined);
-        const client = createClient({ url, ...(token ? { token } : {}) });
-        await printEvents(format, (signal) => remoteEvents(client, options, signal));
-        return;
+  addServerOptions(
+    program
+      .command('tail')
+      .description('print events as they arrive, following the log until interrupted')
+      .option('--job <id>', 'only this job (repeatable)', collect)
+      .option('--type <type>', 'only this event type (repeatable)', collect)
+      .option('--project <project>', 'only jobs of this project')
+      .addOption(
+        new Option('--after <cursor>', 'start after this cursor (as printed by --json)').argParser(
+          parseCursorOption,
+        ),
+      )
+      .addOption(new Option('--from-start', 'start at the beginning of the log').conflicts('after'))
+      .option('--json', 'print NDJSON, one event per line with its cursor'),
+  ).action(async (options: TailOptions, command: Command) => {
+    const format = options.json ? jsonLine : humanLine;
+    await withReadSource(command, async (source) => {
+      if (source.kind === 'server') {
+        const { client } = source;
+        // One plain request first: a wrong URL or token fails at once, where the stream
+        // would retry it as a dropped connection.
+        await client.jobs({ limit: 1 });
+        return printEvents(format, (signal) => remoteEvents(client, options, signal));
       }
-      await withLedger(command, async (ledger) => {
-        // Taken before the follow starts, so nothing committed after this point is missed.
-        const after = options.fromStart
-          ? logStart
-          : options.after !== undefined
-            ? options.after
-            : await ledger.liveCursor();
-        await printEvents(format, async function* (signal) {
-          const pages = ledger.follow(
-            {
-              after,
-              ...(options.job ? { streamIds: options.job } : {}),
-              ...(options.type ? { types: options.type } : {}),
-              ...(options.project === undefined ? {} : { projects: [options.project] }),
-            },
-            signal,
-          );
-          for await (const page of pages) yield* page.events;
-        });
+      const { ledger } = source;
+      // Taken before the follow starts, so nothing committed after this point is missed.
+      const after = options.fromStart
+        ? logStart
+        : options.after !== undefined
+          ? options.after
+          : await ledger.liveCursor();
+      await printEvents(format, async function* (signal) {
+        const pages = ledger.follow(
+          {
+            after,
+            ...(options.job ? { streamIds: options.job } : {}),
+            ...(options.type ? { types: options.type } : {}),
+            ...(options.project === undefined ? {} : { projects: [options.project] }),
+          },
+          signal,
+        );
+        for await (const page of pages) yield* page.events;
       });
     });
+  });
 }
 
 /** A server's events, across dropped connections; the server picks the live cursor. */

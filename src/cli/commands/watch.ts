@@ -2,10 +2,10 @@ import type { Command } from 'commander';
 import { map, Subscription } from 'rxjs';
 import type { Observable } from 'rxjs';
 import { jobEta } from '../../../projections/job-eta.ts';
-import { createClient } from '../../client/index.ts';
 import { NotFoundError } from '../../errors.ts';
 import { parsePositiveInt } from '../arguments.ts';
-import { abortOnSignals, withLedger } from '../context.ts';
+import { abortOnSignals } from '../context.ts';
+import { addServerOptions, withReadSource } from '../remote.ts';
 import { localSnapshot, remoteSnapshots } from '../watch-snapshots.ts';
 import type { Snapshot } from '../watch-snapshots.ts';
 import { isFinished } from '../../../projections/job-status.ts';
@@ -13,41 +13,35 @@ import { BarsView, LinesView } from '../watch-views.ts';
 
 interface WatchOptions {
   interval?: number;
-  url?: string;
-  token?: string;
 }
 
 /** `headway watch <job>`: live progress bars until the job ends or Ctrl-C. */
 export function registerWatch(program: Command): void {
-  program
-    .command('watch')
-    .description("follow a job's progress live: overall and per stage, rate, ETA and failures")
-    .argument('<job>', 'job id')
-    .option(
-      '--interval <ms>',
-      'at most one update per this many ms (default 100 on a terminal, else 1000)',
-      parsePositiveInt,
-    )
-    .option(
-      '--url <url>',
-      'watch through a Headway server (default: $HEADWAY_URL) instead of a store',
-    )
-    .option('--token <token>', 'bearer token for --url (default: $HEADWAY_TOKEN)')
-    .action(async (jobId: string, options: WatchOptions, command: Command) => {
-      const url = options.url ?? (process.env.HEADWAY_URL || undefined);
-      if (url) {
-        const token = options.token ?? (process.env.HEADWAY_TOKEN || undefined);
-        const client = createClient({ url, ...(token ? { token } : {}) });
-        await show(options, (interval, signal) => remoteSnapshots(client, jobId, interval, signal));
-        return;
-      }
-      await withLedger(command, async (ledger) => {
-        if ((await ledger.status(jobId)) === null) throw new NotFoundError(`Job '${jobId}'`);
-        await show(options, (interval) =>
-          ledger.watchFold(jobId, jobEta, { throttleMs: interval }).pipe(map(localSnapshot)),
+  addServerOptions(
+    program
+      .command('watch')
+      .description("follow a job's progress live: overall and per stage, rate, ETA and failures")
+      .argument('<job>', 'job id')
+      .option(
+        '--interval <ms>',
+        'at most one update per this many ms (default 100 on a terminal, else 1000)',
+        parsePositiveInt,
+      ),
+  ).action(async (jobId: string, options: WatchOptions, command: Command) => {
+    await withReadSource(command, async (source) => {
+      if (source.kind === 'server') {
+        const { client } = source;
+        return show(options, (interval, signal) =>
+          remoteSnapshots(client, jobId, interval, signal),
         );
-      });
+      }
+      const { ledger } = source;
+      if ((await ledger.status(jobId)) === null) throw new NotFoundError(`Job '${jobId}'`);
+      await show(options, (interval) =>
+        ledger.watchFold(jobId, jobEta, { throttleMs: interval }).pipe(map(localSnapshot)),
+      );
     });
+  });
 }
 
 /** Draws snapshots until the job ends, the source ends, or Ctrl-C. */

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { CoalescingAppender } from '../../append/coalescing-appender.ts';
 import { formatLogCursor } from '../../cursors.ts';
 import type { Ledger } from '../../ledger.ts';
+import { projectionRow } from '../../persisted/projection-admin.ts';
 import type { DatabaseReadiness } from '../../store/database-readiness.ts';
 import { withQueryTimeout } from '../../store/postgres-pool.ts';
 import type { App } from '../app.ts';
@@ -25,7 +26,7 @@ export interface HealthRoutesDeps {
   readiness?: DatabaseReadiness | undefined;
 }
 
-/** `/health` (public: which parts are up) and `/metrics` (Prometheus). */
+/** `/health` (public: which parts are up), the projections' lag, and `/metrics` (Prometheus). */
 export function healthRoutes(app: App, deps: HealthRoutesDeps): void {
   app.get(
     '/health',
@@ -35,6 +36,17 @@ export function healthRoutes(app: App, deps: HealthRoutesDeps): void {
       },
     },
     (request, reply) => health(deps, request, reply),
+  );
+
+  app.get(
+    '/v1/projections',
+    {
+      config: readScope,
+      schema: {
+        summary: 'Each persisted projection: its generation, checkpoint and lag behind the log',
+      },
+    },
+    async () => (await deps.ledger.projectionStatus()).map(projectionRow),
   );
 
   app.get(

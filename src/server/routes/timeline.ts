@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import type { RecordedEvent } from '../../../schema/recorded-event.ts';
 import { describeEvent } from '../../../projections/job-timeline.ts';
 import type { Ledger } from '../../ledger.ts';
@@ -12,8 +13,20 @@ export interface TimelineRoutesDeps {
   ledger: Ledger;
 }
 
-/** A job's events, filtered and paged, and its log lines. */
+/** Every job's events or one job's, filtered and paged, and a job's log lines. */
 export function timelineRoutes(app: App, { ledger }: TimelineRoutesDeps): void {
+  app.get(
+    '/v1/timeline',
+    {
+      config: readScope,
+      schema: {
+        querystring: schemas.timelineQuery,
+        summary: "Every job's events, filtered and paged, for audits across jobs",
+      },
+    },
+    async (request) => timelinePage(ledger, undefined, request.query),
+  );
+
   app.get(
     '/v1/jobs/:id/timeline',
     {
@@ -25,22 +38,8 @@ export function timelineRoutes(app: App, { ledger }: TimelineRoutesDeps): void {
       },
     },
     async (request) => {
-      const jobId = request.params.id;
-      await requireJob(ledger, jobId);
-      const { type, since, until, q, after, limit, order } = request.query;
-      const page = await ledger.timeline(
-        defined({
-          jobId,
-          types: type?.length ? type : undefined,
-          since,
-          until,
-          text: q,
-          cursor: after,
-          limit,
-          order,
-        }),
-      );
-      return { events: page.events.map(toTimelineEntry), nextCursor: page.nextCursor };
+      await requireJob(ledger, request.params.id);
+      return timelinePage(ledger, request.params.id, request.query);
     },
   );
 
@@ -64,6 +63,28 @@ export function timelineRoutes(app: App, { ledger }: TimelineRoutesDeps): void {
       return { events: page.events.map(toTimelineEntry), nextCursor: page.nextCursor };
     },
   );
+}
+
+/** A page of the timeline as the routes send it: one job's, or every job's. */
+async function timelinePage(
+  ledger: Ledger,
+  jobId: string | undefined,
+  query: z.output<typeof schemas.timelineQuery>,
+) {
+  const { type, since, until, q, after, limit, order } = query;
+  const page = await ledger.timeline(
+    defined({
+      jobId,
+      types: type?.length ? type : undefined,
+      since,
+      until,
+      text: q,
+      cursor: after,
+      limit,
+      order,
+    }),
+  );
+  return { events: page.events.map(toTimelineEntry), nextCursor: page.nextCursor };
 }
 
 /** An event as the timeline routes send it: on the wire, with its one-line description. */

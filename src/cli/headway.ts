@@ -1,9 +1,7 @@
 #!/usr/bin/env node
-// The `headway` command. TypeScript runs through tsx, so the bin works right after
-// `npm install` with no build step.
-import { register } from 'tsx/esm/api';
+// The `headway` command: compiled to `dist/src/cli/headway.js`, the package's bin.
+import { main } from './main.ts';
 
-register();
 let finished = false;
 process.on('exit', (code) => {
   // A command whose work never settled must not look like a success.
@@ -12,6 +10,5 @@ process.on('exit', (code) => {
     process.exitCode = 1;
   }
 });
-const { main } = await import('./main.ts');
 process.exitCode = await main(process.argv);
 finished = true;
