@@ -190,12 +190,12 @@ export class StoreBusyError extends HeadwayError {
     holder?: string,
     readonly servedAt?: string,
   ) {
-    const served = servedAt
-      ? `, which serves it at ${servedAt}: read commands go through that server by themselves and writes can use its HTTP API; or`
-      : ';';
+    const opened = `The embedded store at ${dataDir} is open in another process${holder ? ` (${holder})` : ''}`;
     super(
       'store_busy',
-      `The embedded store at ${dataDir} is open in another process${holder ? ` (${holder})` : ''}${served} close that one, or use PostgreSQL (DATABASE_URL) to share a ledger between processes`,
+      servedAt
+        ? `${opened}, which serves it at ${servedAt}. The commands that read and record (jobs, status, watch, export, import, resume, demo, …) go through that server by themselves; migrate, rebuild, a second serve and programs that open the store need it to themselves: stop that server first, or use PostgreSQL (DATABASE_URL), where all of them run beside a server`
+        : `${opened}; close that one, or use PostgreSQL (DATABASE_URL) to share a ledger between processes`,
     );
   }
 }

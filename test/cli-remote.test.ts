@@ -1,5 +1,3 @@
-import { execFile, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -8,56 +6,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ledger } from '../src/ledger.ts';
 import { openLedger } from '../src/open-ledger.ts';
-import { cliEnv, headwayBin } from './cli-runner.ts';
+import { runHeadway, serveStore } from './cli-runner.ts';
 import type { CliRun } from './cli-runner.ts';
 
 // The read commands print the same whether they open the store themselves or, while
 // `headway serve` holds it, read through that server: found in the store's lock, named by
 // --url, or by HEADWAY_URL.
-
-/** Runs `headway` to the end with extra environment variables. */
-function headway(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [headwayBin, ...args],
-      { env: { ...cliEnv(), ...env }, maxBuffer: 64 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-/** `headway serve --port 0` on a store, once it has said where it listens. */
-async function serve(store: string): Promise<{ url: string; stop(): Promise<number | null> }> {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [headwayBin, '--data-dir', store, 'serve', '--port', '0'],
-    { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const serving = /Headway serving .* on (http:\/\/\S+) \(API/;
-  const deadline = Date.now() + 60_000;
-  while (!serving.test(output)) {
-    if (Date.now() > deadline || child.exitCode !== null) {
-      child.kill('SIGKILL');
-      throw new Error(`headway serve did not start: ${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return {
-    url: serving.exec(output)![1]!,
-    stop: () => {
-      child.kill('SIGTERM');
-      return exited;
-    },
-  };
-}
 
 /** Records three jobs: one completed with failures, one running, one failed. */
 async function recordJobs(ledger: Ledger): Promise<{ done: string; running: string }> {
@@ -135,7 +89,7 @@ describe('read commands beside `headway serve`', { timeout: 600_000 }, () => {
     ];
     // Each once on the store itself, with no server anywhere.
     for (const args of cases) {
-      const run = await headway(['--data-dir', store, ...args]);
+      const run = await runHeadway(['--data-dir', store, ...args]);
       expect(run, args.join(' ')).toMatchObject({ code: 0, stderr: '' });
       local.set(args.join(' '), run);
     }
@@ -156,14 +110,14 @@ describe('read commands beside `headway serve`', { timeout: 600_000 }, () => {
   });
 
   it('prints the same through the server: found in the lock, by --url, by HEADWAY_URL', async () => {
-    const server = await serve(store);
+    const server = await serveStore(store);
     try {
       const ways: [string, (args: string[]) => Promise<CliRun>][] = [
-        ['the lock', (args) => headway(['--data-dir', store, ...args])],
-        ['--url', (args) => headway(['--data-dir', store, ...args, '--url', server.url])],
+        ['the lock', (args) => runHeadway(['--data-dir', store, ...args])],
+        ['--url', (args) => runHeadway(['--data-dir', store, ...args, '--url', server.url])],
         [
           'HEADWAY_URL',
-          (args) => headway(['--data-dir', store, ...args], { HEADWAY_URL: server.url }),
+          (args) => runHeadway(['--data-dir', store, ...args], { HEADWAY_URL: server.url }),
         ],
       ];
       for (const [way, run] of ways) {
@@ -181,14 +135,14 @@ describe('read commands beside `headway serve`', { timeout: 600_000 }, () => {
         }
       }
       // An unknown job fails alike, with the same line.
-      const missing = await headway(['--data-dir', store, 'status', 'no-such-job']);
+      const missing = await runHeadway(['--data-dir', store, 'status', 'no-such-job']);
       expect(missing).toEqual({
         code: 1,
         stdout: '',
         stderr: "headway: Job 'no-such-job' was not found (not_found)\n",
       });
       // Writes stay local: the store is busy, and the error says where it is served.
-      const write = await headway(['--data-dir', store, 'rebuild']);
+      const write = await runHeadway(['--data-dir', store, 'rebuild']);
       expect(write.code).toBe(1);
       expect(write.stderr).toContain(`which serves it at ${server.url}`);
       expect(write.stderr).toMatch(/\(store_busy\)\n$/);
@@ -201,7 +155,7 @@ describe('read commands beside `headway serve`', { timeout: 600_000 }, () => {
     const other = join(folder, 'held');
     const holder = await openLedger({ dataDir: other });
     try {
-      const run = await headway(['--data-dir', other, 'jobs']);
+      const run = await runHeadway(['--data-dir', other, 'jobs']);
       expect(run.code).toBe(1);
       expect(run.stdout).toBe('');
       expect(run.stderr).toMatch(
@@ -227,7 +181,7 @@ describe('read commands beside `headway serve`', { timeout: 600_000 }, () => {
       [['jobs'], { HEADWAY_URL: url }],
     ] as const) {
       const started = Date.now();
-      const run = await headway(['--data-dir', store, ...args], env);
+      const run = await runHeadway(['--data-dir', store, ...args], env);
       expect(Date.now() - started).toBeLessThan(15_000);
       expect(run.code).toBe(1);
       expect(run.stdout).toBe('');
@@ -237,7 +191,7 @@ describe('read commands beside `headway serve`', { timeout: 600_000 }, () => {
         ),
       );
     }
-    const bad = await headway(['--data-dir', store, 'jobs', '--url', 'localhost:4680']);
+    const bad = await runHeadway(['--data-dir', store, 'jobs', '--url', 'localhost:4680']);
     expect(bad.stderr).toBe(
       'headway: --url: expected a server URL such as http://127.0.0.1:4680, received "localhost:4680" (invalid_input)\n',
     );

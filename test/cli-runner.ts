@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { expect } from 'vitest';
 
 /** The `headway` command from its sources (the package test runs the compiled bin). */
@@ -22,13 +22,13 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs `headway` with these arguments to the end. */
-export function runHeadway(args: readonly string[]): Promise<CliRun> {
+/** Runs `headway` with these arguments (and extra environment variables) to the end. */
+export function runHeadway(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [headwayBin, ...args],
-      { env: cliEnv(), maxBuffer: 64 * 1024 * 1024 },
+      { env: { ...cliEnv(), ...env }, maxBuffer: 64 * 1024 * 1024 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
         resolve({ code, stdout, stderr });
@@ -42,4 +42,38 @@ export function jsonOf<T>(run: CliRun): T {
   expect(run.stderr).toBe('');
   expect(run.code).toBe(0);
   return JSON.parse(run.stdout) as T;
+}
+
+/** A `headway serve` running on a store: its URL, and how to stop it (resolves to its exit code). */
+export interface ServedStore {
+  url: string;
+  stop(): Promise<number | null>;
+}
+
+/** `headway serve --port 0` on an embedded store, once it has said where it listens. */
+export async function serveStore(store: string): Promise<ServedStore> {
+  const child = spawn(process.execPath, [headwayBin, '--data-dir', store, 'serve', '--port', '0'], {
+    env: cliEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const serving = /Headway serving .* on (http:\/\/\S+) \(API/;
+  const deadline = Date.now() + 60_000;
+  while (!serving.test(output)) {
+    if (Date.now() > deadline || child.exitCode !== null) {
+      child.kill('SIGKILL');
+      throw new Error(`headway serve did not start: ${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    url: serving.exec(output)![1]!,
+    stop: () => {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
 }

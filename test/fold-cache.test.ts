@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Projection } from '../projections/projection.ts';
-import { FoldCache } from '../src/queries/fold-cache.ts';
+import { FoldCache } from '../src/fold-cache.ts';
 
 const count: Projection<number> = {
   name: 'count',

@@ -67,6 +67,22 @@ export const maxImportLineLength = 1024 * 1024;
 const streamChunk = 1_000;
 const bufferedEvents = 20_000;
 
+/** One stream's events read from an import and not yet written, at their own versions. */
+export interface ImportedStream {
+  streamId: string;
+  /** The version of its first event: the stream is expected at the one before. */
+  firstVersion: number;
+  /** The line of its first event, named when the job was never started. */
+  firstLine: number;
+  events: EventInput[];
+}
+
+/**
+ * Where an import writes: each stream's events at their own versions, idempotent by event
+ * id; resolves to how many of them were new (the others were there already).
+ */
+export type ImportWriter = (streams: readonly ImportedStream[]) => Promise<number>;
+
 /**
  * Imports NDJSON export lines, idempotent by event id: importing the same file twice
  * writes it once, and says how many events were new. Each stream keeps its versions (a
@@ -75,21 +91,32 @@ const bufferedEvents = 20_000;
  * event is not `job.started` a `JobNotStartedError` naming its line); positions and
  * recording times are the target's own.
  */
-export async function importNdjson(
+export function importNdjson(
   ledger: { db: Kysely<Database> },
   lines: AsyncIterable<string> | Iterable<string>,
 ): Promise<ImportResult> {
-  const buffers = new Map<string, StreamBuffer>();
+  return importNdjsonWith((streams) => writeStreams(ledger.db, streams), lines);
+}
+
+/**
+ * `importNdjson` through any writer (a store, a server): reads and checks the lines, and
+ * hands each stream's events over in order, in chunks, with their own ids and versions.
+ */
+export async function importNdjsonWith(
+  write: ImportWriter,
+  lines: AsyncIterable<string> | Iterable<string>,
+): Promise<ImportResult> {
+  const buffers = new Map<string, ImportedStream>();
   const lastVersion = new Map<string, number>();
   let buffered = 0;
   let count = 0;
   let imported = 0;
   let lineNumber = 0;
   const flush = async () => {
-    const streams = [...buffers.entries()];
+    const streams = [...buffers.values()];
     buffers.clear();
     buffered = 0;
-    imported += await writeStreams(ledger.db, streams);
+    if (streams.length > 0) imported += await write(streams);
   };
   for await (const raw of lines) {
     lineNumber += 1;
@@ -105,17 +132,15 @@ export async function importNdjson(
     lastVersion.set(line.streamId, line.version);
     let buffer = buffers.get(line.streamId);
     if (!buffer) {
-      buffer = { firstVersion: line.version, firstLine: lineNumber, events: [] };
+      buffer = {
+        streamId: line.streamId,
+        firstVersion: line.version,
+        firstLine: lineNumber,
+        events: [],
+      };
       buffers.set(line.streamId, buffer);
     }
-    buffer.events.push({
-      type: line.type,
-      data: line.data,
-      eventId: line.eventId,
-      occurredAt: line.occurredAt,
-      schemaVersion: line.schemaVersion,
-      ...(line.metadata ? { metadata: line.metadata } : {}),
-    } as EventInput);
+    buffer.events.push(eventOf(line));
     buffered += 1;
     count += 1;
     if (buffer.events.length >= streamChunk || buffered >= bufferedEvents) await flush();
@@ -124,11 +149,32 @@ export async function importNdjson(
   return { events: count, streams: lastVersion.size, imported, alreadyPresent: count - imported };
 }
 
-/** One stream's events read from the file and not yet written. */
-interface StreamBuffer {
-  firstVersion: number;
-  firstLine: number;
-  events: EventInput[];
+/** The event an export line appends: its own id, time, schema version and metadata. */
+function eventOf(line: z.infer<typeof importLine>): EventInput {
+  return {
+    type: line.type,
+    data: line.data,
+    eventId: line.eventId,
+    occurredAt: line.occurredAt,
+    schemaVersion: line.schemaVersion,
+    ...(line.metadata ? { metadata: line.metadata } : {}),
+  } as EventInput;
+}
+
+/**
+ * A job's refusal for not starting with `job.started`, named by the line of its first
+ * event rather than by the batch of streams it was written with.
+ */
+export function notStartedAtLine(
+  error: JobNotStartedError,
+  streams: readonly ImportedStream[],
+): JobNotStartedError {
+  const line = streams.find((stream) => stream.streamId === error.jobId)?.firstLine;
+  return new JobNotStartedError(
+    error.jobId,
+    error.received,
+    `line ${line ?? '?'} holds its first event; an export lists each job from its job.started`,
+  );
 }
 
 /** One line checked as an export line; null for a blank line. */
@@ -154,32 +200,25 @@ function parseImportLine(raw: string, path: string): z.infer<typeof importLine> 
   return parsed.data;
 }
 
-/** Appends buffered streams at their own versions; returns how many events were new. */
+/** Appends imported streams to a store at their own versions; returns how many were new. */
 async function writeStreams(
   db: Kysely<Database>,
-  streams: [string, StreamBuffer][],
+  streams: readonly ImportedStream[],
 ): Promise<number> {
   let written = 0;
   for (let start = 0; start < streams.length; start += limits.streamsPerAppend) {
     const prepared = prepareStreams(
-      streams.slice(start, start + limits.streamsPerAppend).map(([streamId, buffer]) => ({
-        streamId,
-        events: buffer.events,
-        expectedVersion: buffer.firstVersion - 1,
+      streams.slice(start, start + limits.streamsPerAppend).map((stream) => ({
+        streamId: stream.streamId,
+        events: stream.events,
+        expectedVersion: stream.firstVersion - 1,
       })),
       new Date(),
     );
     try {
       written += (await executeAppendCounting(db, prepared)).written;
     } catch (error) {
-      if (!(error instanceof JobNotStartedError)) throw error;
-      // Named by its line, not by the batch of streams it was written with.
-      const line = streams.find(([streamId]) => streamId === error.jobId)?.[1].firstLine;
-      throw new JobNotStartedError(
-        error.jobId,
-        error.received,
-        `line ${line ?? '?'} holds its first event; an export lists each job from its job.started`,
-      );
+      throw error instanceof JobNotStartedError ? notStartedAtLine(error, streams) : error;
     }
   }
   return written;

@@ -11,7 +11,7 @@ import type { SummaryFigures } from '../../projections/job-summary.ts';
 import type { HeadwayClient, TimelineFilter } from '../client/index.ts';
 import type { Ledger } from '../ledger.ts';
 import type { TimelinePage } from '../queries/timeline-query.ts';
-import { withReadSource } from './remote.ts';
+import { withSource } from './remote.ts';
 
 // The reads behind `jobs`, `status`, `failures` and `timeline`, from a store or a server:
 // the same data either way, so each command formats it in one place.
@@ -41,12 +41,12 @@ export interface JobReads {
   timeline(filter: TimelineFilter): Promise<TimelinePage | null>;
 }
 
-/** Runs `action` with the reads of the ledger or server the command names (see `withReadSource`). */
+/** Runs `action` with the reads of the ledger or server the command names (see `withSource`). */
 export function withJobReads<T>(
   command: Command,
   action: (reads: JobReads) => Promise<T>,
 ): Promise<T> {
-  return withReadSource(command, (source) =>
+  return withSource(command, (source) =>
     action(source.kind === 'ledger' ? ledgerReads(source.ledger) : serverReads(source.client)),
   );
 }

@@ -2,13 +2,14 @@ import { Option } from 'commander';
 import type { Command } from 'commander';
 import { createClient, HttpStatusError } from '../client/index.ts';
 import type { HeadwayClient } from '../client/index.ts';
-import { InvalidInputError, StoreBusyError } from '../errors.ts';
+import { HeadwayError, InvalidInputError, StoreBusyError } from '../errors.ts';
+import type { HeadwayErrorCode } from '../errors.ts';
 import type { Ledger } from '../ledger.ts';
 import { expectedIssue } from '../validation.ts';
 import { openCommandLedger } from './context.ts';
 
-// How a read command reaches the ledger: a store it opens itself, or a Headway server,
-// named by --url or $HEADWAY_URL, or found in the lock of an embedded store it serves.
+// How a command reaches the ledger: a store it opens itself, or a Headway server, named
+// by --url or $HEADWAY_URL, or found in the lock of an embedded store it serves.
 
 /** The options `addServerOptions` adds. */
 export interface ServerOptions {
@@ -16,43 +17,60 @@ export interface ServerOptions {
   token?: string;
 }
 
+/** What a command does on a server, and so the scopes its token needs. */
+export type ServerScope = 'read' | 'append';
+
 /** How long one request to a server may take, answer included, before the command fails. */
 export const serverRequestTimeoutMs = 10_000;
 
-/** Adds `--url` and `--token` to a read command. */
-export function addServerOptions(command: Command): Command {
+/** How long a batch of events a command records is retried before the command fails. */
+const serverGiveUpAfterMs = 30_000;
+
+/** Adds `--url` and `--token` to a command that can work through a server. */
+export function addServerOptions(
+  command: Command,
+  scopes: readonly ServerScope[] = ['read'],
+): Command {
+  const verb = scopes.includes('append') ? 'work' : 'read';
   return command
     .addOption(
       new Option(
         '--url <url>',
-        'read through this Headway server instead of a store (default: $HEADWAY_URL, else the one serving a busy store)',
+        `${verb} through this Headway server instead of a store (default: $HEADWAY_URL, else the one serving a busy store)`,
       ),
     )
     .addOption(
-      new Option('--token <token>', 'bearer token with the read scope (default: $HEADWAY_TOKEN)'),
+      new Option(
+        '--token <token>',
+        `bearer token with the ${scopeNames(scopes)} (default: $HEADWAY_TOKEN)`,
+      ),
     );
 }
 
-/** Where a read comes from: a store opened here, or a server (and why that one). */
-export type ReadSource =
-  { kind: 'ledger'; ledger: Ledger } | { kind: 'server'; client: HeadwayClient };
+/** Where a command's data comes from and goes: a store opened here, or a server at a URL. */
+export type CommandSource =
+  { kind: 'ledger'; ledger: Ledger } | { kind: 'server'; client: HeadwayClient; url: string };
 
 /**
- * Runs `action` on the ledger a read command names: the server of `--url` or
- * `$HEADWAY_URL` when given; else the store of the global options, or, when that is an
- * embedded store held by `headway serve`, the server its lock names. A busy store whose
- * holder serves nothing still fails with `store_busy`. The store is always closed.
+ * Runs `action` on the ledger a command names: the server of `--url` or `$HEADWAY_URL`
+ * when given; else the store of the global options, or, when that is an embedded store
+ * held by `headway serve`, the server its lock names. A busy store whose holder serves
+ * nothing still fails with `store_busy`. The store is always closed; on a server, what
+ * the action recorded is stored before this returns. `scopes` are those the action's
+ * requests need, named when the server refuses the token.
  */
-export async function withReadSource<T>(
+export async function withSource<T>(
   command: Command,
-  action: (source: ReadSource) => Promise<T>,
+  action: (source: CommandSource) => Promise<T>,
+  scopes: readonly ServerScope[] = ['read'],
 ): Promise<T> {
   const options = command.opts<ServerOptions>();
   const token = options.token ?? (process.env.HEADWAY_TOKEN || undefined);
+  const access: ServerAccess = { token, scopes };
   const named = options.url ?? (process.env.HEADWAY_URL || undefined);
   if (named !== undefined) {
     const name = options.url === undefined ? 'HEADWAY_URL' : '--url';
-    return onServer(named, { name, hint: namedHint }, token, action);
+    return onServer(named, { name, hint: namedHint }, access, action);
   }
   let ledger: Ledger;
   try {
@@ -60,13 +78,19 @@ export async function withReadSource<T>(
   } catch (error) {
     if (!(error instanceof StoreBusyError) || error.servedAt === undefined) throw error;
     const name = `the lock of the embedded store at ${error.dataDir}`;
-    return onServer(error.servedAt, { name, hint: lockHint }, token, action);
+    return onServer(error.servedAt, { name, hint: lockHint }, access, action);
   }
   try {
     return await action({ kind: 'ledger', ledger });
   } finally {
     await ledger.close();
   }
+}
+
+/** The token a command sends and the scopes it needs. */
+interface ServerAccess {
+  token: string | undefined;
+  scopes: readonly ServerScope[];
 }
 
 /** Where a server's URL came from, and what to do when it does not answer. */
@@ -76,7 +100,7 @@ interface Origin {
 }
 
 const namedHint =
-  'check that `headway serve` runs there, or leave out --url and HEADWAY_URL to read the store itself';
+  'check that `headway serve` runs there, or leave out --url and HEADWAY_URL to use the store itself';
 const lockHint =
   'the process that holds the store named that URL but does not answer there; try again once it has started or stopped';
 
@@ -84,8 +108,8 @@ const lockHint =
 async function onServer<T>(
   url: string,
   origin: Origin,
-  token: string | undefined,
-  action: (source: ReadSource) => Promise<T>,
+  access: ServerAccess,
+  action: (source: CommandSource) => Promise<T>,
 ): Promise<T> {
   if (!isWebAddress(url)) {
     throw new InvalidInputError([
@@ -95,22 +119,40 @@ async function onServer<T>(
   const client = createClient({
     url,
     requestTimeoutMs: serverRequestTimeoutMs,
-    ...(token ? { token } : {}),
+    giveUpAfterMs: serverGiveUpAfterMs,
+    ...(access.token ? { token: access.token } : {}),
   });
   try {
-    return await action({ kind: 'server', client });
+    const result = await action({ kind: 'server', client, url });
+    // Events an action recorded may still be buffered: stored here, or the command fails.
+    await client.close();
+    return result;
   } catch (error) {
-    throw serverError(error, url, origin) ?? error;
+    throw serverError(error, url, origin, access.scopes) ?? error;
   }
 }
 
 /** A clear error for a server that could not be reached or refused; undefined for others. */
-function serverError(error: unknown, url: string, origin: Origin): Error | undefined {
+function serverError(
+  error: unknown,
+  url: string,
+  origin: Origin,
+  scopes: readonly ServerScope[],
+): Error | undefined {
   if (error instanceof HttpStatusError) {
-    const code = (error.body as { error?: { code?: unknown } } | null)?.error?.code;
+    const answer = (error.body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+    const code = answer?.code;
+    if (
+      typeof code === 'string' &&
+      ledgerRefusals.has(code) &&
+      typeof answer?.message === 'string'
+    ) {
+      // The ledger's own refusal, worded by it: printed as a store opened here prints it.
+      return new HeadwayError(code as HeadwayErrorCode, answer.message, { cause: error });
+    }
     const auth =
       error.status === 401 || error.status === 403
-        ? '; give a token with the read scope (--token or HEADWAY_TOKEN)'
+        ? `; give a token with the ${scopeNames(scopes)} (--token or HEADWAY_TOKEN)`
         : '';
     return new Error(
       `The Headway server at ${url} answered ${error.message}${typeof code === 'string' ? ` (${code})` : ''}${auth}`,
@@ -123,6 +165,23 @@ function serverError(error: unknown, url: string, origin: Origin): Error | undef
     `Could not reach the Headway server at ${url} (from ${origin.name}): expected an answer, received ${reason}; ${origin.hint}`,
     { cause: error },
   );
+}
+
+/** Codes of the ledger's refusals, which a server passes on as the ledger worded them. */
+const ledgerRefusals = new Set<string>([
+  'concurrency',
+  'event_too_large',
+  'idempotency_conflict',
+  'invalid_event',
+  'invalid_input',
+  'job_finished',
+  'job_not_started',
+  'not_found',
+] satisfies HeadwayErrorCode[]);
+
+/** "read scope", "read and append scopes". */
+function scopeNames(scopes: readonly ServerScope[]): string {
+  return `${scopes.join(' and ')} scope${scopes.length === 1 ? '' : 's'}`;
 }
 
 function isWebAddress(text: string): boolean {

@@ -1,6 +1,8 @@
 import type { EventInput } from '../../schema/events.ts';
 import { reconnectDelayMs, sleep } from '../backoff.ts';
 import type { ExpectedVersion } from '../errors.ts';
+// Pure validation (zod and the catalogue): the client must not load a database driver.
+import { prepareStreams } from '../append/prepare-streams.ts';
 import { HttpStatusError } from './event-stream.ts';
 import type { ClientHttp } from './http.ts';
 import { isTransientFailure, mayHaveBeenStored } from './send-failures.ts';
@@ -79,4 +81,19 @@ export async function sendBatch(
       await sleep(Math.min(retryAfter ?? reconnectDelayMs(attempt - 1), left));
     }
   }
+}
+
+/**
+ * Fixes each event's id and time now, so a retry repeats the same events, and runs the
+ * server's own validation, so a bad call fails in the caller's hands.
+ */
+export function stampAndCheck(jobId: string, events: readonly EventInput[]): EventInput[] {
+  const now = new Date();
+  const stamped = events.map((event) => ({
+    ...event,
+    eventId: event.eventId ?? crypto.randomUUID(),
+    occurredAt: event.occurredAt ?? now,
+  })) as EventInput[];
+  prepareStreams([{ streamId: jobId, events: stamped }], now);
+  return stamped;
 }

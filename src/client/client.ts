@@ -3,72 +3,39 @@ import { limits } from '../../schema/limits.ts';
 import type { ExpectedVersion } from '../errors.ts';
 import { JobRecorder } from '../append/job-recorder.ts';
 import type { EventAppender, JobRecorderOptions } from '../append/job-recorder.ts';
-// Pure validation (zod and the catalogue): the client must not load a database driver.
-import { prepareStreams } from '../append/prepare-streams.ts';
 import type { ResumeOptions, ResumePoint } from '../append/resume-job.ts';
-import { BatchGivenUp, sendBatch } from './batch-sender.ts';
+import { BatchGivenUp, sendBatch, stampAndCheck } from './batch-sender.ts';
 import type { ClientErrorListener, RetryOptions } from './batch-sender.ts';
 import type { StreamMessage } from './event-stream.ts';
 import { EventsNotStoredError, notStoredEvent } from './events-not-stored.ts';
 import { ClientHttp } from './http.ts';
+import type { ClientAppendResult, ClientOptions } from './client-options.ts';
 import { JobBuffers } from './job-buffers.ts';
 import type { FailureReport } from '../../projections/job-failures.ts';
 import type { JobView } from '../../projections/job-rollup.ts';
 import type { SummaryFigures } from '../../projections/job-summary.ts';
 import type { ProjectionRow } from '../persisted/projection-admin.ts';
+import type { Projection } from '../../projections/projection.ts';
+import type { RecordedEvent } from '../../schema/recorded-event.ts';
+import type { LogCursor } from '../cursors.ts';
+import { FoldCache, foldIncrementally } from '../fold-cache.ts';
+import type { ReadAllPage, ReadStreamOptions } from '../store/log-reads.ts';
 import {
   failureReport,
   followEvents,
+  jobEventPages,
   jobItem,
   jobStatus,
   jobSummaryFigures,
   listJobs,
   projectionRows,
+  readJobEvents,
+  readLogEvents,
   readTimeline,
   resumeJob,
   watchJob,
 } from './read-calls.ts';
 import type { EventsFilter, JobsFilter, TimelineEntry, TimelineFilter } from './read-calls.ts';
-
-/** How a client talks to a Headway server and how it buffers. */
-export interface ClientOptions {
-  /** The server, e.g. `http://127.0.0.1:4680`. */
-  url: string;
-  /** A bearer token from the server's `HEADWAY_TOKENS`. */
-  token?: string;
-  /** Send a job's buffered events once this many are waiting (default 500). */
-  flushEvents?: number;
-  /** …or once the oldest has waited this long (default 200 ms). */
-  flushIntervalMs?: number;
-  /** Most events in one request (default 1,000, at most 10,000). */
-  batchEvents?: number;
-  /** Most events buffered across jobs; recording awaits while it is full (default 20,000). */
-  maxBufferedEvents?: number;
-  /**
-   * How long a batch is retried, from its first attempt, before it is given up and its
-   * events reported by `flush()` / `close()` (default 300,000: five minutes). The last
-   * attempt may start at this bound and take up to `requestTimeoutMs` more.
-   */
-  giveUpAfterMs?: number;
-  /** How long one request may take, answer included, before it counts as failed and is
-   * retried (default 30,000 ms). */
-  requestTimeoutMs?: number;
-  /**
-   * Each failed attempt (`retrying: true`, it is sent again) and each batch given up
-   * (`retrying: false`; `flush()` and `close()` then reject with `EventsNotStoredError`).
-   */
-  onError?: ClientErrorListener;
-}
-
-/** What a buffered recording call resolves to: the event is queued, not yet stored. */
-export interface Queued {
-  jobId: string;
-  /** Events of the call, now in the buffer. */
-  events: number;
-}
-
-/** The same answer as `Queued`, or the stored result when the call had to wait for one. */
-export type ClientAppendResult = Queued & { version?: number };
 
 /**
  * A Headway client over HTTP. `job()` gives the same recording handle as `ledger.job()`:
@@ -103,6 +70,7 @@ export class HeadwayClient implements EventAppender<ClientAppendResult> {
   private readonly http: ClientHttp;
   private readonly retry: RetryOptions;
   private readonly buffers: JobBuffers;
+  private readonly folds = new FoldCache(32);
   private closed = false;
 
   constructor(options: ClientOptions) {
@@ -205,6 +173,34 @@ export class HeadwayClient implements EventAppender<ClientAppendResult> {
     return readTimeline(this.http, filter);
   }
 
+  /**
+   * A page of a job's recorded events from a version (`GET /v1/jobs/:id/events`, at most
+   * 1,000, the default), as `ledger.readStream` reads them; none for an unknown job.
+   */
+  readStream(jobId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    return readJobEvents(this.http, jobId, options);
+  }
+
+  /**
+   * A page of the log after a log cursor (`GET /v1/events`, at most 1,000, the default),
+   * gap-safe, as `ledger.readAll` reads it; `next` is the cursor to go on from.
+   */
+  readAll(options: { after?: LogCursor | string; limit?: number } = {}): Promise<ReadAllPage> {
+    return readLogEvents(this.http, options);
+  }
+
+  /**
+   * A job folded here through a projection, as `ledger.project` folds it, after sending
+   * what is buffered for it: each read fetches only the events appended since the last
+   * fold of that job (kept for the 32 most recently read). Treat the state as read-only.
+   */
+  async project<S>(jobId: string, projection: Projection<S>): Promise<S> {
+    await this.buffers.flushJob(jobId);
+    return foldIncrementally(this.folds, projection, jobId, (fromVersion) =>
+      jobEventPages(this.http, jobId, fromVersion),
+    );
+  }
+
   /** Each persisted projection's generation, checkpoint and lag (`GET /v1/projections`). */
   projections(): Promise<ProjectionRow[]> {
     return projectionRows(this.http);
@@ -274,19 +270,4 @@ export class HeadwayClient implements EventAppender<ClientAppendResult> {
       throw error instanceof BatchGivenUp ? error.failure : error;
     }
   }
-}
-
-/**
- * Fixes each event's id and time now, so a retry repeats the same events, and runs the
- * server's own validation, so a bad call fails in the caller's hands.
- */
-function stampAndCheck(jobId: string, events: readonly EventInput[]): EventInput[] {
-  const now = new Date();
-  const stamped = events.map((event) => ({
-    ...event,
-    eventId: event.eventId ?? crypto.randomUUID(),
-    occurredAt: event.occurredAt ?? now,
-  })) as EventInput[];
-  prepareStreams([{ streamId: jobId, events: stamped }], now);
-  return stamped;
 }

@@ -1,5 +1,5 @@
 export { createClient, HeadwayClient } from './client.ts';
-export type { ClientAppendResult, ClientOptions, Queued } from './client.ts';
+export type { ClientAppendResult, ClientOptions, Queued } from './client-options.ts';
 export type { EventsFilter, JobsFilter, TimelineEntry, TimelineFilter } from './read-calls.ts';
 export { EventsNotStoredError } from './events-not-stored.ts';
 export type { NotStoredEvent, NotStoredJob } from './events-not-stored.ts';

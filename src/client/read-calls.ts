@@ -4,7 +4,10 @@ import type { JobView } from '../../projections/job-rollup.ts';
 import type { JobStatus } from '../../projections/job-status.ts';
 import type { SummaryFigures } from '../../projections/job-summary.ts';
 import type { ResumeOptions, ResumePoint } from '../append/resume-job.ts';
+import { formatLogCursor, logStart, parseLogCursor } from '../cursors.ts';
+import type { LogCursor } from '../cursors.ts';
 import type { ProjectionRow } from '../persisted/projection-admin.ts';
+import type { ReadAllPage, ReadStreamOptions } from '../store/log-reads.ts';
 import { followEventStream, HttpStatusError, recordedEventOf } from './event-stream.ts';
 import type { StreamMessage } from './event-stream.ts';
 import type { ClientHttp } from './http.ts';
@@ -109,6 +112,58 @@ export async function readTimeline(
   if (!page) return null;
   const events = page.events.map((event) => recordedEventOf(event) as TimelineEntry);
   return { events, nextCursor: page.nextCursor };
+}
+
+/** Most events the server answers per page of `GET /v1/jobs/:id/events` and `GET /v1/events`. */
+export const eventsPage = 1_000;
+
+/**
+ * `GET /v1/jobs/:id/events`: a job's recorded events in version order, typed again; none
+ * for an unknown job, as `ledger.readStream` answers.
+ */
+export async function readJobEvents(
+  http: ClientHttp,
+  jobId: string,
+  options: ReadStreamOptions,
+): Promise<RecordedEvent[]> {
+  const query = new URLSearchParams();
+  if (options.fromVersion !== undefined) query.set('fromVersion', String(options.fromVersion));
+  query.set('limit', String(options.limit ?? eventsPage));
+  const page = await orNullWhenNotFound(
+    http.request<{ events: unknown[] }>('GET', `${jobPath(jobId)}/events${search(query)}`),
+  );
+  return page ? page.events.map(recordedEventOf) : [];
+}
+
+/** A job's events from a version, a page after another, until a page comes back short. */
+export async function* jobEventPages(
+  http: ClientHttp,
+  jobId: string,
+  fromVersion: number,
+): AsyncGenerator<RecordedEvent[]> {
+  for (let from = fromVersion; ;) {
+    const events = await readJobEvents(http, jobId, { fromVersion: from, limit: eventsPage });
+    yield events;
+    if (events.length < eventsPage) return;
+    from = events.at(-1)!.version + 1;
+  }
+}
+
+/** `GET /v1/events`: the log after a log cursor, gap-safe, typed again, as `ledger.readAll`. */
+export async function readLogEvents(
+  http: ClientHttp,
+  options: { after?: LogCursor | string; limit?: number },
+): Promise<ReadAllPage> {
+  const after = options.after === undefined ? logStart : parseLogCursor(options.after);
+  const query = new URLSearchParams({
+    after: formatLogCursor(after),
+    limit: String(options.limit ?? eventsPage),
+  });
+  const page = await http.request<{ events: unknown[]; nextCursor: string }>(
+    'GET',
+    `/v1/events${search(query)}`,
+  );
+  return { events: page.events.map(recordedEventOf), next: parseLogCursor(page.nextCursor) };
 }
 
 /** `GET /v1/projections`: each persisted projection's generation, checkpoint and lag. */

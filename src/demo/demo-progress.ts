@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { combineProjections } from '../../projections/combine.ts';
 import { estimateEta, jobEta } from '../../projections/job-eta.ts';
 import { jobProgress } from '../../projections/job-progress.ts';
-import type { Ledger } from '../ledger.ts';
+import type { Projection } from '../../projections/projection.ts';
 import type { SimulatedClock } from './simulated-work.ts';
 
 /** A sample of the ETA as the run went. */
@@ -13,6 +13,11 @@ export interface EtaSample {
   etaMs: number | null;
   lowMs: number | null;
   highMs: number | null;
+}
+
+/** What reading the demo's job takes: a job folded through a projection, as it stands. */
+export interface JobProjector {
+  project<S>(jobId: string, projection: Projection<S>): Promise<S>;
 }
 
 /** How the demo shows its progress. */
@@ -34,7 +39,7 @@ export class ProgressReporter {
   private nextReport = 0;
 
   constructor(
-    private readonly ledger: Ledger,
+    private readonly ledger: JobProjector,
     private readonly jobId: string,
     private readonly clock: SimulatedClock,
     private readonly options: ProgressReporterOptions,

@@ -1,13 +1,21 @@
 import type { EventInput, JsonValue } from '../../schema/events.ts';
 import { allItems, itemRecord, jobItems } from '../../projections/job-items.ts';
-import type { JobRecorder } from '../append/job-recorder.ts';
-import type { Ledger } from '../ledger.ts';
+import type { JobRecorder, JobRecorderOptions, JobResumer } from '../append/job-recorder.ts';
 import { ProgressReporter } from './demo-progress.ts';
-import type { EtaSample } from './demo-progress.ts';
+import type { EtaSample, JobProjector } from './demo-progress.ts';
 import { seededRandom } from './seeded-random.ts';
 import { ItemSimulator, SimulatedClock } from './simulated-work.ts';
 
 export type { EtaSample } from './demo-progress.ts';
+
+/**
+ * What the demo needs of a ledger: to record a job, to fold it as it stands, and to resume
+ * it. A `Ledger` is one; so is a `HeadwayClient`, through a server (its folds are made
+ * from the job's events read over HTTP, only the new ones each time).
+ */
+export interface DemoLedger extends JobProjector, JobResumer {
+  job(jobId?: string, options?: JobRecorderOptions): JobRecorder<unknown>;
+}
 
 /** Options of the simulated pipeline. */
 export interface DemoOptions {
@@ -61,7 +69,7 @@ class SimulatedCrash extends Error {}
  * and finishes. Times are simulated (item durations of 40–900 ms), so the run itself
  * takes seconds while the recorded job spans minutes.
  */
-export async function runDemo(ledger: Ledger, options: DemoOptions = {}): Promise<DemoRun> {
+export async function runDemo(ledger: DemoLedger, options: DemoOptions = {}): Promise<DemoRun> {
   const pipeline = new SimulatedPipeline(ledger, options);
   await pipeline.start();
   await pipeline.discover();
@@ -81,13 +89,13 @@ class SimulatedPipeline {
   private readonly random: () => number;
   private readonly print: (line: string) => void;
   private readonly clock: SimulatedClock;
-  private readonly job: JobRecorder;
+  private readonly job: JobRecorder<unknown>;
   private readonly itemIds: string[];
   private readonly items: ItemSimulator;
   private readonly progress: ProgressReporter;
 
   constructor(
-    private readonly ledger: Ledger,
+    private readonly ledger: DemoLedger,
     private readonly options: DemoOptions,
   ) {
     this.total = options.items ?? 2_000;

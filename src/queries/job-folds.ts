@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { accumulatorFor } from '../../projections/projection.ts';
-import type { Accumulator, Projection } from '../../projections/projection.ts';
+import type { Projection } from '../../projections/projection.ts';
 import { logStart, parseLogCursor } from '../cursors.ts';
 import type { LogCursor } from '../cursors.ts';
 import type { LogReader } from '../store/log-reads.ts';
-import { FoldCache } from './fold-cache.ts';
+import { FoldCache, foldIncrementally } from '../fold-cache.ts';
 
 /** What `replay` reports when it has caught up. */
 export interface ReplayResult<S> {
@@ -32,21 +32,10 @@ export class JobFolds {
   }
 
   /** One job's events through a projection; the state is shared with later reads, read-only. */
-  async project<S>(jobId: string, projection: Projection<S>): Promise<S> {
-    const cached = this.cache.get(projection, jobId);
-    let accumulator: Accumulator<S> | null = null;
-    let version = cached?.version ?? 0;
-    for await (const events of this.log.readStreamPages(jobId, version + 1)) {
-      if (events.length === 0) continue;
-      // Made only when there is something to add: a job read again unchanged costs no copy.
-      accumulator ??= accumulatorFor(projection, cached?.state);
-      for (const event of events) accumulator.add(event);
-      version = events.at(-1)?.version ?? version;
-    }
-    if (cached && version === cached.version) return cached.state;
-    const state = accumulator ? accumulator.result() : projection.initial();
-    if (version > 0) this.cache.set(projection, jobId, { state, version });
-    return state;
+  project<S>(jobId: string, projection: Projection<S>): Promise<S> {
+    return foldIncrementally(this.cache, projection, jobId, (fromVersion) =>
+      this.log.readStreamPages(jobId, fromVersion),
+    );
   }
 
   /** The whole log (or what follows `after`) through a projection, a batch at a time. */

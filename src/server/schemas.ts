@@ -149,6 +149,8 @@ export const resumeBody = z
     leaseExpiredBefore: z.union([isoTime, z.number().finite()]).optional(),
     defaultLeaseMs: z.number().int().min(0).optional(),
     reason: z.string().min(1).max(limits.textLength).optional(),
+    // The producer's clock for the events resume records, as `ledger.resume` takes it.
+    occurredAt: isoTime.optional(),
   })
   .default({});
 
@@ -179,4 +181,23 @@ export const streamQuery = z.strictObject({
   job: commaList.pipe(z.array(id).max(1_000)).optional().describe('Comma-separated job ids'),
   type: commaList.pipe(z.array(name).max(100)).optional().describe('Comma-separated event types'),
   after: cursorText.describe('Start after this cursor (Last-Event-ID wins when both are sent)'),
+});
+
+/** Most events in one answer of `GET /v1/jobs/:id/events` and `GET /v1/events`, the default too. */
+export const eventsPageLimit = 1_000;
+
+export const jobEventsQuery = z.strictObject({
+  fromVersion: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(Number.MAX_SAFE_INTEGER)
+    .optional()
+    .describe('The first version to return (default 1)'),
+  limit: limit(eventsPageLimit).describe(`At most this many events (default ${eventsPageLimit})`),
+});
+
+export const logEventsQuery = z.strictObject({
+  after: cursorText.describe('Read the events after this log cursor (default "0:0": the start)'),
+  limit: limit(eventsPageLimit).describe(`At most this many events (default ${eventsPageLimit})`),
 });

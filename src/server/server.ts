@@ -12,6 +12,7 @@ import { meteredAppender, ServerMetrics } from './metrics.ts';
 import { registerOpenApi } from './openapi.ts';
 import { appendRoutes, resumeRoute } from './routes/appends.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
+import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
 import { itemRoutes } from './routes/items.ts';
 import { jobRoutes } from './routes/jobs.ts';
@@ -75,6 +76,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   jobRoutes(app, { ledger });
   itemRoutes(app, { ledger });
   timelineRoutes(app, { ledger });
+  eventRoutes(app, { ledger });
   resumeRoute(app, writes);
   liveRoutes(app, { ledger, live, heartbeatMs: options.heartbeatMs ?? 15_000 });
   projectRoutes(app, { ledger });

@@ -3,7 +3,7 @@ import { projectionRow } from '../../persisted/projection-admin.ts';
 import type { ProjectionRow } from '../../persisted/projection-admin.ts';
 import { printJson, printLines } from '../context.ts';
 import { formatCount, formatTable } from '../format.ts';
-import { addServerOptions, withReadSource } from '../remote.ts';
+import { addServerOptions, withSource } from '../remote.ts';
 
 /**
  * `headway projections`: each persisted projection's generation, checkpoint and lag. A
@@ -20,7 +20,7 @@ export function registerProjections(program: Command): void {
       )
       .option('--json', 'print JSON'),
   ).action(async (options: { catchUp: boolean; json?: boolean }, command: Command) => {
-    const rows = await withReadSource(command, async (source): Promise<ProjectionRow[]> => {
+    const rows = await withSource(command, async (source): Promise<ProjectionRow[]> => {
       if (source.kind === 'server') return source.client.projections();
       const { ledger } = source;
       // A no-op when a runner elsewhere holds the lock: then the lag shown is its own.

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { parseNonNegativeInt, parseTimestamp } from '../arguments.ts';
-import { printJson, printLines, withLedger } from '../context.ts';
+import { printJson, printLines } from '../context.ts';
 import { formatCount } from '../format.ts';
+import { addServerOptions, withSource } from '../remote.ts';
 
 interface ResumeCommandOptions {
   leaseExpiredBefore?: string;
@@ -15,25 +16,31 @@ const shownIds = 20;
 
 /** `headway resume <job>`: releases expired leases, records the resume, and says what is left. */
 export function registerResume(program: Command): void {
-  program
-    .command('resume')
-    .description('resume a crashed job: release expired leases and show what is left to do')
-    .argument('<job>', 'job id')
-    .option(
-      '--lease-expired-before <time>',
-      'release in-flight items whose lease ended before this time (default now)',
-      parseTimestamp,
-    )
-    .option(
-      '--default-lease-ms <ms>',
-      'the lease of items started without one (default 0)',
-      parseNonNegativeInt,
-    )
-    .option('--reason <text>', 'why the job resumes, recorded on job.resumed')
-    .option('--json', 'print JSON (every id)')
-    .action(async (jobId: string, options: ResumeCommandOptions, command: Command) => {
-      await withLedger(command, async (ledger) => {
-        const point = await ledger.resume(jobId, {
+  addServerOptions(
+    program
+      .command('resume')
+      .description('resume a crashed job: release expired leases and show what is left to do')
+      .argument('<job>', 'job id')
+      .option(
+        '--lease-expired-before <time>',
+        'release in-flight items whose lease ended before this time (default now)',
+        parseTimestamp,
+      )
+      .option(
+        '--default-lease-ms <ms>',
+        'the lease of items started without one (default 0)',
+        parseNonNegativeInt,
+      )
+      .option('--reason <text>', 'why the job resumes, recorded on job.resumed')
+      .option('--json', 'print JSON (every id)'),
+    ['append'],
+  ).action(async (jobId: string, options: ResumeCommandOptions, command: Command) => {
+    await withSource(
+      command,
+      async (source) => {
+        // The same resume either way: the server runs `ledger.resume` for the client.
+        const resumer = source.kind === 'ledger' ? source.ledger : source.client;
+        const point = await resumer.resume(jobId, {
           ...(options.leaseExpiredBefore === undefined
             ? {}
             : { leaseExpiredBefore: new Date(options.leaseExpiredBefore) }),
@@ -58,6 +65,8 @@ export function registerResume(program: Command): void {
           list('expired, released', point.expired),
           list('in flight', point.inFlight),
         ]);
-      });
-    });
+      },
+      ['append'],
+    );
+  });
 }

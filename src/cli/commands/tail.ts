@@ -10,7 +10,7 @@ import type { HeadwayClient } from '../../client/index.ts';
 import { collect, parseCursorOption } from '../arguments.ts';
 import { toJson } from '../../json.ts';
 import { abortOnSignals } from '../context.ts';
-import { addServerOptions, withReadSource } from '../remote.ts';
+import { addServerOptions, withSource } from '../remote.ts';
 
 interface TailOptions {
   job?: string[];
@@ -39,7 +39,7 @@ export function registerTail(program: Command): void {
       .option('--json', 'print NDJSON, one event per line with its cursor'),
   ).action(async (options: TailOptions, command: Command) => {
     const format = options.json ? jsonLine : humanLine;
-    await withReadSource(command, async (source) => {
+    await withSource(command, async (source) => {
       if (source.kind === 'server') {
         const { client } = source;
         // One plain request first: a wrong URL or token fails at once, where the stream

@@ -5,7 +5,7 @@ import { jobEta } from '../../../projections/job-eta.ts';
 import { NotFoundError } from '../../errors.ts';
 import { parsePositiveInt } from '../arguments.ts';
 import { abortOnSignals } from '../context.ts';
-import { addServerOptions, withReadSource } from '../remote.ts';
+import { addServerOptions, withSource } from '../remote.ts';
 import { localSnapshot, remoteSnapshots } from '../watch-snapshots.ts';
 import type { Snapshot } from '../watch-snapshots.ts';
 import { isFinished } from '../../../projections/job-status.ts';
@@ -28,7 +28,7 @@ export function registerWatch(program: Command): void {
         parsePositiveInt,
       ),
   ).action(async (jobId: string, options: WatchOptions, command: Command) => {
-    await withReadSource(command, async (source) => {
+    await withSource(command, async (source) => {
       if (source.kind === 'server') {
         const { client } = source;
         return show(options, (interval, signal) =>
