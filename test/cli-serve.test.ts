@@ -108,6 +108,37 @@ describe('headway serve', () => {
     expect(await exited).toBe(0);
   }, 120_000);
 
+  it('npm start: a SIGTERM mid-demo stops the server without running the demo to its end', async () => {
+    const store = join(folder, 'd');
+    const child = spawn(
+      process.execPath,
+      [headwayBin, '--data-dir', store, 'serve', '--demo', '--demo-items', '2000', '--port', '0'],
+      { env: cliEnv() },
+    );
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const deadline = Date.now() + 60_000;
+    // The first progress line: the demo is under way on the wall clock (2,000 take ~90 s).
+    while (!/\[\w+\s*\] .*%/.test(stdout) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const jobId = /Demo job (\S+):/.exec(stdout)![1]!;
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stdout).toContain('Stopping: finishing requests and writing queued appends.');
+    expect(stdout).not.toContain(`Demo job ${jobId} done`);
+    // Left open as a crashed worker leaves it: what was recorded is there, and resumable.
+    const ledger = await openLedger({ dataDir: store });
+    try {
+      const view = await ledger.status(jobId);
+      expect(view?.progress.status).toBe('running');
+      expect(view!.progress.processed).toBeLessThan(2_000);
+    } finally {
+      await ledger.close();
+    }
+  }, 120_000);
+
   it('serves the embedded store, then on SIGTERM finishes, writes what it took, and exits 0', async () => {
     const store = join(folder, 'b');
     const child = spawn(

@@ -142,13 +142,19 @@ async function feedDemo(
   process.stdout.write(
     `Demo job ${jobId}: ${address}/jobs/${jobId} (API: ${address}/v1/jobs/${jobId}), or: npx headway watch ${jobId} --url ${address}\n`,
   );
-  const run = await runDemo(ledger, {
-    jobId,
-    items,
-    realTime: true,
-    print: (line) => {
-      if (!signal.aborted) process.stdout.write(`${line}\n`);
-    },
-  });
-  process.stdout.write(`Demo job ${run.jobId} done; still serving (Ctrl-C to stop).\n`);
+  try {
+    const run = await runDemo(ledger, {
+      jobId,
+      items,
+      realTime: true,
+      signal,
+      print: (line) => {
+        if (!signal.aborted) process.stdout.write(`${line}\n`);
+      },
+    });
+    process.stdout.write(`Demo job ${run.jobId} done; still serving (Ctrl-C to stop).\n`);
+  } catch (error) {
+    // Stopping mid-run leaves the demo job open, as a crashed worker would.
+    if (!signal.aborted) throw error;
+  }
 }

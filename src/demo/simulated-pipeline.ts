@@ -41,6 +41,8 @@ export interface DemoOptions {
   print?: (line: string) => void;
   /** The job's id (default: a new one), so a caller can point at it before the run ends. */
   jobId?: string;
+  /** Stops the run at its next step (it rejects with the signal's reason); the job stays open. */
+  signal?: AbortSignal;
 }
 
 /** What a demo run did. */
@@ -103,7 +105,7 @@ class SimulatedPipeline {
     this.random = seededRandom(options.seed ?? Math.floor(Math.random() * 2 ** 31));
     this.workers = options.workers ?? 8;
     this.print = options.print ?? (() => undefined);
-    this.clock = new SimulatedClock(options.realTime === true);
+    this.clock = new SimulatedClock(options.realTime === true, options.signal);
     this.leaseMs = options.realTime ? 4_000 : 30_000;
     this.job = ledger.job(options.jobId, {
       metadata: { source: 'headway-demo', actor: 'demo-worker-1' },

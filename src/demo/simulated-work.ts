@@ -13,16 +13,27 @@ import { classifyFailure } from '../../projections/failure-classification.ts';
 export class SimulatedClock {
   now = Date.now();
 
-  constructor(private readonly realTime: boolean) {}
+  constructor(
+    private readonly realTime: boolean,
+    private readonly signal?: AbortSignal,
+  ) {}
 
   /** The simulated now as ISO text, for `occurredAt`. */
   at(): string {
     return new Date(this.now).toISOString();
   }
 
-  /** In real time, waits until the simulated clock's now has come. */
+  /**
+   * In real time, waits until the simulated clock's now has come. Throws the signal's
+   * reason once it aborts, so a stopping server does not wait for the run to end.
+   */
   async keepTime(): Promise<void> {
-    if (this.realTime) await sleep(Math.max(0, this.now - Date.now()));
+    this.signal?.throwIfAborted();
+    if (this.realTime) {
+      await sleep(Math.max(0, this.now - Date.now()), undefined, {
+        ...(this.signal ? { signal: this.signal } : {}),
+      });
+    }
   }
 }
 
