@@ -131,7 +131,7 @@ describe('export, import, resume and demo beside `headway serve`', { timeout: 60
     const demo = ['--data-dir', fresh, 'demo', '--items', '200', '--seed', '7', '--json'];
     local.set('demo', ok(await runHeadway(demo), 'local demo'));
     server = await serveStore(store);
-  });
+  }, 300_000); // many CLI runs, one after another: minutes on a loaded machine
   afterAll(async () => {
     if (server) expect(await server.stop()).toBe(0);
     await rm(folder, { recursive: true, force: true });

@@ -93,7 +93,7 @@ describe('read commands beside `headway serve`', { timeout: 600_000 }, () => {
       expect(run, args.join(' ')).toMatchObject({ code: 0, stderr: '' });
       local.set(args.join(' '), run);
     }
-  });
+  }, 300_000); // many CLI runs, one after another: minutes on a loaded machine
   afterAll(async () => {
     await rm(folder, { recursive: true, force: true });
   });
