@@ -12,7 +12,7 @@ export default defineConfig({
         test: {
           name: 'main',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/faults/**'],
+          exclude: ['test/faults/**', 'test/topology/**'],
           sequence: { groupOrder: 0 },
         },
       },
@@ -23,6 +23,16 @@ export default defineConfig({
         test: {
           name: 'faults',
           include: ['test/faults/**/*.test.ts'],
+          sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        extends: true,
+        // Several servers, HAProxy and PgBouncer under load: after the main suites, beside the
+        // drills, so their load does not slow everything else.
+        test: {
+          name: 'topology',
+          include: ['test/topology/**/*.test.ts'],
           sequence: { groupOrder: 1 },
         },
       },

@@ -2,7 +2,6 @@ import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely';
-import pg from 'pg';
 import type { Database } from '../schema/database.ts';
 import { indexUpcasters } from '../schema/upcast.ts';
 import type { Upcaster } from '../schema/upcast.ts';
@@ -10,23 +9,44 @@ import type { ClassificationRule } from '../projections/failure-classification.t
 import { InvalidInputError } from './errors.ts';
 import { parseFailureRules } from './append/failure-rules.ts';
 import { Ledger } from './ledger.ts';
-import type { LedgerStore, RunnerLock } from './store/ledger-store.ts';
+import type { LedgerStore } from './store/ledger-store.ts';
 import { prepareSchema } from './store/migrations.ts';
 import {
   boundedPool,
   clientConfig,
   defaultTimeouts,
+  poolerModes,
   sessionSettings,
+  transactionSettings,
 } from './store/postgres-pool.ts';
-import type { PostgresTimeouts } from './store/postgres-pool.ts';
+import type { PoolerMode, PostgresTimeouts } from './store/postgres-pool.ts';
+import { tryAdvisoryLock, tryTransactionLock } from './store/runner-locks.ts';
 import { acquireStoreLock } from './store/store-lock.ts';
 import type { StoreLock } from './store/store-lock.ts';
-import { pgliteWakeUps, postgresWakeUps } from './store/wake-ups.ts';
+import { pgliteWakeUps, pollingWakeUps, postgresWakeUps } from './store/wake-ups.ts';
 
 /** How to open a ledger. With no `databaseUrl`, the embedded PGlite store is used. */
 export interface OpenLedgerOptions {
   /** A PostgreSQL URL; selects the `pg` store. */
   databaseUrl?: string;
+  /**
+   * `'transaction'` when `databaseUrl` reaches PostgreSQL through a pooler in transaction
+   * mode (PgBouncer's `pool_mode = transaction`, and the like); default `'none'`, a direct
+   * connection. In that mode nothing is sent at connect: the statement and idle-transaction
+   * bounds and the search path are set in each transaction (`SET LOCAL`), and what needs a
+   * session of its own (LISTEN wake-ups, projection runner locks) goes over
+   * `listenDatabaseUrl`. Without one, live reads poll the log (every 250 ms) and a runner
+   * holds its lock in an open transaction through the pooler, which pins one server
+   * connection while this process runs the projection.
+   */
+  pooler?: PoolerMode;
+  /**
+   * A PostgreSQL URL that reaches the same database directly (not through a transaction
+   * pooler), for what needs a session of its own: the LISTEN connection of wake-ups and the
+   * session advisory locks of projection runners. Default: `databaseUrl`, unless `pooler`
+   * is `'transaction'`.
+   */
+  listenDatabaseUrl?: string;
   /** The embedded store's folder (default `./.headway`), or `memory://` for a throwaway one. */
   dataDir?: string;
   /** A PostgreSQL schema to keep the tables in (created if missing). */
@@ -83,6 +103,7 @@ export async function openLedger(options: OpenLedgerOptions = {}): Promise<Ledge
       },
     ]);
   }
+  checkConnectionOptions(options);
   // Checked before the store opens: a bad rule must not leave connections behind.
   const failureRules =
     options.failureRules === undefined
@@ -102,59 +123,65 @@ export async function openLedger(options: OpenLedgerOptions = {}): Promise<Ledge
   return ledger;
 }
 
+function checkConnectionOptions(options: OpenLedgerOptions): void {
+  if (options.pooler !== undefined && !poolerModes.includes(options.pooler)) {
+    throw new InvalidInputError([
+      {
+        path: 'pooler',
+        message: `expected one of ${poolerModes.map((mode) => `'${mode}'`).join(', ')}, received ${JSON.stringify(options.pooler)}`,
+      },
+    ]);
+  }
+  if (options.listenDatabaseUrl !== undefined && !options.databaseUrl) {
+    throw new InvalidInputError([
+      {
+        path: 'listenDatabaseUrl',
+        message: 'expected only with databaseUrl (the embedded store needs no connection)',
+      },
+    ]);
+  }
+}
+
 function openPostgres(databaseUrl: string, options: OpenLedgerOptions): LedgerStore {
   const timeouts = { ...defaultTimeouts, ...options.timeouts };
   const applicationName = options.applicationName ?? 'headway';
+  const pooler = options.pooler ?? 'none';
+  const pooled = pooler === 'transaction';
   const pool = boundedPool(
     {
       connectionString: databaseUrl,
       max: options.poolSize ?? 10,
       application_name: applicationName,
-      options: sessionSettings(timeouts, options.schema),
+      ...(pooled ? {} : { options: sessionSettings(timeouts, options.schema) }),
     },
     timeouts,
+    pooled ? transactionSettings(timeouts, options.schema) : undefined,
   );
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const ownClient = (role: string) =>
-    clientConfig(databaseUrl, timeouts, `${applicationName}-${role}`, options.schema);
+  // What needs a session of its own never goes through a transaction pooler.
+  const sessionUrl = options.listenDatabaseUrl ?? (pooled ? undefined : databaseUrl);
+  const lockKey = (name: string) => `headway:${options.schema ?? ''}:${name}`;
+  let description = redactUrl(databaseUrl);
+  if (pooled) {
+    description += sessionUrl
+      ? ` (transaction pooler; LISTEN and runner locks over ${redactUrl(sessionUrl)})`
+      : ' (transaction pooler; live reads poll, runner locks in open transactions)';
+  }
+  const ownClient = (url: string, role: string, mode: PoolerMode = 'none') =>
+    clientConfig(url, timeouts, `${applicationName}-${role}`, options.schema, mode);
   return {
     db,
-    location: { store: 'postgres', description: redactUrl(databaseUrl) },
-    wakeUps: postgresWakeUps(() => ownClient('listen')),
+    location: { store: 'postgres', description },
+    wakeUps: sessionUrl ? postgresWakeUps(() => ownClient(sessionUrl, 'listen')) : pollingWakeUps(),
     tryLock: (name) =>
-      tryAdvisoryLock(ownClient('runner'), `headway:${options.schema ?? ''}:${name}`),
+      sessionUrl
+        ? tryAdvisoryLock(ownClient(sessionUrl, 'runner'), lockKey(name))
+        : tryTransactionLock(
+            ownClient(databaseUrl, 'runner', 'transaction'),
+            lockKey(name),
+            transactionSettings(timeouts, options.schema),
+          ),
     close: () => db.destroy(),
-  };
-}
-
-/**
- * A session advisory lock on a connection of its own, so that it lasts while the holder
- * lives and is released by the server when the holder's connection dies.
- */
-async function tryAdvisoryLock(config: pg.ClientConfig, key: string): Promise<RunnerLock | null> {
-  const client = new pg.Client(config);
-  const lost = new AbortController();
-  const onLost = () => lost.abort(new Error(`lost the runner lock ${key}`));
-  client.on('error', onLost);
-  client.on('end', onLost);
-  await client.connect();
-  try {
-    const result = await client.query<{ locked: boolean }>(
-      'select pg_try_advisory_lock(hashtextextended($1, 0)) as locked',
-      [key],
-    );
-    if (!result.rows[0]?.locked) {
-      await client.end();
-      return null;
-    }
-  } catch (error) {
-    await client.end().catch(() => undefined);
-    throw error;
-  }
-  return {
-    lost: lost.signal,
-    // Ending the session releases its advisory locks.
-    release: () => client.end().catch(() => undefined),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { InvalidInputError } from '../errors.ts';
 import type { Ledger } from '../ledger.ts';
 import { toJson } from '../json.ts';
 import { openLedger } from '../open-ledger.ts';
@@ -9,6 +10,10 @@ export interface GlobalOptions {
   databaseUrl?: string;
   dataDir: string;
   schema?: string;
+  /** `headway serve --listen-database-url`; other commands read the environment. */
+  listenDatabaseUrl?: string;
+  /** `headway serve --database-pooler`; other commands read the environment. */
+  databasePooler?: string;
 }
 
 /** The PostgreSQL URL chosen by flag or environment, if any. */
@@ -25,6 +30,35 @@ export function resolveSchema(options: { schema?: string }): string | undefined 
   return options.schema ?? (process.env.HEADWAY_SCHEMA || undefined);
 }
 
+/**
+ * How the PostgreSQL URL is reached (`--database-pooler`, else `$HEADWAY_DATABASE_POOLER`):
+ * `transaction` for a transaction pooler such as PgBouncer, `none` (the default) directly.
+ */
+export function resolvePooler(options: {
+  databasePooler?: string;
+}): OpenLedgerOptions['pooler'] | undefined {
+  const flag = options.databasePooler !== undefined;
+  const mode = options.databasePooler ?? (process.env.HEADWAY_DATABASE_POOLER || undefined);
+  if (mode === undefined) return undefined;
+  if (mode === 'transaction' || mode === 'none') return mode;
+  throw new InvalidInputError([
+    {
+      path: flag ? '--database-pooler' : 'HEADWAY_DATABASE_POOLER',
+      message: `expected 'transaction' or 'none', received ${JSON.stringify(mode)}`,
+    },
+  ]);
+}
+
+/**
+ * The direct URL for LISTEN and runner locks when the main one is a pooler
+ * (`--listen-database-url`, else `$HEADWAY_LISTEN_DATABASE_URL`), if any.
+ */
+export function resolveListenDatabaseUrl(options: {
+  listenDatabaseUrl?: string;
+}): string | undefined {
+  return options.listenDatabaseUrl ?? (process.env.HEADWAY_LISTEN_DATABASE_URL || undefined);
+}
+
 /** What a command may change in how its ledger opens. */
 export type CommandOpenOptions = Pick<OpenLedgerOptions, 'migrate' | 'failureRules'>;
 
@@ -36,9 +70,14 @@ export function openCommandLedger(
   const options = command.optsWithGlobals<GlobalOptions>();
   const databaseUrl = resolveDatabaseUrl(options);
   const schema = resolveSchema(options);
+  // Only PostgreSQL has a pooler or a listen URL; the embedded store ignores both.
+  const pooler = databaseUrl ? resolvePooler(options) : undefined;
+  const listenDatabaseUrl = databaseUrl ? resolveListenDatabaseUrl(options) : undefined;
   return openLedger({
     ...(databaseUrl ? { databaseUrl } : { dataDir: options.dataDir }),
     ...(schema ? { schema } : {}),
+    ...(pooler ? { pooler } : {}),
+    ...(listenDatabaseUrl ? { listenDatabaseUrl } : {}),
     ...open,
   });
 }

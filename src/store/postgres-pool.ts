@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { PostgresPool, PostgresPoolClient } from 'kysely';
 import pg from 'pg';
-import { DatabaseUnavailableError, isTransient } from '../errors.ts';
+import { DatabaseUnavailableError, InvalidInputError, isTransient } from '../errors.ts';
 
 /** Bounds on every wait for PostgreSQL; each is an option of `openLedger` (`timeouts`). */
 export interface PostgresTimeouts {
@@ -58,12 +58,45 @@ export function sessionSettings(timeouts: PostgresTimeouts, schema?: string): st
   return settings.join(' ');
 }
 
-/** Client options for a connection of its own (LISTEN, runner locks) with the same bounds. */
+/**
+ * How `databaseUrl` reaches PostgreSQL: directly (`'none'`, the default), or through a
+ * pooler in transaction mode (`'transaction'`: PgBouncer's `pool_mode = transaction`, and
+ * the like), which hands each transaction to whichever server connection is free. Such a
+ * pooler refuses (or drops) settings sent at connect, and lets session state leak between
+ * its clients, so in that mode the settings ride in each transaction (`SET LOCAL`) and
+ * nothing relies on a session (docs/architecture.md, "The log").
+ */
+export type PoolerMode = 'none' | 'transaction';
+
+/** The pooler modes `openLedger` accepts. */
+export const poolerModes: readonly PoolerMode[] = ['none', 'transaction'];
+
+/**
+ * The settings of `sessionSettings` that matter to one transaction, as `SET LOCAL`
+ * statements for a transaction pooler: they end with the transaction, so nothing leaks to
+ * the pooler's other clients, and a value another client leaked is overridden. Without a
+ * schema, the search path is reset to the server's default for the same reason. TCP
+ * keepalives are the pooler's own (see its `tcp_keep*` settings).
+ */
+export function transactionSettings(timeouts: PostgresTimeouts, schema?: string): string {
+  return [
+    'set local idle_in_transaction_session_timeout = 30000',
+    `set local statement_timeout = ${Math.max(0, Math.trunc(timeouts.statementTimeoutMs))}`,
+    schema ? `set local search_path to "${schema}"` : 'set local search_path to default',
+  ].join('; ');
+}
+
+/**
+ * Client options for a connection of its own (LISTEN, runner locks) with the same bounds.
+ * Through a transaction pooler (`pooler: 'transaction'`) no settings are sent at connect:
+ * the caller sets them in its transaction (`transactionSettings`).
+ */
 export function clientConfig(
   databaseUrl: string,
   timeouts: PostgresTimeouts,
   applicationName: string,
   schema?: string,
+  pooler: PoolerMode = 'none',
 ): pg.ClientConfig {
   return {
     connectionString: databaseUrl,
@@ -72,7 +105,7 @@ export function clientConfig(
     query_timeout: timeouts.queryTimeoutMs,
     keepAlive: true,
     keepAliveInitialDelayMillis: timeouts.keepAliveMs,
-    options: sessionSettings(timeouts, schema),
+    ...(pooler === 'transaction' ? {} : { options: sessionSettings(timeouts, schema) }),
   };
 }
 
@@ -80,10 +113,17 @@ export function clientConfig(
  * A `pg` pool for Kysely whose every wait is bounded: connects time out, each query
  * races its bound, and a connection that timed out or failed is destroyed, never reused.
  * Errors of a lost or slow database become `DatabaseUnavailableError`.
+ *
+ * With `perTransaction` (the `SET LOCAL` statements of `transactionSettings`, for a
+ * transaction pooler), every transaction carries them: a `begin` sends them in the same
+ * round trip, and a statement outside a transaction runs in one of its own (`begin; set
+ * local …`, the statement, `commit`), since a pooler may give each statement another server
+ * connection.
  */
 export function boundedPool(
   config: pg.PoolConfig,
   timeouts: PostgresTimeouts,
+  perTransaction?: string,
 ): PostgresPool & { readonly pg: pg.Pool } {
   const pool = new pg.Pool({
     ...config,
@@ -106,11 +146,11 @@ export function boundedPool(
       try {
         client = await pool.connect();
       } catch (error) {
-        throw unavailable(error);
+        throw unavailable(explainRefusal(error));
       }
       let wrapper = wrappers.get(client);
       if (!wrapper) {
-        wrapper = wrap(client, timeouts.queryTimeoutMs);
+        wrapper = wrap(client, timeouts.queryTimeoutMs, perTransaction);
         wrappers.set(client, wrapper);
       }
       return wrapper;
@@ -118,13 +158,53 @@ export function boundedPool(
   };
 }
 
-function wrap(client: pg.PoolClient, defaultBoundMs: number): PostgresPoolClient {
+/** Statements that open a transaction, as Kysely sends them. */
+const opensTransaction = /^\s*(begin|start\s+transaction)\b/i;
+/** Statements that end or work inside one, which never get a transaction of their own. */
+const controlsTransaction =
+  /^\s*(commit|rollback|end|abort|savepoint|release|prepare\s+transaction)\b/i;
+
+/** Runs one statement so that it carries `perTransaction` (see `boundedPool`). */
+async function runCarrying(
+  client: pg.PoolClient,
+  sql: string,
+  parameters: unknown[],
+  perTransaction: string,
+): Promise<pg.QueryResult> {
+  // 'T' or 'E': inside a transaction, which got the settings when it began.
+  if (client.getTransactionStatus() !== 'I' || controlsTransaction.test(sql)) {
+    return client.query(sql, parameters);
+  }
+  if (opensTransaction.test(sql) && parameters.length === 0) {
+    // One round trip, as before; a multi-statement query answers with one result each.
+    const results = (await client.query(`${sql}; ${perTransaction}`)) as unknown;
+    return (Array.isArray(results) ? results[0] : results) as pg.QueryResult;
+  }
+  await client.query(`begin; ${perTransaction}`);
+  let result: pg.QueryResult;
+  try {
+    result = await client.query(sql, parameters);
+  } catch (error) {
+    await client.query('rollback').catch(() => undefined);
+    throw error;
+  }
+  await client.query('commit');
+  return result;
+}
+
+function wrap(
+  client: pg.PoolClient,
+  defaultBoundMs: number,
+  perTransaction?: string,
+): PostgresPoolClient {
   let broken: Error | undefined;
   const query = async (sql: string, parameters: readonly unknown[]) => {
     if (broken) throw new DatabaseUnavailableError('a broken connection was reused', broken);
     const boundMs = queryBound.getStore() ?? defaultBoundMs;
     let timer: NodeJS.Timeout | undefined;
-    const running = client.query(sql, parameters as unknown[]);
+    const running = perTransaction
+      ? runCarrying(client, sql, parameters as unknown[], perTransaction)
+      : client.query(sql, parameters as unknown[]);
     try {
       if (boundMs <= 0) return await running;
       const timedOut = new Promise<never>((_, reject) => {
@@ -154,6 +234,21 @@ function wrap(client: pg.PoolClient, defaultBoundMs: number): PostgresPoolClient
     query: query as unknown as PostgresPoolClient['query'],
     release: (destroy?: boolean) => client.release(broken ?? destroy),
   };
+}
+
+/**
+ * A pooler's refusal of the settings sent at connect, with what to do about it: PgBouncer
+ * answers `unsupported startup parameter: options` when `pooler` was not declared.
+ */
+export function explainRefusal(error: unknown): unknown {
+  const message = error instanceof Error ? error.message : '';
+  if (!/unsupported startup parameter/i.test(message)) return error;
+  return new InvalidInputError([
+    {
+      path: 'pooler',
+      message: `the server refused the settings sent at connect (${message}), as a connection pooler does; declare it with pooler: 'transaction' (HEADWAY_DATABASE_POOLER=transaction) so that they travel in each transaction instead`,
+    },
+  ]);
 }
 
 function unavailable(error: unknown): unknown {

@@ -1,6 +1,6 @@
 import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import { Observable, share } from 'rxjs';
+import { Observable, interval, map, share } from 'rxjs';
 import { reconnectDelayMs } from '../backoff.ts';
 
 /**
@@ -82,6 +82,23 @@ export function postgresWakeUps(config: () => pg.ClientConfig): WakeUps {
       void client?.end().catch(() => undefined);
     };
   }).pipe(share());
+}
+
+/** How often `pollingWakeUps` wakes live readers (they read the log each time). */
+export const pollingWakeUpMs = 250;
+
+/**
+ * Wake-ups on a timer, for PostgreSQL reached only through a transaction pooler, where
+ * LISTEN cannot work: the pooler gives each transaction whichever server connection is free,
+ * so a LISTEN would be registered on a connection other clients use and its notifications
+ * would reach nobody (or the wrong client). Live readers then read the log every
+ * `intervalMs`; nothing is lost either way, since readers never trust a wake-up's content.
+ */
+export function pollingWakeUps(intervalMs: number = pollingWakeUpMs): WakeUps {
+  return interval(intervalMs).pipe(
+    map(() => undefined),
+    share(),
+  );
 }
 
 /** Wake-ups from the embedded store, which runs LISTEN/NOTIFY in-process. */

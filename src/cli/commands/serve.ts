@@ -45,6 +45,14 @@ export function registerServe(program: Command): void {
     .option('--no-migrate', 'only check the schema is there (an app role may not migrate)')
     .option('--max-streams <n>', 'most SSE and WebSocket streams at once', parsePositiveInt, 5_000)
     .option(
+      '--database-pooler <mode>',
+      "'transaction' when the database URL is a transaction pooler such as PgBouncer (default: $HEADWAY_DATABASE_POOLER, else 'none')",
+    )
+    .option(
+      '--listen-database-url <url>',
+      'direct PostgreSQL URL for LISTEN and projection runner locks, past the pooler (default: $HEADWAY_LISTEN_DATABASE_URL)',
+    )
+    .option(
       '--failure-rules <file>',
       'JSON rules that classify failures sent without a category, recorded at append (default: $HEADWAY_FAILURE_RULES)',
     )

@@ -1,0 +1,341 @@
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { cliEnv, headwayBin } from '../cli-runner.ts';
+
+// The processes of a topology test: `headway serve` on a port of the test's choosing (so a
+// restarted server comes back where the balancer expects it) and HAProxy in front.
+
+/** A free TCP port on loopback: bound to port 0, read, released. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port was bound');
+  return address.port;
+}
+
+/** Distinct free ports (a port handed out twice in a row would break the topology). */
+export async function freePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  for (let attempt = 0; ports.size < count && attempt < count * 20; attempt++) {
+    ports.add(await freePort());
+  }
+  if (ports.size < count) throw new Error(`found only ${ports.size} of ${count} free ports`);
+  return [...ports];
+}
+
+/** The end of a process's output, for error messages. */
+function tail(output: string, chars = 3_000): string {
+  return output.length > chars ? `…${output.slice(-chars)}` : output;
+}
+
+/** Spawns a child that collects its output, watched for its exit. */
+class Child {
+  output = '';
+  exitCode: number | null = null;
+  exitSignal: NodeJS.Signals | null = null;
+  readonly exited: Promise<void>;
+
+  constructor(readonly process: ChildProcess) {
+    const collect = (chunk: Buffer) => {
+      this.output += chunk.toString();
+      // Bounded: only the end is ever shown.
+      if (this.output.length > 200_000) this.output = this.output.slice(-100_000);
+    };
+    process.stdout?.on('data', collect);
+    process.stderr?.on('data', collect);
+    this.exited = new Promise((resolve) =>
+      process.once('exit', (code, signal) => {
+        this.exitCode = code;
+        this.exitSignal = signal;
+        resolve();
+      }),
+    );
+  }
+
+  get alive(): boolean {
+    return this.exitCode === null && this.exitSignal === null;
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+  async stop(graceMs: number): Promise<void> {
+    if (!this.alive) return;
+    this.process.kill('SIGTERM');
+    const timer = setTimeout(() => this.process.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  /** SIGKILL, and waits for the exit. */
+  async kill(): Promise<void> {
+    if (!this.alive) return;
+    this.process.kill('SIGKILL');
+    await this.exited;
+  }
+}
+
+/** `headway serve` on one port against a PostgreSQL URL; `start` again after a kill. */
+export class HeadwayServer {
+  private child: Child | null = null;
+  /** Every output of every run of this server, for error messages. */
+  private earlier = '';
+
+  constructor(
+    readonly name: string,
+    readonly port: number,
+    private readonly databaseUrl: string,
+  ) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get alive(): boolean {
+    return this.child?.alive ?? false;
+  }
+
+  /** The running process's id (the `node` that holds the server's sockets). */
+  get pid(): number | undefined {
+    return this.alive ? this.child!.process.pid : undefined;
+  }
+
+  get output(): string {
+    return tail(this.earlier + (this.child?.output ?? ''));
+  }
+
+  /** Spawns the server and waits until it listens and `/health` answers 200. */
+  async start(boundMs = 60_000): Promise<void> {
+    if (this.alive) throw new Error(`${this.name} is running already`);
+    if (this.child) this.earlier += this.child.output;
+    const child = new Child(
+      spawn(process.execPath, [headwayBin, 'serve', '--port', String(this.port)], {
+        // The schema is there already (the test migrated it): no server migrates.
+        env: { ...cliEnv(), DATABASE_URL: this.databaseUrl },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    this.child = child;
+    const deadline = Date.now() + boundMs;
+    for (;;) {
+      if (!child.alive) throw new Error(`${this.name} exited while starting:\n${this.output}`);
+      if (Date.now() > deadline) {
+        await child.kill();
+        throw new Error(`${this.name} was not healthy within ${boundMs} ms:\n${this.output}`);
+      }
+      if (child.output.includes('Headway serving')) {
+        const status = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(5_000) })
+          .then(async (response) => {
+            await response.arrayBuffer();
+            return response.status;
+          })
+          .catch(() => 0);
+        if (status === 200) return;
+      }
+      await delay(100);
+    }
+  }
+
+  /** SIGKILL: no shutdown, its connections die with it. */
+  async kill(): Promise<void> {
+    await this.child?.kill();
+  }
+
+  /** SIGTERM (it finishes requests and flushes), SIGKILL after 15 s. */
+  async stop(): Promise<void> {
+    await this.child?.stop(15_000);
+  }
+}
+
+/**
+ * The HAProxy binary, or null when it is not installed: on the PATH, else where Debian's
+ * package puts it (/usr/sbin, often missing from a non-root user's PATH).
+ */
+export function findHaproxy(): string | null {
+  try {
+    const found = execFileSync('sh', ['-c', 'command -v haproxy'], { encoding: 'utf8' }).trim();
+    if (found) return found;
+  } catch {
+    // Not on the PATH.
+  }
+  for (const candidate of ['/usr/sbin/haproxy', '/usr/local/sbin/haproxy']) {
+    if (existsSync(candidate)) return candidate;
+  }
+  return null;
+}
+
+/** A frontend of the balancer: where it listens and the servers behind it. */
+export interface Frontend {
+  name: string;
+  port: number;
+  servers: readonly HeadwayServer[];
+}
+
+/**
+ * An HAProxy configuration: each frontend round-robins over its servers, health-checked on
+ * `GET /health` every 500 ms (down after 2 failures, up after 2 passes); a connection
+ * that fails is tried again (`retries`) on another server (`redispatch`). A request sent
+ * to a server that dies is not retried by HAProxy (the default `retry-on conn-failure`):
+ * the client gets a 502 and sends the batch again with the same ids. `statsPort` serves
+ * the statistics as CSV at `/stats;csv`.
+ */
+export function haproxyConfig(frontends: readonly Frontend[], statsPort: number): string {
+  const lines = [
+    'global',
+    '  maxconn 1000',
+    '  nbthread 1',
+    '  hard-stop-after 5s',
+    '',
+    'defaults',
+    '  mode http',
+    '  retries 3',
+    '  option redispatch 1',
+    '  timeout connect 1s',
+    '  timeout client 30s',
+    '  timeout server 30s',
+    '  timeout http-request 10s',
+    '  timeout queue 5s',
+    '  timeout check 2s',
+    // Server-Sent Events through the balancer would be tunnels.
+    '  timeout tunnel 1h',
+    '  default-server inter 500ms fastinter 250ms downinter 500ms rise 2 fall 2',
+    '',
+    'listen stats',
+    `  bind 127.0.0.1:${statsPort}`,
+    '  stats enable',
+    '  stats uri /stats',
+    '  stats refresh 0',
+  ];
+  for (const frontend of frontends) {
+    lines.push(
+      '',
+      `frontend ${frontend.name}`,
+      `  bind 127.0.0.1:${frontend.port}`,
+      `  default_backend ${frontend.name}_servers`,
+      '',
+      `backend ${frontend.name}_servers`,
+      '  balance roundrobin',
+      '  option httpchk GET /health',
+      '  http-check expect status 200',
+      ...frontend.servers.map((server) => `  server ${server.name} 127.0.0.1:${server.port} check`),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** One row of HAProxy's statistics: a frontend, a backend or one server of a backend. */
+export interface HaproxyStat {
+  proxy: string;
+  server: string;
+  status: string;
+  /** Sessions (requests, in HTTP mode with keep-alive: connections) in total. */
+  sessions: number;
+  /** Answers by class. */
+  responses5xx: number;
+  /** Connection retries and redispatches HAProxy made. */
+  retries: number;
+  redispatches: number;
+  /** Failed connections to the server. */
+  connectionErrors: number;
+  /** Failed answers (a server that died mid-request). */
+  responseErrors: number;
+}
+
+/** `haproxy -f <cfg> -db` in the foreground; `stop` ends it. */
+export class Haproxy {
+  private constructor(
+    private readonly child: Child,
+    private readonly statsPort: number,
+  ) {}
+
+  static async start(
+    binary: string,
+    folder: string,
+    config: string,
+    statsPort: number,
+  ): Promise<Haproxy> {
+    const file = join(folder, 'haproxy.cfg');
+    await writeFile(file, config);
+    // Checked first, so that a bad configuration fails with HAProxy's own words.
+    execFileSync(binary, ['-c', '-f', file], { encoding: 'utf8', stdio: 'pipe' });
+    const child = new Child(
+      spawn(binary, ['-f', file, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
+    const haproxy = new Haproxy(child, statsPort);
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (!child.alive) throw new Error(`haproxy exited:\n${tail(child.output)}`);
+      if ((await haproxy.stats().catch(() => null)) !== null) return haproxy;
+      if (Date.now() > deadline) {
+        await child.kill();
+        throw new Error(`haproxy did not answer within 15 s:\n${tail(child.output)}`);
+      }
+      await delay(50);
+    }
+  }
+
+  get alive(): boolean {
+    return this.child.alive;
+  }
+
+  get output(): string {
+    return tail(this.child.output);
+  }
+
+  /** The statistics, one row per frontend, backend and server. */
+  async stats(): Promise<HaproxyStat[]> {
+    const response = await fetch(`http://127.0.0.1:${this.statsPort}/stats;csv`, {
+      signal: AbortSignal.timeout(3_000),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`haproxy stats answered ${response.status}`);
+    const [header, ...rows] = text.trim().split('\n');
+    const columns = header!.replace(/^# /, '').split(',');
+    const at = (name: string) => columns.indexOf(name);
+    return rows.map((row) => {
+      const cells = row.split(',');
+      const number = (name: string) => Number(cells[at(name)] || 0);
+      return {
+        proxy: cells[at('pxname')]!,
+        server: cells[at('svname')]!,
+        status: cells[at('status')]!,
+        sessions: number('stot'),
+        responses5xx: number('hrsp_5xx'),
+        retries: number('wretr'),
+        redispatches: number('wredis'),
+        connectionErrors: number('econ'),
+        responseErrors: number('eresp'),
+      };
+    });
+  }
+
+  /** Waits until HAProxy sees these servers of a backend as up. */
+  async waitUntilUp(backend: string, servers: readonly string[], boundMs: number): Promise<void> {
+    const deadline = Date.now() + boundMs;
+    for (;;) {
+      const rows = await this.stats().catch(() => []);
+      const up = rows.filter(
+        (row) => row.proxy === backend && servers.includes(row.server) && row.status === 'UP',
+      );
+      if (up.length === servers.length) return;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `haproxy did not see ${servers.join(', ')} of ${backend} up within ${boundMs} ms: ${JSON.stringify(rows)}`,
+        );
+      }
+      await delay(100);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.child.stop(5_000);
+  }
+}
