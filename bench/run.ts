@@ -4,6 +4,12 @@ import { runFaultWorkloads } from './fault-suite.ts';
 import { createScratchDatabase, defaultDatabaseUrl } from './scratch-database.ts';
 import { fullSizes, quickSizes } from './sizes.ts';
 import { runSuite } from './suite.ts';
+import {
+  formatTopologyTable,
+  quickTopologySettings,
+  runTopologyBench,
+  topologySettings,
+} from './topology.ts';
 
 /**
  * `npm run bench [-- --quick]`: every workload against PostgreSQL, in a scratch database
@@ -11,10 +17,14 @@ import { runSuite } from './suite.ts';
  * stderr; stdout is the table and, as its last line, the JSON result.
  *
  * `npm run bench -- --faults`: the fault soak and the idle-streams figure instead.
+ *
+ * `npm run bench -- --topology`: appends through HAProxy to 1–3 servers and through
+ * PgBouncer, beside one server reached directly (bench/topology.ts).
  */
 
 const quick = process.argv.includes('--quick');
 const faults = process.argv.includes('--faults');
+const topology = process.argv.includes('--topology');
 const log = (message: string) => process.stderr.write(`bench: ${message}\n`);
 const started = performance.now();
 
@@ -44,6 +54,11 @@ try {
   if (faults) {
     const result = await runFaultWorkloads(scratch, log);
     process.stdout.write(`${formatFaultTable(result)}\n\n`);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } else if (topology) {
+    const settings = quick ? quickTopologySettings : topologySettings;
+    const result = await runTopologyBench(scratch, settings, log, abort.signal);
+    process.stdout.write(`${formatTopologyTable(result)}\n\n`);
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } else {
     await runAll();
