@@ -1,35 +1,20 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
+import { haproxyConfig as frontendsConfig } from '../test/topology/haproxy.ts';
+
+export { findHaproxy, freePorts } from '../test/topology/haproxy.ts';
 
 // The processes of the topology benchmark: `headway serve` on ports of our choosing (with
 // extra flags, which test/topology/processes.ts does not take, and without its vitest
-// import), HAProxy in front, and what each of them costs in CPU, read from /proc.
+// import), HAProxy in front (ports and configuration from test/topology/haproxy.ts), and
+// what each of them costs in CPU, read from /proc.
 
 const repository = fileURLToPath(new URL('..', import.meta.url));
 const headwayCli = join(repository, 'src', 'cli', 'headway.ts');
-
-/** Distinct free TCP ports on loopback. */
-export async function freePorts(count: number): Promise<number[]> {
-  const ports = new Set<number>();
-  for (let attempt = 0; ports.size < count && attempt < count * 20; attempt++) {
-    const server = createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', resolve);
-    });
-    const address = server.address();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    if (address !== null && typeof address === 'object') ports.add(address.port);
-  }
-  if (ports.size < count) throw new Error(`found only ${ports.size} of ${count} free ports`);
-  return [...ports];
-}
 
 /** A child whose output is kept (its end only) and whose exit is awaited. */
 class Child {
@@ -144,58 +129,13 @@ export class ServeProcess {
   }
 }
 
-/** HAProxy on PATH or in Debian's /usr/sbin, else null. */
-export function findHaproxy(): string | null {
-  for (const candidate of ['/usr/sbin/haproxy', '/usr/local/sbin/haproxy', '/usr/bin/haproxy']) {
-    if (existsSync(candidate)) return candidate;
-  }
-  return null;
-}
-
-/**
- * One frontend round-robining requests over `servers`, keep-alive on both sides (HAProxy's
- * defaults), health-checked on `GET /health` every 2 s; `statsPort` serves CSV statistics.
- */
+/** One frontend, `headway`, round-robining over `servers` (the tests' configuration). */
 export function haproxyConfig(
   port: number,
   servers: readonly ServeProcess[],
   statsPort: number,
 ): string {
-  return [
-    'global',
-    '  maxconn 1000',
-    '  nbthread 1',
-    '  hard-stop-after 5s',
-    '',
-    'defaults',
-    '  mode http',
-    '  retries 3',
-    '  option redispatch 1',
-    '  timeout connect 1s',
-    '  timeout client 30s',
-    '  timeout server 30s',
-    '  timeout http-request 10s',
-    '  timeout queue 5s',
-    '  timeout check 2s',
-    '  default-server inter 2s rise 2 fall 2',
-    '',
-    'listen stats',
-    `  bind 127.0.0.1:${statsPort}`,
-    '  stats enable',
-    '  stats uri /stats',
-    '  stats refresh 0',
-    '',
-    'frontend headway',
-    `  bind 127.0.0.1:${port}`,
-    '  default_backend headway_servers',
-    '',
-    'backend headway_servers',
-    '  balance roundrobin',
-    '  option httpchk GET /health',
-    '  http-check expect status 200',
-    ...servers.map((server) => `  server ${server.name} 127.0.0.1:${server.port} check`),
-    '',
-  ].join('\n');
+  return frontendsConfig([{ name: 'headway', port, servers }], statsPort);
 }
 
 /** Requests each server of the backend answered, and 5xx answers, from HAProxy's statistics. */
