@@ -5,53 +5,65 @@ import type { EventInput } from '../schema/events.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import type { UpcasterIndex } from '../schema/upcast.ts';
 import type { ClassificationRule } from '../projections/failure-classification.ts';
-import { getItem } from '../projections/item-table.ts';
-import { isDoneStatus, itemRecord, jobItems, type ItemEntry } from '../projections/job-items.ts';
 import { jobProgress, type JobProgressState } from '../projections/job-progress.ts';
-import { positionStatus } from '../projections/job-stages.ts';
 import type { Projection } from '../projections/projection.ts';
 import { executeAppend } from './append/append-statement.ts';
 import { JobRecorder, type JobRecorderOptions } from './append/job-recorder.ts';
 import { prepareStreams, type AppendResult, type StreamAppend } from './append/prepare-streams.ts';
 import { resumeJob, type ResumeOptions, type ResumePoint } from './append/resume-job.ts';
-import type { LogCursor } from './cursors.ts';
-import { NotFoundError, type ExpectedVersion } from './errors.ts';
+import { parseLogCursor, type LogCursor } from './cursors.ts';
+import type { ExpectedVersion } from './errors.ts';
 import { LiveReads, type SubscribeOptions, type WatchOptions } from './live/live-reads.ts';
 import { PersistedProjections, type ProjectionStatus } from './persisted/projection-admin.ts';
 import type { ProjectionRunnerOptions } from './persisted/projection-runner.ts';
 import type { Generation } from './persisted/projection-tables.ts';
-import { JobFolds, type ReplayResult } from './queries/job-folds.ts';
-import { JobViews } from './queries/job-views.ts';
-import type { JobStatusView, JobThroughput, JobView, JobsQuery } from './queries/job-views.ts';
-import type { StageMetric } from './queries/job-views.ts';
-import { queryTimeline, type TimelinePage, type TimelineQuery } from './queries/timeline-query.ts';
+import { LedgerReads } from './queries/ledger-reads.ts';
+import type { JobView, JobsQuery } from './queries/job-views.ts';
 import type { LedgerLocation, LedgerStore } from './store/ledger-store.ts';
-import { LogReader, type ReadAllOptions, type ReadAllPage } from './store/log-reads.ts';
-import type { ReadStreamOptions } from './store/log-reads.ts';
+import { LogReader, type ReadAllPage } from './store/log-reads.ts';
+import {
+  defaultReplayWaitMs,
+  replicationStatus,
+  waitForReplay,
+  type ReplicationStatus,
+} from './store/replica.ts';
 
 export type { SubscribeOptions, WatchOptions } from './live/live-reads.ts';
 export type { ProjectionStatus } from './persisted/projection-admin.ts';
 export type { ReplayResult } from './queries/job-folds.ts';
+export { LedgerReads } from './queries/ledger-reads.ts';
 export type { ReadAllOptions, ReadAllPage, ReadStreamOptions } from './store/log-reads.ts';
+export type { ReplicationStatus } from './store/replica.ts';
+
+/** Where a read that waited for an append was answered, and how long it waited. */
+export interface ReadsAfter {
+  /** The reads to answer from: the replica's once it has replayed the append, else the primary's. */
+  reads: LedgerReads;
+  /** `replica` when the replica had replayed the append in time (or there is no replica: `primary`). */
+  source: 'replica' | 'primary';
+  /** How long the replica was waited for, in milliseconds. */
+  waitedMs: number;
+}
 
 /**
  * The progress ledger: an append-only event log with gap-safe reads, live streams, job
  * views and per-job recording handles. Open one with `openLedger`. Each method hands over
- * to the module that owns its capability (docs/architecture.md, "Effects").
+ * to the module that owns its capability (docs/architecture.md, "Effects"). With a read
+ * replica, its reads, views and live streams come from the replica; appends, resume and the
+ * projection runners stay on the primary.
  *
  * @example
  * const ledger = await openLedger();
  * await ledger.append('job-1', [{ type: 'job.started', data: { name: 'crawl', kind: 'crawl', project: 'web' } }]);
  * const progress = await ledger.project('job-1', jobProgress);
  */
-export class Ledger {
-  /** The Kysely instance over the log; for queries the ledger does not offer yet. */
+export class Ledger extends LedgerReads {
+  /** The Kysely instance over the log on the primary; for queries the ledger does not offer yet. */
   readonly db: Kysely<Database>;
   readonly location: LedgerLocation;
-  private readonly log: LogReader;
+  /** The same reads from the primary: what must see the latest append. `this` without a replica. */
+  readonly primary: LedgerReads;
   private readonly live: LiveReads;
-  private readonly views: JobViews;
-  private readonly folds: JobFolds;
   private readonly projections: PersistedProjections;
 
   constructor(
@@ -61,20 +73,57 @@ export class Ledger {
     /** Rules that classify failures sent without a category, recorded at append. */
     readonly failureRules?: readonly ClassificationRule[],
   ) {
+    const primaryLog = new LogReader(store.db, upcasters);
+    const projections = new PersistedProjections(store, primaryLog);
+    const cachedState = (jobId: string) => projections.cachedJobState(jobId);
+    const replica = store.replica;
+    super(replica ? new LogReader(replica.db, upcasters) : primaryLog, cachedState, foldCacheJobs);
     this.db = store.db;
     this.location = store.location;
-    this.log = new LogReader(store.db, upcasters);
-    this.folds = new JobFolds(this.log, foldCacheJobs);
-    this.projections = new PersistedProjections(store, this.log);
-    this.views = new JobViews({
-      log: this.log,
-      cachedState: (jobId) => this.projections.cachedJobState(jobId),
-    });
+    this.projections = projections;
+    this.primary = replica ? new LedgerReads(primaryLog, cachedState, foldCacheJobs) : this;
     this.live = new LiveReads({
       log: this.log,
-      wakeUps: store.wakeUps,
-      jobs: (query) => this.views.jobs(query),
+      // A standby cannot LISTEN: its live reads poll.
+      wakeUps: replica?.wakeUps ?? store.wakeUps,
+      jobs: (query) => this.jobs(query),
     });
+  }
+
+  // Read replica
+
+  /**
+   * The reads to answer with once the replica has replayed `after` (an append's `cursor`):
+   * the replica's if it gets there within `timeoutMs` (default 2,000), else the primary's.
+   * Without a replica, the primary's at once.
+   *
+   * @example
+   * const { cursor } = await ledger.append(jobId, events);
+   * const { reads, source } = await ledger.readsAfter(cursor);
+   * const view = await reads.status(jobId); // sees the append; `source` says from where
+   */
+  async readsAfter(
+    after: LogCursor | string,
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<ReadsAfter> {
+    const cursor = parseLogCursor(after);
+    const replica = this.store.replica;
+    if (!replica) return { reads: this.primary, source: 'primary', waitedMs: 0 };
+    const { replayed, waitedMs } = await waitForReplay(
+      replica.db,
+      cursor,
+      options.timeoutMs ?? defaultReplayWaitMs,
+      options.signal,
+    );
+    return replayed
+      ? { reads: this, source: 'replica', waitedMs }
+      : { reads: this.primary, source: 'primary', waitedMs };
+  }
+
+  /** How far the read replica trails the primary; null without one. */
+  async replication(): Promise<ReplicationStatus | null> {
+    const replica = this.store.replica;
+    return replica ? replicationStatus(this.db, replica) : null;
   }
 
   // Appending
@@ -128,57 +177,15 @@ export class Ledger {
    * const { checkpoint, pending } = await ledger.resume(jobId, { leaseExpiredBefore: new Date() });
    */
   resume(jobId: string, options: ResumeOptions = {}): Promise<ResumePoint> {
-    return resumeJob(this, jobId, options);
-  }
-
-  // Reading the log
-
-  /** Reads one stream in version order. */
-  readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
-    return this.log.readStream(streamId, options);
-  }
-
-  /** Reads the whole log after a log cursor, gap-safe: no event is ever skipped. */
-  readAll(options: ReadAllOptions = {}): Promise<ReadAllPage> {
-    return this.log.readLog(options, { gapSafe: true });
-  }
-
-  /** `readAll` page after page until caught up, so a replay never holds the whole log. */
-  readAllBatches(options: ReadAllOptions = {}): AsyncGenerator<ReadAllPage> {
-    return this.log.readLogBatches(options);
-  }
-
-  /** The head version of a stream; 0 when it does not exist. */
-  streamVersion(streamId: string): Promise<number> {
-    return this.log.streamVersion(streamId);
-  }
-
-  /** A log cursor that every event committed before now precedes. */
-  liveCursor(): Promise<LogCursor> {
-    return this.log.liveCursor();
-  }
-
-  /** One job's or all jobs' events, filtered and paged by timeline cursor, for audits. */
-  timeline(query: TimelineQuery = {}): Promise<TimelinePage> {
-    return queryTimeline(this.log, query);
-  }
-
-  // Folding
-
-  /**
-   * Folds one job's events through a projection; a job read again folds only what was
-   * appended since. The state is shared with later reads: treat it as read-only.
-   */
-  project<S>(jobId: string, projection: Projection<S>): Promise<S> {
-    return this.folds.project(jobId, projection);
-  }
-
-  /** Streams the whole log (or what follows `after`) through a projection in batches. */
-  replay<S>(
-    projection: Projection<S>,
-    options: { after?: LogCursor | string; state?: S; batchSize?: number } = {},
-  ): Promise<ReplayResult<S>> {
-    return this.folds.replay(projection, options);
+    // The primary's fold: a replica's could be behind the version resume appends at.
+    return resumeJob(
+      {
+        project: (id, projection) => this.primary.project(id, projection),
+        append: (...args) => this.append(...args),
+      },
+      jobId,
+      options,
+    );
   }
 
   // Live
@@ -237,76 +244,6 @@ export class Ledger {
   /** Every job, live, as `watchJobs` gives them. */
   watchAll(query: JobsQuery = {}, options?: WatchOptions): Observable<JobView[]> {
     return this.live.watchJobs(query, options);
-  }
-
-  // Job views
-
-  /**
-   * Where a job stands now: stored progress plus the events after it, its ETA as of `now`,
-   * and its children rolled up. Null for an unknown job.
-   *
-   * @example
-   * const view = await ledger.status(jobId);
-   * console.log(view?.progress.percent, view?.eta.etaMs);
-   */
-  status(jobId: string, now?: number): Promise<JobStatusView | null> {
-    return this.views.status(jobId, now);
-  }
-
-  /** A job's processed count over time (at most 128 points) and its ETA now, for charts. */
-  throughput(jobId: string): Promise<JobThroughput | null> {
-    return this.views.throughput(jobId);
-  }
-
-  /** The job list: by project, kind, status or parent, or only active jobs; newest first. */
-  jobs(query: JobsQuery = {}): Promise<JobView[]> {
-    return this.views.jobs(query);
-  }
-
-  /**
-   * A page of `jobs` and the jobs page cursor of the next page, null on the last page.
-   *
-   * @example
-   * const first = await ledger.jobsPage({ project: 'web', limit: 50 });
-   * const second = await ledger.jobsPage({ project: 'web', limit: 50, after: first.nextCursor! });
-   */
-  jobsPage(query: JobsQuery = {}): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
-    return this.views.jobsPage(query);
-  }
-
-  /** Every project with its jobs counted by status. */
-  projectOverview(query: Pick<JobsQuery, 'active' | 'finishedVisibleMs' | 'now' | 'jobId'> = {}) {
-    return this.views.projects(query);
-  }
-
-  /** Count, mean and p95 duration and throughput of each stage name, per job kind. */
-  stageMetrics(query: Pick<JobsQuery, 'project' | 'kind'> = {}): Promise<StageMetric[]> {
-    return this.views.stageMetrics(query);
-  }
-
-  /**
-   * True when the item completed or was skipped, for producers that skip done work.
-   *
-   * @example
-   * if (!(await ledger.isProcessed(jobId, url))) await crawl(url);
-   */
-  async isProcessed(jobId: string, itemId: string): Promise<boolean> {
-    const state = await this.views.jobState(jobId, [itemId]);
-    const position = state ? getItem(state.progress.items, itemId) : undefined;
-    const status = position === undefined ? undefined : positionStatus(position);
-    return isDoneStatus(status);
-  }
-
-  /**
-   * One item of a job: status, stage, attempts, lease, duration and last error. Throws
-   * `NotFoundError` for an unknown job or item.
-   */
-  async item(jobId: string, itemId: string): Promise<ItemEntry> {
-    const state = await this.project(jobId, jobItems);
-    if (state.version === 0) throw new NotFoundError(`Job '${jobId}'`);
-    const record = itemRecord(state, itemId);
-    if (!record) throw new NotFoundError(`Item '${itemId}' of job '${jobId}'`);
-    return { itemId, ...record };
   }
 
   // Persisted projections

@@ -10,6 +10,7 @@ import { InvalidInputError } from './errors.ts';
 import { parseFailureRules } from './append/failure-rules.ts';
 import { Ledger } from './ledger.ts';
 import type { LedgerStore } from './store/ledger-store.ts';
+import type { ReplicaStore } from './store/replica.ts';
 import { prepareSchema } from './store/migrations.ts';
 import {
   boundedPool,
@@ -47,13 +48,21 @@ export interface OpenLedgerOptions {
    * is `'transaction'`.
    */
   listenDatabaseUrl?: string;
+  /**
+   * A PostgreSQL URL of a hot standby of `databaseUrl`'s database (streaming replication).
+   * Reads, job views, the timeline and live streams go there; appends, resume and the
+   * projection runners stay on the primary. A standby cannot LISTEN, so live reads there
+   * poll (every 250 ms). Reached like `databaseUrl` (the same `pooler` mode). See
+   * `ledger.readsAfter` for reading one's own appends, and `ledger.replication()` for lag.
+   */
+  readDatabaseUrl?: string;
   /** The embedded store's folder (default `./.headway`), or `memory://` for a throwaway one. */
   dataDir?: string;
   /** A PostgreSQL schema to keep the tables in (created if missing). */
   schema?: string;
   /** Upcasters for events written by older schema versions. */
   upcasters?: readonly Upcaster[];
-  /** Most connections the PostgreSQL pool opens (default 10). */
+  /** Most connections the PostgreSQL pool opens (default 10); the replica's pool, as many. */
   poolSize?: number;
   /** Run migrations on open (default true). */
   migrate?: boolean;
@@ -132,13 +141,15 @@ function checkConnectionOptions(options: OpenLedgerOptions): void {
       },
     ]);
   }
-  if (options.listenDatabaseUrl !== undefined && !options.databaseUrl) {
-    throw new InvalidInputError([
-      {
-        path: 'listenDatabaseUrl',
-        message: 'expected only with databaseUrl (the embedded store needs no connection)',
-      },
-    ]);
+  for (const path of ['listenDatabaseUrl', 'readDatabaseUrl'] as const) {
+    if (options[path] !== undefined && !options.databaseUrl) {
+      throw new InvalidInputError([
+        {
+          path,
+          message: 'expected only with databaseUrl (the embedded store needs no connection)',
+        },
+      ]);
+    }
   }
 }
 
@@ -147,17 +158,29 @@ function openPostgres(databaseUrl: string, options: OpenLedgerOptions): LedgerSt
   const applicationName = options.applicationName ?? 'headway';
   const pooler = options.pooler ?? 'none';
   const pooled = pooler === 'transaction';
-  const pool = boundedPool(
-    {
-      connectionString: databaseUrl,
-      max: options.poolSize ?? 10,
-      application_name: applicationName,
-      ...(pooled ? {} : { options: sessionSettings(timeouts, options.schema) }),
-    },
-    timeouts,
-    pooled ? transactionSettings(timeouts, options.schema) : undefined,
-  );
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const kyselyOver = (url: string, name: string) =>
+    new Kysely<Database>({
+      dialect: new PostgresDialect({
+        pool: boundedPool(
+          {
+            connectionString: url,
+            max: options.poolSize ?? 10,
+            application_name: name,
+            ...(pooled ? {} : { options: sessionSettings(timeouts, options.schema) }),
+          },
+          timeouts,
+          pooled ? transactionSettings(timeouts, options.schema) : undefined,
+        ),
+      }),
+    });
+  const db = kyselyOver(databaseUrl, applicationName);
+  const replica: ReplicaStore | undefined = options.readDatabaseUrl
+    ? {
+        db: kyselyOver(options.readDatabaseUrl, `${applicationName}-read`),
+        description: redactUrl(options.readDatabaseUrl),
+        wakeUps: pollingWakeUps(),
+      }
+    : undefined;
   // What needs a session of its own never goes through a transaction pooler.
   const sessionUrl = options.listenDatabaseUrl ?? (pooled ? undefined : databaseUrl);
   const lockKey = (name: string) => `headway:${options.schema ?? ''}:${name}`;
@@ -167,6 +190,7 @@ function openPostgres(databaseUrl: string, options: OpenLedgerOptions): LedgerSt
       ? ` (transaction pooler; LISTEN and runner locks over ${redactUrl(sessionUrl)})`
       : ' (transaction pooler; live reads poll, runner locks in open transactions)';
   }
+  if (replica) description += ` (reads from the replica ${replica.description})`;
   const ownClient = (url: string, role: string, mode: PoolerMode = 'none') =>
     clientConfig(url, timeouts, `${applicationName}-${role}`, options.schema, mode);
   return {
@@ -181,7 +205,14 @@ function openPostgres(databaseUrl: string, options: OpenLedgerOptions): LedgerSt
             lockKey(name),
             transactionSettings(timeouts, options.schema),
           ),
-    close: () => db.destroy(),
+    ...(replica ? { replica } : {}),
+    close: async () => {
+      try {
+        await replica?.db.destroy();
+      } finally {
+        await db.destroy();
+      }
+    },
   };
 }
 

@@ -1,7 +1,13 @@
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../schema/database.ts';
-import { ConcurrencyError, IdempotencyConflictError, JobNotStartedError } from '../errors.ts';
+import { compareLogCursors, formatLogCursor, logStart } from '../cursors.ts';
+import {
+  ConcurrencyError,
+  HeadwayError,
+  IdempotencyConflictError,
+  JobNotStartedError,
+} from '../errors.ts';
 import type { AppendResult, PreparedStream } from './prepare-streams.ts';
 
 const expectedCode = { any: -1, no_stream: -2, stream_exists: -3 } as const;
@@ -11,6 +17,7 @@ interface AppendRow {
   out_event_id: string;
   out_position: bigint | string;
   out_version: bigint | string | number;
+  out_transaction_id: bigint | string;
   /** Only when counting: whether this statement wrote the row. */
   out_written?: boolean;
 }
@@ -80,7 +87,7 @@ async function runAppend(
   let rows: AppendRow[];
   try {
     const result = await sql<AppendRow>`
-      select out_stream_id, out_event_id, out_position, out_version${written}
+      select out_stream_id, out_event_id, out_position, out_version, out_transaction_id${written}
         from headway_append(${streamIds}::text[], ${expected}::bigint[],
                             ${eventStreams}::int[], ${eventIds}::uuid[], ${types}::text[],
                             ${schemaVersions}::int[], ${jsonArray(data)}::jsonb,
@@ -94,14 +101,25 @@ async function runAppend(
   const byEventId = new Map(rows.map((row) => [row.out_event_id, row]));
   const results = streams.map((stream) => {
     let head = 0;
+    let cursor = logStart;
     const events = stream.events.map((event) => {
       const row = byEventId.get(event.eventId);
       if (!row) throw new Error(`append returned no row for event ${event.eventId}`);
       const version = Number(row.out_version);
       head = Math.max(head, version);
-      return { eventId: event.eventId, position: BigInt(row.out_position), version };
+      const at = {
+        transactionId: BigInt(row.out_transaction_id),
+        position: BigInt(row.out_position),
+      };
+      if (compareLogCursors(at, cursor) > 0) cursor = at;
+      return { eventId: event.eventId, position: at.position, version };
     });
-    return { streamId: stream.streamId, nextExpectedVersion: head, events };
+    return {
+      streamId: stream.streamId,
+      nextExpectedVersion: head,
+      cursor: formatLogCursor(cursor),
+      events,
+    };
   });
   return { results, written: rows.filter((row) => row.out_written === true).length };
 }
@@ -117,6 +135,14 @@ function jsonArray(values: readonly string[]): string {
 /** Maps the SQLSTATEs raised by `headway_append` to typed errors. */
 function translateAppendError(error: unknown, streams: readonly PreparedStream[]): unknown {
   const code = (error as { code?: unknown }).code;
+  if (code === 'HW007') {
+    // A job retention archived: its events live in an archive now (src/retention/).
+    const { streamId } = JSON.parse(detailText(error)) as { streamId?: string };
+    return new HeadwayError(
+      'job_finished',
+      `Job '${streamId ?? '?'}' is archived: expected a job that takes events, received one whose events were exported and dropped by retention; start a new job`,
+    );
+  }
   if (code !== 'HW001' && code !== 'HW002' && code !== 'HW005' && code !== 'HW006') return error;
   const detail = JSON.parse(detailText(error)) as {
     streamId?: string | null;

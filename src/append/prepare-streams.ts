@@ -24,6 +24,11 @@ export interface AppendResult {
   streamId: string;
   /** Pass this as `expectedVersion` to append next without a conflict. */
   nextExpectedVersion: number;
+  /**
+   * The log cursor of the last of these events: pass it to `ledger.readsAfter` (or the
+   * `Headway-Read-After` header) to read from a replica only once it has replayed them.
+   */
+  cursor: string;
   /** One entry per input event, in input order. */
   events: AppendedEvent[];
 }

@@ -14,6 +14,8 @@ export interface GlobalOptions {
   listenDatabaseUrl?: string;
   /** `headway serve --database-pooler`; other commands read the environment. */
   databasePooler?: string;
+  /** `headway serve --read-database-url`; other commands read the environment. */
+  readDatabaseUrl?: string;
 }
 
 /** The PostgreSQL URL chosen by flag or environment, if any. */
@@ -59,6 +61,14 @@ export function resolveListenDatabaseUrl(options: {
   return options.listenDatabaseUrl ?? (process.env.HEADWAY_LISTEN_DATABASE_URL || undefined);
 }
 
+/**
+ * The URL of a hot standby to read from (`--read-database-url`, else
+ * `$HEADWAY_READ_DATABASE_URL`), if any.
+ */
+export function resolveReadDatabaseUrl(options: { readDatabaseUrl?: string }): string | undefined {
+  return options.readDatabaseUrl ?? (process.env.HEADWAY_READ_DATABASE_URL || undefined);
+}
+
 /** What a command may change in how its ledger opens. */
 export type CommandOpenOptions = Pick<OpenLedgerOptions, 'migrate' | 'failureRules'>;
 
@@ -70,14 +80,16 @@ export function openCommandLedger(
   const options = command.optsWithGlobals<GlobalOptions>();
   const databaseUrl = resolveDatabaseUrl(options);
   const schema = resolveSchema(options);
-  // Only PostgreSQL has a pooler or a listen URL; the embedded store ignores both.
+  // Only PostgreSQL has a pooler, a listen URL or a replica; the embedded store ignores them.
   const pooler = databaseUrl ? resolvePooler(options) : undefined;
   const listenDatabaseUrl = databaseUrl ? resolveListenDatabaseUrl(options) : undefined;
+  const readDatabaseUrl = databaseUrl ? resolveReadDatabaseUrl(options) : undefined;
   return openLedger({
     ...(databaseUrl ? { databaseUrl } : { dataDir: options.dataDir }),
     ...(schema ? { schema } : {}),
     ...(pooler ? { pooler } : {}),
     ...(listenDatabaseUrl ? { listenDatabaseUrl } : {}),
+    ...(readDatabaseUrl ? { readDatabaseUrl } : {}),
     ...open,
   });
 }

@@ -24,6 +24,12 @@ export interface ClientOptions {
    * retried (default 30,000 ms). */
   requestTimeoutMs?: number;
   /**
+   * Read your own writes (default true): each read carries the log cursor of this client's
+   * latest append (`Headway-Read-After`), so a server that reads from a replica answers it
+   * only once the replica has replayed that append, or from the primary.
+   */
+  readYourWrites?: boolean;
+  /**
    * Each failed attempt (`retrying: true`, it is sent again) and each batch given up
    * (`retrying: false`; `flush()` and `close()` then reject with `EventsNotStoredError`).
    */

@@ -12,6 +12,7 @@ import { ClientHttp } from './http.ts';
 import type { ClientAppendResult, ClientOptions } from './client-options.ts';
 import { JobBuffers } from './job-buffers.ts';
 import type { FailureReport } from '../../projections/job-failures.ts';
+import type { ReplicationStatus } from '../store/replica.ts';
 import type { JobView } from '../../projections/job-rollup.ts';
 import type { SummaryFigures } from '../../projections/job-summary.ts';
 import type { ProjectionRow } from '../persisted/projection-admin.ts';
@@ -29,6 +30,7 @@ import {
   jobSummaryFigures,
   listJobs,
   projectionRows,
+  replicationStatus,
   readJobEvents,
   readLogEvents,
   readTimeline,
@@ -204,6 +206,11 @@ export class HeadwayClient implements EventAppender<ClientAppendResult> {
   /** Each persisted projection's generation, checkpoint and lag (`GET /v1/projections`). */
   projections(): Promise<ProjectionRow[]> {
     return projectionRows(this.http);
+  }
+
+  /** How far the server's read replica trails the primary; null when it has none. */
+  replication(): Promise<ReplicationStatus | null> {
+    return replicationStatus(this.http);
   }
 
   /**

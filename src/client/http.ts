@@ -1,12 +1,21 @@
+import {
+  compareLogCursors,
+  formatLogCursor,
+  logCursorPattern,
+  parseLogCursor,
+} from '../cursors.ts';
+import type { LogCursor } from '../cursors.ts';
 import { statusError } from './event-stream.ts';
 
 /** How the client reaches the server: its base URL, the bearer token, a bound per request. */
 export class ClientHttp {
   /** The server's URL without a trailing slash, so paths can be appended as they are. */
   readonly base: string;
+  /** The log cursor of the latest append this client made, sent with reads. */
+  private lastWrite: LogCursor | null = null;
 
   constructor(
-    private readonly options: { url: string; token?: string },
+    private readonly options: { url: string; token?: string; readYourWrites?: boolean },
     private readonly timeoutMs: number,
   ) {
     this.base = options.url.replace(/\/+$/, '');
@@ -25,6 +34,9 @@ export class ClientHttp {
     const headers: Record<string, string> = {};
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
+    if (method === 'GET' && this.lastWrite && this.options.readYourWrites !== false) {
+      headers['headway-read-after'] = formatLogCursor(this.lastWrite);
+    }
     const signal = AbortSignal.timeout(this.timeoutMs);
     const response = await fetch(`${this.base}${path}`, {
       method,
@@ -35,6 +47,16 @@ export class ClientHttp {
         : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
     });
     if (!response.ok) throw await statusError(response);
-    return (await response.json()) as T;
+    const answer = (await response.json()) as T;
+    if (method === 'POST') this.noteWrite(answer);
+    return answer;
+  }
+
+  /** Keeps the greatest log cursor an append answered with. */
+  private noteWrite(answer: unknown): void {
+    const cursor = (answer as { cursor?: unknown } | null)?.cursor;
+    if (typeof cursor !== 'string' || !logCursorPattern.test(cursor)) return;
+    const written = parseLogCursor(cursor);
+    if (!this.lastWrite || compareLogCursors(written, this.lastWrite) > 0) this.lastWrite = written;
   }
 }

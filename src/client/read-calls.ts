@@ -8,6 +8,7 @@ import { formatLogCursor, logStart, parseLogCursor } from '../cursors.ts';
 import type { LogCursor } from '../cursors.ts';
 import type { ProjectionRow } from '../persisted/projection-admin.ts';
 import type { ReadAllPage, ReadStreamOptions } from '../store/log-reads.ts';
+import type { ReplicationStatus } from '../store/replica.ts';
 import { followEventStream, HttpStatusError, recordedEventOf } from './event-stream.ts';
 import type { StreamMessage } from './event-stream.ts';
 import type { ClientHttp } from './http.ts';
@@ -169,6 +170,12 @@ export async function readLogEvents(
 /** `GET /v1/projections`: each persisted projection's generation, checkpoint and lag. */
 export function projectionRows(http: ClientHttp): Promise<ProjectionRow[]> {
   return http.request('GET', '/v1/projections');
+}
+
+/** `GET /v1/replication`: the read replica's lag, or null when the server has none. */
+export async function replicationStatus(http: ClientHttp): Promise<ReplicationStatus | null> {
+  return (await http.request<{ replica: ReplicationStatus | null }>('GET', '/v1/replication'))
+    .replica;
 }
 
 /** `POST /v1/jobs/:id/resume`, with a `Date` lease bound sent as ISO text. */

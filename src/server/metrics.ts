@@ -46,6 +46,24 @@ export class ServerMetrics {
         }
       },
     });
+    if (ledger.primary !== ledger) {
+      new Gauge({
+        name: 'headway_replica_lag_seconds',
+        help: "How far the read replica trails the primary: 0 once it has replayed the primary's WAL, else the time since its last replayed commit",
+        registers: [this.registry],
+        async collect() {
+          this.set(((await ledger.replication())?.lagMs ?? 0) / 1_000);
+        },
+      });
+      new Gauge({
+        name: 'headway_replica_lag_bytes',
+        help: 'WAL bytes the primary has written and the read replica not replayed yet',
+        registers: [this.registry],
+        async collect() {
+          this.set((await ledger.replication())?.lagBytes ?? 0);
+        },
+      });
+    }
     new Gauge({
       name: 'headway_active_jobs',
       help: 'Jobs running, paused or pending',

@@ -2,7 +2,8 @@ import fastifyWebsocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
 import { CoalescingAppender } from '../append/coalescing-appender.ts';
 import type { CoalescingAppenderOptions } from '../append/coalescing-appender.ts';
-import type { Ledger } from '../ledger.ts';
+import type { Ledger, LedgerReads } from '../ledger.ts';
+import { defaultReplayWaitMs } from '../store/replica.ts';
 import type { DatabaseReadiness } from '../store/database-readiness.ts';
 import { buildApp } from './app.ts';
 import type { TokenTable } from './auth.ts';
@@ -10,6 +11,7 @@ import { accessHook } from './hooks.ts';
 import { LiveStreams } from './live-streams.ts';
 import { meteredAppender, ServerMetrics } from './metrics.ts';
 import { registerOpenApi } from './openapi.ts';
+import { readSourceHook } from './read-source.ts';
 import { appendRoutes, resumeRoute } from './routes/appends.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -40,6 +42,11 @@ export interface ServerOptions {
    * the API answers 503 with `Retry-After` and `/health` says why.
    */
   readiness?: DatabaseReadiness;
+  /**
+   * With a read replica: how long a read that sends `Headway-Read-After` waits for the
+   * replica to replay that far before it is read from the primary (default 2,000 ms).
+   */
+  readAfterWaitMs?: number;
 }
 
 /**
@@ -59,6 +66,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const metrics = new ServerMetrics(ledger, () => live.open);
 
   app.addHook('onRequest', accessHook(options.tokens ?? new Map(), readiness));
+  app.decorateRequest('reads', null as unknown as LedgerReads);
+  app.addHook('preHandler', readSourceHook(ledger, options.readAfterWaitMs ?? defaultReplayWaitMs));
   // Open event streams would keep `close()` waiting for their clients to hang up.
   app.addHook('preClose', (done) => {
     live.close();
@@ -73,13 +82,13 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
   const writes = { ledger, appender: meteredAppender(appender, metrics) };
   appendRoutes(app, writes);
-  jobRoutes(app, { ledger });
-  itemRoutes(app, { ledger });
-  timelineRoutes(app, { ledger });
-  eventRoutes(app, { ledger });
+  jobRoutes(app);
+  itemRoutes(app);
+  timelineRoutes(app);
+  eventRoutes(app);
   resumeRoute(app, writes);
   liveRoutes(app, { ledger, live, heartbeatMs: options.heartbeatMs ?? 15_000 });
-  projectRoutes(app, { ledger });
+  projectRoutes(app);
   healthRoutes(app, { ledger, appender, live, metrics, readiness });
   await dashboardRoutes(app);
 

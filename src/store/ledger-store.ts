@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../../schema/database.ts';
+import type { ReplicaStore } from './replica.ts';
 import type { WakeUps } from './wake-ups.ts';
 
 /** Where the ledger keeps its log. */
@@ -21,6 +22,8 @@ export interface LedgerStore {
   db: Kysely<Database>;
   location: LedgerLocation;
   wakeUps: WakeUps;
+  /** A hot standby that serves reads (`readDatabaseUrl`), if the ledger has one. */
+  replica?: ReplicaStore;
   /** Takes the runner lock of a projection, or returns null when another holder has it. */
   tryLock(name: string): Promise<RunnerLock | null>;
   close(): Promise<void>;

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { projectionRow } from '../../persisted/projection-admin.ts';
 import type { ProjectionRow } from '../../persisted/projection-admin.ts';
+import type { ReplicationStatus } from '../../store/replica.ts';
 import { printJson, printLines } from '../context.ts';
 import { formatCount, formatTable } from '../format.ts';
 import { addServerOptions, withSource } from '../remote.ts';
@@ -20,12 +21,19 @@ export function registerProjections(program: Command): void {
       )
       .option('--json', 'print JSON'),
   ).action(async (options: { catchUp: boolean; json?: boolean }, command: Command) => {
-    const rows = await withSource(command, async (source): Promise<ProjectionRow[]> => {
-      if (source.kind === 'server') return source.client.projections();
+    const { rows, replica } = await withSource(command, async (source) => {
+      if (source.kind === 'server') {
+        const [rows, replica] = await Promise.all([
+          source.client.projections(),
+          source.client.replication(),
+        ]);
+        return { rows, replica };
+      }
       const { ledger } = source;
       // A no-op when a runner elsewhere holds the lock: then the lag shown is its own.
       if (options.catchUp) await ledger.catchUpProjections();
-      return (await ledger.projectionStatus()).map(projectionRow);
+      const rows: ProjectionRow[] = (await ledger.projectionStatus()).map(projectionRow);
+      return { rows, replica: await ledger.replication() };
     });
     if (options.json) return printJson(rows);
     printLines(
@@ -43,5 +51,13 @@ export function registerProjections(program: Command): void {
         ]),
       ),
     );
+    if (replica) printLines([replicaLine(replica)]);
   });
+}
+
+/** The replica's lag in one line, below the projections (which the primary keeps). */
+function replicaLine(replica: ReplicationStatus): string {
+  if (!replica.inRecovery) return `read replica ${replica.replica}: not a standby (no lag)`;
+  const paused = replica.replayPaused ? ', replay paused' : '';
+  return `read replica ${replica.replica}: lag ${formatCount(replica.lagMs)} ms, ${formatCount(replica.lagBytes)} bytes of WAL behind${paused}`;
 }

@@ -53,6 +53,10 @@ export function registerServe(program: Command): void {
       'direct PostgreSQL URL for LISTEN and projection runner locks, past the pooler (default: $HEADWAY_LISTEN_DATABASE_URL)',
     )
     .option(
+      '--read-database-url <url>',
+      'PostgreSQL URL of a hot standby to serve reads, views and live streams from (default: $HEADWAY_READ_DATABASE_URL)',
+    )
+    .option(
       '--failure-rules <file>',
       'JSON rules that classify failures sent without a category, recorded at append (default: $HEADWAY_FAILURE_RULES)',
     )

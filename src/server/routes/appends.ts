@@ -32,7 +32,9 @@ export function appendRoutes(app: App, { appender }: AppendRoutesDeps): void {
         ...(metadata ? { metadata } : {}),
       } as EventInput;
       const result = await appender.append(jobId, [event], { expectedVersion: 'no_stream' });
-      return reply.code(201).send({ jobId, version: result.nextExpectedVersion });
+      return reply
+        .code(201)
+        .send({ jobId, version: result.nextExpectedVersion, cursor: result.cursor });
     },
   );
 
@@ -55,7 +57,12 @@ export function appendRoutes(app: App, { appender }: AppendRoutesDeps): void {
         events as EventInput[],
         expectedVersion === undefined ? {} : { expectedVersion },
       );
-      return { jobId: result.streamId, version: result.nextExpectedVersion, events: result.events };
+      return {
+        jobId: result.streamId,
+        version: result.nextExpectedVersion,
+        cursor: result.cursor,
+        events: result.events,
+      };
     },
   );
 }

@@ -1,6 +1,6 @@
 import type { Projection } from '../../../projections/projection.ts';
 import { NotFoundError } from '../../errors.ts';
-import type { Ledger } from '../../ledger.ts';
+import type { LedgerReads } from '../../ledger.ts';
 
 /** What the routes of one job share: an unknown job is a 404, whatever the route. */
 
@@ -11,18 +11,18 @@ export function found<T>(jobId: string, answer: T | null): T {
 }
 
 /** The job's stream version, or 404. */
-export async function requireJob(ledger: Ledger, jobId: string): Promise<number> {
-  return found(jobId, (await ledger.streamVersion(jobId)) || null);
+export async function requireJob(reads: LedgerReads, jobId: string): Promise<number> {
+  return found(jobId, (await reads.streamVersion(jobId)) || null);
 }
 
 /** A known job folded through a projection; 404 for an unknown one. */
 export async function projectJob<S>(
-  ledger: Ledger,
+  reads: LedgerReads,
   jobId: string,
   projection: Projection<S>,
 ): Promise<S> {
-  await requireJob(ledger, jobId);
-  return ledger.project(jobId, projection);
+  await requireJob(reads, jobId);
+  return reads.project(jobId, projection);
 }
 
 /** The object without its undefined fields, as exact optional property types want it. */

@@ -1,22 +1,16 @@
 import { formatLogCursor } from '../../cursors.ts';
-import type { Ledger } from '../../ledger.ts';
 import type { App } from '../app.ts';
 import { toWire } from '../event-stream.ts';
 import { readScope } from '../hooks.ts';
 import * as schemas from '../schemas.ts';
 import { requireJob } from './common.ts';
 
-/** What the event routes need. */
-export interface EventRoutesDeps {
-  ledger: Ledger;
-}
-
 /**
  * The recorded events as the log holds them, for exports and for folds made elsewhere:
  * one job's in version order (`GET` beside the `POST` that appends them), or the whole
  * log after a log cursor, gap-safe, as `ledger.readStream` and `ledger.readAll` read them.
  */
-export function eventRoutes(app: App, { ledger }: EventRoutesDeps): void {
+export function eventRoutes(app: App): void {
   app.get(
     '/v1/jobs/:id/events',
     {
@@ -30,9 +24,9 @@ export function eventRoutes(app: App, { ledger }: EventRoutesDeps): void {
     },
     async (request) => {
       const jobId = request.params.id;
-      await requireJob(ledger, jobId);
+      await requireJob(request.reads, jobId);
       const { fromVersion = 1, limit = schemas.eventsPageLimit } = request.query;
-      const events = await ledger.readStream(jobId, { fromVersion, limit });
+      const events = await request.reads.readStream(jobId, { fromVersion, limit });
       const nextVersion = (events.at(-1)?.version ?? fromVersion - 1) + 1;
       return { jobId, events: events.map(toWire), nextVersion };
     },
@@ -50,7 +44,10 @@ export function eventRoutes(app: App, { ledger }: EventRoutesDeps): void {
     },
     async (request) => {
       const { after, limit = schemas.eventsPageLimit } = request.query;
-      const page = await ledger.readAll({ ...(after === undefined ? {} : { after }), limit });
+      const page = await request.reads.readAll({
+        ...(after === undefined ? {} : { after }),
+        limit,
+      });
       return { events: page.events.map(toWire), nextCursor: formatLogCursor(page.next) };
     },
   );

@@ -50,6 +50,15 @@ export function healthRoutes(app: App, deps: HealthRoutesDeps): void {
   );
 
   app.get(
+    '/v1/replication',
+    {
+      config: readScope,
+      schema: { summary: 'How far the read replica trails the primary; null without one' },
+    },
+    async () => ({ replica: await deps.ledger.replication() }),
+  );
+
+  app.get(
     '/metrics',
     { config: readScope, schema: { summary: 'Prometheus metrics', hide: true } },
     async (_request, reply) => {
@@ -101,6 +110,7 @@ async function health(deps: HealthRoutesDeps, request: FastifyRequest, reply: Fa
     status,
     database: 'reachable',
     ...report,
+    ...(await replicaHealth(ledger, request)),
     projections: projections.map((projection) => ({
       name: projection.name,
       lagEvents: projection.lag.events,
@@ -108,4 +118,25 @@ async function health(deps: HealthRoutesDeps, request: FastifyRequest, reply: Fa
       checkpoint: projection.generation ? formatLogCursor(projection.generation.cursor) : null,
     })),
   };
+}
+
+/**
+ * The replica's part of the health report, when there is one. A replica that does not
+ * answer is reported, not fatal: appends still go through, and reads fail with 503 until
+ * it is back.
+ */
+async function replicaHealth(ledger: Ledger, request: FastifyRequest) {
+  if (ledger.primary === ledger) return {};
+  try {
+    const replication = await withQueryTimeout(healthTimeoutMs, () => ledger.replication());
+    return { replica: { status: 'ok', ...replication } };
+  } catch (error) {
+    request.log.error({ err: error }, 'health check: the read replica did not answer');
+    return {
+      replica: {
+        status: 'unreachable',
+        error: 'the read replica did not answer; see the server log',
+      },
+    };
+  }
 }

@@ -10,19 +10,13 @@ import {
   stuckItems,
 } from '../../../projections/job-items.ts';
 import type { ItemEntry, JobItemsState } from '../../../projections/job-items.ts';
-import type { Ledger } from '../../ledger.ts';
 import type { App } from '../app.ts';
 import { readScope } from '../hooks.ts';
 import * as schemas from '../schemas.ts';
 import { projectJob } from './common.ts';
 
-/** What the item routes need. */
-export interface ItemRoutesDeps {
-  ledger: Ledger;
-}
-
 /** A job's failures, its items (by status, or one), and its counts. */
-export function itemRoutes(app: App, { ledger }: ItemRoutesDeps): void {
+export function itemRoutes(app: App): void {
   app.get(
     '/v1/jobs/:id/failures',
     {
@@ -35,7 +29,7 @@ export function itemRoutes(app: App, { ledger }: ItemRoutesDeps): void {
     },
     async (request) => {
       const jobId = request.params.id;
-      const state = await projectJob(ledger, jobId, jobFailures);
+      const state = await projectJob(request.reads, jobId, jobFailures);
       if (request.query.format === 'export') {
         return exportFailures(state, jobId, new Date().toISOString());
       }
@@ -55,7 +49,7 @@ export function itemRoutes(app: App, { ledger }: ItemRoutesDeps): void {
     },
     async (request) => {
       const jobId = request.params.id;
-      const state = await projectJob(ledger, jobId, jobItems);
+      const state = await projectJob(request.reads, jobId, jobItems);
       const { status, leaseMs = 0, limit = 1_000 } = request.query;
       const items = itemsWith(state, status, leaseMs);
       return { jobId, count: items.length, items: items.slice(0, limit) };
@@ -74,7 +68,7 @@ export function itemRoutes(app: App, { ledger }: ItemRoutesDeps): void {
     },
     async (request) => {
       const { id: jobId, itemId } = request.params;
-      return { jobId, ...withLease(await ledger.item(jobId, itemId)) };
+      return { jobId, ...withLease(await request.reads.item(jobId, itemId)) };
     },
   );
 
@@ -89,7 +83,7 @@ export function itemRoutes(app: App, { ledger }: ItemRoutesDeps): void {
     },
     async (request) => {
       const jobId = request.params.id;
-      return { jobId, ...itemBreakdown(await projectJob(ledger, jobId, jobItems)) };
+      return { jobId, ...itemBreakdown(await projectJob(request.reads, jobId, jobItems)) };
     },
   );
 }

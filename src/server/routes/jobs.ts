@@ -1,23 +1,17 @@
 import { jobSummary, summarize } from '../../../projections/job-summary.ts';
-import type { Ledger } from '../../ledger.ts';
 import type { App } from '../app.ts';
 import { readScope } from '../hooks.ts';
 import * as schemas from '../schemas.ts';
 import { defined, found, projectJob } from './common.ts';
 
-/** What the job routes need. */
-export interface JobRoutesDeps {
-  ledger: Ledger;
-}
-
 /** The list of jobs, and one job's progress, ETA, throughput and summary. */
-export function jobRoutes(app: App, { ledger }: JobRoutesDeps): void {
+export function jobRoutes(app: App): void {
   app.get(
     '/v1/jobs',
     { config: readScope, schema: { querystring: schemas.jobsQuery, summary: 'List jobs' } },
     async (request) => {
       const { status, cursor, q, ...query } = request.query;
-      return ledger.jobsPage(
+      return request.reads.jobsPage(
         defined({ ...query, status: status?.length ? status : undefined, after: cursor, text: q }),
       );
     },
@@ -26,14 +20,14 @@ export function jobRoutes(app: App, { ledger }: JobRoutesDeps): void {
   app.get(
     '/v1/jobs/:id',
     { config: readScope, schema: { params: schemas.jobParams, summary: "A job's progress" } },
-    async (request) => found(request.params.id, await ledger.status(request.params.id)),
+    async (request) => found(request.params.id, await request.reads.status(request.params.id)),
   );
 
   app.get(
     '/v1/jobs/:id/eta',
     { config: readScope, schema: { params: schemas.jobParams, summary: "A job's ETA" } },
     async (request) => {
-      const status = found(request.params.id, await ledger.status(request.params.id));
+      const status = found(request.params.id, await request.reads.status(request.params.id));
       return { jobId: status.jobId, ...status.eta };
     },
   );
@@ -47,14 +41,14 @@ export function jobRoutes(app: App, { ledger }: JobRoutesDeps): void {
         summary: "A job's processed count over time (at most 128 points) and its ETA",
       },
     },
-    async (request) => found(request.params.id, await ledger.throughput(request.params.id)),
+    async (request) => found(request.params.id, await request.reads.throughput(request.params.id)),
   );
 
   app.get(
     '/v1/jobs/:id/summary',
     { config: readScope, schema: { params: schemas.jobParams, summary: "A job's summary" } },
     async (request) => {
-      const state = await projectJob(ledger, request.params.id, jobSummary);
+      const state = await projectJob(request.reads, request.params.id, jobSummary);
       return { jobId: request.params.id, ...summarize(state) };
     },
   );

@@ -1,17 +1,11 @@
 import { NotFoundError } from '../../errors.ts';
-import type { Ledger } from '../../ledger.ts';
 import type { App } from '../app.ts';
 import { readScope } from '../hooks.ts';
 import * as schemas from '../schemas.ts';
 import { defined } from './common.ts';
 
-/** What the project routes need. */
-export interface ProjectRoutesDeps {
-  ledger: Ledger;
-}
-
 /** Views across jobs: a project's jobs and totals, and stage durations. */
-export function projectRoutes(app: App, { ledger }: ProjectRoutesDeps): void {
+export function projectRoutes(app: App): void {
   app.get(
     '/v1/projects/:project/progress',
     {
@@ -28,7 +22,7 @@ export function projectRoutes(app: App, { ledger }: ProjectRoutesDeps): void {
       const within = project === 'all' ? {} : { project };
       if (operationId !== undefined) {
         // One job: the same answer, narrowed to it; 404 when the project does not hold it.
-        const [job] = await ledger.jobs({ ...within, jobId: operationId, limit: 1 });
+        const [job] = await request.reads.jobs({ ...within, jobId: operationId, limit: 1 });
         if (!job) {
           throw new NotFoundError(
             project === 'all'
@@ -38,8 +32,8 @@ export function projectRoutes(app: App, { ledger }: ProjectRoutesDeps): void {
         }
       }
       const [projects, jobs] = await Promise.all([
-        ledger.projectOverview(defined({ active, jobId: operationId })),
-        ledger.jobs({
+        request.reads.projectOverview(defined({ active, jobId: operationId })),
+        request.reads.jobs({
           ...defined({ active, parentJobId, jobId: operationId }),
           ...within,
           limit: 1_000,
@@ -59,6 +53,6 @@ export function projectRoutes(app: App, { ledger }: ProjectRoutesDeps): void {
       config: readScope,
       schema: { querystring: schemas.stageMetricsQuery, summary: 'Stage durations across jobs' },
     },
-    async (request) => ({ stages: await ledger.stageMetrics(defined(request.query)) }),
+    async (request) => ({ stages: await request.reads.stageMetrics(defined(request.query)) }),
   );
 }

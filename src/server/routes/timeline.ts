@@ -1,20 +1,15 @@
 import type { z } from 'zod';
 import type { RecordedEvent } from '../../../schema/recorded-event.ts';
 import { describeEvent } from '../../../projections/job-timeline.ts';
-import type { Ledger } from '../../ledger.ts';
+import type { LedgerReads } from '../../ledger.ts';
 import type { App } from '../app.ts';
 import { toWire } from '../event-stream.ts';
 import { readScope } from '../hooks.ts';
 import * as schemas from '../schemas.ts';
 import { defined, requireJob } from './common.ts';
 
-/** What the timeline routes need. */
-export interface TimelineRoutesDeps {
-  ledger: Ledger;
-}
-
 /** Every job's events or one job's, filtered and paged, and a job's log lines. */
-export function timelineRoutes(app: App, { ledger }: TimelineRoutesDeps): void {
+export function timelineRoutes(app: App): void {
   app.get(
     '/v1/timeline',
     {
@@ -24,7 +19,7 @@ export function timelineRoutes(app: App, { ledger }: TimelineRoutesDeps): void {
         summary: "Every job's events, filtered and paged, for audits across jobs",
       },
     },
-    async (request) => timelinePage(ledger, undefined, request.query),
+    async (request) => timelinePage(request.reads, undefined, request.query),
   );
 
   app.get(
@@ -38,8 +33,8 @@ export function timelineRoutes(app: App, { ledger }: TimelineRoutesDeps): void {
       },
     },
     async (request) => {
-      await requireJob(ledger, request.params.id);
-      return timelinePage(ledger, request.params.id, request.query);
+      await requireJob(request.reads, request.params.id);
+      return timelinePage(request.reads, request.params.id, request.query);
     },
   );
 
@@ -55,9 +50,9 @@ export function timelineRoutes(app: App, { ledger }: TimelineRoutesDeps): void {
     },
     async (request) => {
       const jobId = request.params.id;
-      await requireJob(ledger, jobId);
+      await requireJob(request.reads, jobId);
       const { level, after, limit, order } = request.query;
-      const page = await ledger.timeline(
+      const page = await request.reads.timeline(
         defined({ jobId, types: ['log.written'], level, cursor: after, limit, order }),
       );
       return { events: page.events.map(toTimelineEntry), nextCursor: page.nextCursor };
@@ -67,12 +62,12 @@ export function timelineRoutes(app: App, { ledger }: TimelineRoutesDeps): void {
 
 /** A page of the timeline as the routes send it: one job's, or every job's. */
 async function timelinePage(
-  ledger: Ledger,
+  reads: LedgerReads,
   jobId: string | undefined,
   query: z.output<typeof schemas.timelineQuery>,
 ) {
   const { type, since, until, q, after, limit, order } = query;
-  const page = await ledger.timeline(
+  const page = await reads.timeline(
     defined({
       jobId,
       types: type?.length ? type : undefined,
