@@ -18,13 +18,15 @@ import {
  *
  * `npm run bench -- --faults`: the fault soak and the idle-streams figure instead.
  *
- * `npm run bench -- --topology`: appends through HAProxy to 1–3 servers and through
- * PgBouncer, beside one server reached directly (bench/topology.ts).
+ * `npm run bench -- --scale` (or `--topology`): appends through HAProxy to 1–3 servers and
+ * through PgBouncer, beside one server reached directly; then one server on a primary of
+ * its own and one reading from its hot standby, with the standby's lag (bench/topology.ts).
+ * `--cases direct,cluster_replica` runs only the cases named.
  */
 
 const quick = process.argv.includes('--quick');
 const faults = process.argv.includes('--faults');
-const topology = process.argv.includes('--topology');
+const topology = process.argv.includes('--scale') || process.argv.includes('--topology');
 const log = (message: string) => process.stderr.write(`bench: ${message}\n`);
 const started = performance.now();
 
@@ -57,7 +59,9 @@ try {
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } else if (topology) {
     const settings = quick ? quickTopologySettings : topologySettings;
-    const result = await runTopologyBench(scratch, settings, log, abort.signal);
+    const casesAt = process.argv.indexOf('--cases');
+    const only = casesAt > 0 ? (process.argv[casesAt + 1] ?? '').split(',') : undefined;
+    const result = await runTopologyBench(scratch, settings, log, abort.signal, only);
     process.stdout.write(`${formatTopologyTable(result)}\n\n`);
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } else {

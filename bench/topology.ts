@@ -11,6 +11,8 @@ import { openLedger } from '../src/open-ledger.ts';
 import { findPgbouncer, startPgbouncer } from '../test/topology/pgbouncer-harness.ts';
 import { runBenchChild } from './child.ts';
 import type { ScratchDatabase } from './scratch-database.ts';
+import { findServerBinaries, startReplicatedCluster } from '../test/topology/replica-cluster.ts';
+import type { ReplicatedCluster } from '../test/topology/replica-cluster.ts';
 import { percentile } from './stats.ts';
 import type { ProducersResult } from './topology-producers.ts';
 import {
@@ -47,6 +49,11 @@ interface CaseSpec {
   label: string;
   via: Via;
   servers: number;
+  /**
+   * On the benchmark's own primary and hot standby (bench/replica-cluster), instead of the
+   * shared server: `primary` reads from the primary (the baseline), `replica` from the standby.
+   */
+  cluster?: 'primary' | 'replica';
 }
 
 const cases: readonly CaseSpec[] = [
@@ -56,6 +63,20 @@ const cases: readonly CaseSpec[] = [
   { key: 'haproxy3', label: 'HAProxy -> 3 servers', via: 'haproxy', servers: 3 },
   { key: 'pgbouncer', label: '1 server via PgBouncer (tx)', via: 'pgbouncer', servers: 1 },
   { key: 'direct2', label: '1 server, no balancer (again)', via: 'direct', servers: 1 },
+  {
+    key: 'cluster_primary',
+    label: '1 server on its own primary',
+    via: 'direct',
+    servers: 1,
+    cluster: 'primary',
+  },
+  {
+    key: 'cluster_replica',
+    label: '1 server, reads from a standby',
+    via: 'direct',
+    servers: 1,
+    cluster: 'replica',
+  },
 ];
 
 /** The load of every case. */
@@ -118,7 +139,22 @@ export interface TopologyCaseResult {
   status: { p50Ms: number; p99Ms: number; reads: number; errors: number };
   /** Requests each server took through HAProxy over the whole case (with the warm-up). */
   shares: BackendShare[] | null;
+  /** The standby's lag, sampled every 100 ms in the window (replica case only). */
+  replicaLag: ReplicaLagFigures | null;
   cpu: CpuFigures;
+}
+
+/** Percentiles of the standby's lag as `ledger.replication()` reports it. */
+export interface ReplicaLagFigures {
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  p50Bytes: number;
+  p99Bytes: number;
+  /** From an acknowledged append on the primary to the standby having replayed it. */
+  replayP50Ms: number;
+  replayP99Ms: number;
+  samples: number;
 }
 
 export interface TopologyBenchResult {
@@ -151,32 +187,59 @@ export async function runTopologyBench(
   settings: TopologySettings,
   log: (line: string) => void,
   signal: AbortSignal,
+  /** Only the cases with these keys (`--cases direct,cluster_replica`); all by default. */
+  only?: readonly string[],
 ): Promise<TopologyBenchResult> {
   signal.addEventListener('abort', killRunning, { once: true });
+  const unknown = only?.filter((key) => !cases.some((spec) => spec.key === key)) ?? [];
+  if (unknown.length > 0) {
+    throw new Error(
+      `expected case keys among ${cases.map((spec) => spec.key).join(', ')}, received ${unknown.join(', ')}`,
+    );
+  }
   const haproxy = findHaproxy();
   const pgbouncer = findPgbouncer();
   const results: TopologyCaseResult[] = [];
   const skipped: string[] = [];
-  for (const spec of cases) {
-    if (signal.aborted) throw new Error('interrupted');
-    if (spec.via === 'haproxy' && haproxy === null) {
-      skipped.push(`${spec.key}: no haproxy (apt-get install haproxy)`);
-      continue;
+  const serverBinaries = await findServerBinaries();
+  let cluster: ReplicatedCluster | null = null;
+  try {
+    for (const spec of cases.filter((spec) => !only || only.includes(spec.key))) {
+      if (signal.aborted) throw new Error('interrupted');
+      if (spec.cluster && serverBinaries === null) {
+        skipped.push(`${spec.key}: no PostgreSQL server binaries (pg_config --bindir)`);
+        continue;
+      }
+      if (spec.cluster && cluster === null) {
+        log("topology: starting a primary and a hot standby of the benchmark's own");
+        // Stock durability settings: the figures are those of a server that syncs its WAL.
+        cluster = await startReplicatedCluster();
+      }
+      if (spec.via === 'haproxy' && haproxy === null) {
+        skipped.push(`${spec.key}: no haproxy (apt-get install haproxy)`);
+        continue;
+      }
+      if (spec.via === 'pgbouncer' && pgbouncer === null) {
+        skipped.push(`${spec.key}: no pgbouncer (apt-get install pgbouncer)`);
+        continue;
+      }
+      log(`topology: ${spec.label}`);
+      const target = spec.cluster ? clusterTarget(cluster!, spec.cluster) : { url: scratch.url };
+      const result = await runCase(spec, target, settings, { haproxy, pgbouncer }, log, signal);
+      // The cluster's cases compare with the cluster's own primary, the rest with `direct`.
+      const baseline = results.find(
+        (row) => row.key === (spec.cluster ? 'cluster_primary' : 'direct'),
+      );
+      result.vsDirect = baseline ? result.eventsPerSec / baseline.eventsPerSec : null;
+      results.push(result);
+      log(
+        `topology: ${spec.label}: ${Math.round(result.eventsPerSec)} events/s, status p50 ${result.status.p50Ms.toFixed(1)} ms p99 ${result.status.p99Ms.toFixed(1)} ms, machine ${result.cpu.machineBusyPct?.toFixed(0) ?? '?'}% busy`,
+      );
+      // Let the load average and the database settle a little between cases.
+      await delay(2_000);
     }
-    if (spec.via === 'pgbouncer' && pgbouncer === null) {
-      skipped.push(`${spec.key}: no pgbouncer (apt-get install pgbouncer)`);
-      continue;
-    }
-    log(`topology: ${spec.label}`);
-    const result = await runCase(spec, scratch, settings, { haproxy, pgbouncer }, log, signal);
-    const direct = results.find((row) => row.key === 'direct');
-    result.vsDirect = direct ? result.eventsPerSec / direct.eventsPerSec : null;
-    results.push(result);
-    log(
-      `topology: ${spec.label}: ${Math.round(result.eventsPerSec)} events/s, status p50 ${result.status.p50Ms.toFixed(1)} ms p99 ${result.status.p99Ms.toFixed(1)} ms, machine ${result.cpu.machineBusyPct?.toFixed(0) ?? '?'}% busy`,
-    );
-    // Let the load average and the database settle a little between cases.
-    await delay(2_000);
+  } finally {
+    await cluster?.stop();
   }
   return {
     date: new Date().toISOString(),
@@ -189,9 +252,21 @@ export async function runTopologyBench(
   };
 }
 
+/** Where a case's servers write, and where they read when it is a replica case. */
+interface CaseTarget {
+  url: string;
+  readUrl?: string;
+}
+
+function clusterTarget(cluster: ReplicatedCluster, reads: 'primary' | 'replica'): CaseTarget {
+  return reads === 'replica'
+    ? { url: cluster.primaryUrl, readUrl: cluster.standbyUrl }
+    : { url: cluster.primaryUrl };
+}
+
 async function runCase(
   spec: CaseSpec,
-  scratch: ScratchDatabase,
+  scratch: CaseTarget,
   settings: TopologySettings,
   binaries: { haproxy: string | null; pgbouncer: string | null },
   log: (line: string) => void,
@@ -217,6 +292,7 @@ async function runCase(
       databaseUrl = pooler.url;
       serveArgs = ['--database-pooler', 'transaction', '--listen-database-url', scratch.url];
     }
+    if (scratch.readUrl) serveArgs = ['--read-database-url', scratch.readUrl];
     const ports = await freePorts(spec.servers + 2);
     const servers = ports
       .slice(0, spec.servers)
@@ -288,7 +364,10 @@ async function runCase(
     const readerBefore = process.cpuUsage();
 
     const jobIds = Array.from({ length: settings.producers }, (_, index) => `${prefix}-p${index}`);
-    const reads = await readStatuses(entry, jobIds, settings.statusReadsPerSec, windowEnd);
+    const [reads, replicaLag] = await Promise.all([
+      readStatuses(entry, jobIds, settings.statusReadsPerSec, windowEnd),
+      scratch.readUrl ? sampleReplicaLag(scratch, schema, windowEnd) : null,
+    ]);
 
     await delay(Math.max(0, windowEnd - Date.now()));
     const reader = process.cpuUsage(readerBefore);
@@ -324,6 +403,7 @@ async function runCase(
       retries: appends.retries,
       status: reads,
       shares,
+      replicaLag,
       cpu: {
         machineBusyPct: busyPct,
         loadAverage1m: load,
@@ -344,6 +424,60 @@ async function runCase(
       log(`topology: could not drop schema ${schema}: ${String(error)}`),
     );
   }
+}
+
+/**
+ * The standby's lag every 100 ms until `until`, from a ledger of this process, two ways:
+ * as `ledger.replication()` reports it, and as a probe sees it (an append of its own on the
+ * primary, then `readsAfter` until the standby has replayed it).
+ */
+async function sampleReplicaLag(
+  target: CaseTarget,
+  schema: string,
+  until: number,
+): Promise<ReplicaLagFigures> {
+  const ledger = await openLedger({
+    databaseUrl: target.url,
+    readDatabaseUrl: target.readUrl!,
+    schema,
+    poolSize: 2,
+    migrate: false,
+  });
+  const lagMs: number[] = [];
+  const lagBytes: number[] = [];
+  const replayMs: number[] = [];
+  const probe = `lag-probe-${randomBytes(3).toString('hex')}`;
+  try {
+    await ledger.append(probe, [
+      { type: 'job.started', data: { name: 'lag probe', kind: 'probe', project: 'bench' } },
+    ]);
+    for (let index = 0; Date.now() < until; index++) {
+      const status = await ledger.replication();
+      if (status) {
+        lagMs.push(status.lagMs);
+        lagBytes.push(status.lagBytes);
+      }
+      const { cursor } = await ledger.append(probe, [
+        { type: 'item.completed', data: { itemId: `p${index}` } },
+      ]);
+      const seen = await ledger.readsAfter(cursor, { timeoutMs: 10_000 });
+      replayMs.push(seen.source === 'replica' ? seen.waitedMs : Number.POSITIVE_INFINITY);
+      await delay(100);
+    }
+  } finally {
+    await ledger.close();
+  }
+  for (const list of [lagMs, lagBytes, replayMs]) list.sort((a, b) => a - b);
+  return {
+    p50Ms: percentile(lagMs, 0.5),
+    p99Ms: percentile(lagMs, 0.99),
+    maxMs: lagMs.at(-1) ?? 0,
+    p50Bytes: percentile(lagBytes, 0.5),
+    p99Bytes: percentile(lagBytes, 0.99),
+    replayP50Ms: percentile(replayMs, 0.5),
+    replayP99Ms: percentile(replayMs, 0.99),
+    samples: lagMs.length,
+  };
 }
 
 /** Status reads of the producers' jobs in turn, at `perSec`, one at a time, until `until`. */
@@ -455,6 +589,20 @@ export function formatTopologyTable(result: TopologyBenchResult): string {
         `${row.label}: requests per server ${row.shares.map((share) => `${share.server} ${share.requests}${share.responses5xx ? ` (${share.responses5xx} 5xx)` : ''}`).join(', ')}`,
       );
     }
+  }
+  for (const row of result.cases) {
+    const lag = row.replicaLag;
+    if (lag) {
+      lines.push(
+        `${row.label}: an append is readable on the standby after p50 ${lag.replayP50Ms} ms, p99 ${lag.replayP99Ms} ms; reported lag (ledger.replication) p50 ${lag.p50Ms} ms, p99 ${lag.p99Ms} ms, max ${lag.maxMs} ms, ${Math.round(lag.p50Bytes).toLocaleString('en-US')} / ${Math.round(lag.p99Bytes).toLocaleString('en-US')} bytes of WAL at p50 / p99 (${lag.samples} samples, every 100 ms)`,
+      );
+    }
+  }
+  const replicaCases = result.cases.filter((row) => row.key.startsWith('cluster'));
+  if (replicaCases.length > 0) {
+    lines.push(
+      'The two "own primary" cases run on a primary and a streaming standby the benchmark starts (initdb, pg_basebackup -R) with stock durability settings; their "vs direct" is against "1 server on its own primary".',
+    );
   }
   for (const skip of result.skipped) lines.push(`skipped ${skip}`);
   return lines.join('\n');

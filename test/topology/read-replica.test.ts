@@ -222,6 +222,34 @@ describe.skipIf(!postgresAvailable || binaries === null)('a ledger on a read rep
     expect(direct.stdout).toMatch(/^read replica .*: lag \d[\d,]* ms/m);
   });
 
+  it('keeps taking appends while the replica is down: reads answer 503 with Retry-After, health says why', async () => {
+    const jobId = randomUUID();
+    await cluster.stopStandby();
+    try {
+      const appended = await fetch(`${url}/v1/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jobId, name: 'while down', kind: 'crawl', project: 'replicated' }),
+      });
+      expect(appended.status).toBe(201);
+      const read = await fetch(`${url}/v1/jobs/${jobId}`);
+      expect(read.status).toBe(503);
+      expect(read.headers.get('retry-after')).toMatch(/^\d+$/);
+      const health = await fetch(`${url}/health`);
+      const report = (await health.json()) as { status: string; replica: { status: string } };
+      expect(report.status).toBe('ok');
+      expect(report.replica.status).toBe('unreachable');
+    } finally {
+      await cluster.startStandby();
+    }
+    // Back, caught up, and the job written meanwhile reads from it.
+    const view = await eventually(
+      () => ledger.status(jobId).catch(() => null),
+      (found) => found !== null,
+    );
+    expect(view?.jobId).toBe(jobId);
+  });
+
   it('refuses a read-after header that is not a log cursor, saying what it expected', async () => {
     const response = await fetch(`${url}/v1/jobs`, { headers: { 'headway-read-after': 'soon' } });
     expect(response.status).toBe(400);

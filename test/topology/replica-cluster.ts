@@ -36,6 +36,10 @@ export interface ReplicatedCluster {
   /** Stops replaying WAL on the standby (it keeps receiving it), as a lagging replica does. */
   pauseReplay(): Promise<void>;
   resumeReplay(): Promise<void>;
+  /** Stops the standby at once (`pg_ctl -m immediate`), as a crash would. */
+  stopStandby(): Promise<void>;
+  /** Starts the standby again; it reconnects to the primary and catches up. */
+  startStandby(): Promise<void>;
   /** Both servers' logs so far, for failure messages. */
   logs(): Promise<string>;
   /** Stops both servers and removes their folders. */
@@ -162,6 +166,12 @@ export async function startReplicatedCluster(
     urlOf,
     pauseReplay: () => onStandby('select pg_wal_replay_pause()'),
     resumeReplay: () => onStandby('select pg_wal_replay_resume()'),
+    stopStandby: async () => {
+      await as('pg_ctl', ['-D', standbyData, '-m', 'immediate', '-w', 'stop']);
+    },
+    startStandby: async () => {
+      await as('pg_ctl', ['-D', standbyData, '-l', join(folder, 'standby.log'), '-w', 'start']);
+    },
     logs,
     stop,
   };
