@@ -19,13 +19,14 @@ import {
   cpuOf,
   findHaproxy,
   freePorts,
-  HaproxyProcess,
+  backendName,
+  backendShares,
   haproxyConfig,
   loadAverage,
   machineCpuMs,
   pidsNamed,
-  ServeProcess,
 } from './topology-processes.ts';
+import { Haproxy, HeadwayServer } from '../test/topology/processes.ts';
 import type { BackendShare } from './topology-processes.ts';
 
 /**
@@ -294,17 +295,13 @@ async function runCase(
     }
     if (scratch.readUrl) serveArgs = ['--read-database-url', scratch.readUrl];
     const ports = await freePorts(spec.servers + 2);
-    const servers = ports
-      .slice(0, spec.servers)
-      .map(
-        (port, index) =>
-          new ServeProcess(
-            `s${index + 1}`,
-            port,
-            ['--database-url', databaseUrl, '--schema', schema],
-            serveArgs,
-          ),
-      );
+    const servers = ports.slice(0, spec.servers).map(
+      (port, index) =>
+        new HeadwayServer(`s${index + 1}`, port, databaseUrl, {
+          globalArgs: ['--schema', schema],
+          serveArgs,
+        }),
+    );
     cleanups.push(() => Promise.all(servers.map((server) => server.stop())));
     // One at a time: each compiles the sources through tsx, which is CPU-heavy.
     for (const server of servers) {
@@ -312,12 +309,12 @@ async function runCase(
       running.add(server.pid!);
     }
     let entry = servers[0]!.url;
-    let balancer: HaproxyProcess | null = null;
+    let balancer: Haproxy | null = null;
     if (spec.via === 'haproxy') {
       const folder = await mkdtemp(join(tmpdir(), 'headway-bench-haproxy-'));
       cleanups.push(() => rm(folder, { recursive: true, force: true }));
       const [port, statsPort] = [ports[spec.servers]!, ports[spec.servers + 1]!];
-      balancer = await HaproxyProcess.start(
+      balancer = await Haproxy.start(
         binaries.haproxy!,
         folder,
         haproxyConfig(port, servers, statsPort),
@@ -326,7 +323,11 @@ async function runCase(
       const started = balancer;
       cleanups.push(() => started.stop());
       running.add(balancer.pid!);
-      await balancer.waitUntilUp(spec.servers, 15_000);
+      await balancer.waitUntilUp(
+        backendName,
+        servers.map((server) => server.name),
+        15_000,
+      );
       entry = `http://127.0.0.1:${port}`;
     }
     if (signal.aborted) throw new Error('interrupted');
@@ -377,7 +378,7 @@ async function runCase(
     const load = await loadAverage();
 
     const appends = await producing;
-    const shares = balancer ? await balancer.backend().catch(() => null) : null;
+    const shares = balancer ? await backendShares(balancer).catch(() => null) : null;
 
     const delta = (pids: readonly number[]) =>
       pids.reduce((sum, pid) => sum + ((ownAfter.get(pid) ?? 0) - (ownBefore.get(pid) ?? 0)), 0) /

@@ -31,7 +31,10 @@ export interface ProjectionRunnerOptions {
   cacheSize?: number;
   /** Longest wait between polls when no wake-up arrives (default 1,000 ms). */
   pollIntervalMs?: number;
-  /** Wait between attempts to take the lock another process holds (default 2,000 ms). */
+  /**
+   * Longest wait between attempts to take the lock another process holds (default 2,000
+   * ms). Each wait is drawn between half and all of it, so many servers spread their attempts.
+   */
   lockRetryMs?: number;
   /** Errors the runner recovered from by starting over; default: ignored. */
   onError?: (error: unknown) => void;
@@ -123,7 +126,8 @@ export class ProjectionRunner<S> {
     while (!this.stopping.signal.aborted) {
       const lock = await this.tryLock();
       if (!lock) {
-        await sleep(this.options.lockRetryMs, this.stopping.signal);
+        const wait = this.options.lockRetryMs * (0.5 + Math.random() / 2);
+        await sleep(wait, this.stopping.signal);
         continue;
       }
       try {

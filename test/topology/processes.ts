@@ -3,13 +3,31 @@ import type { ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { cliEnv, headwayBin } from '../cli-runner.ts';
+import { fileURLToPath } from 'node:url';
 
 export { findHaproxy, freePort, freePorts, haproxyConfig } from './haproxy.ts';
 export type { Frontend } from './haproxy.ts';
 
-// The processes of a topology test: `headway serve` on a port of the test's choosing (so a
-// restarted server comes back where the balancer expects it) and HAProxy in front.
+// The processes of the topology tests and the topology benchmark alike (no vitest here):
+// `headway serve` on a port of the caller's choosing (so a restarted server comes back
+// where the balancer expects it) and HAProxy in front.
+
+/** The `headway` command from its sources (tsx), as the CLI tests run it. */
+const headwaySource = fileURLToPath(new URL('../headway-source.mjs', import.meta.url));
+
+/** Variables that would point a server elsewhere than its flags say. */
+const ambientSettings = [
+  'DATABASE_URL',
+  'HEADWAY_DATABASE_URL',
+  'HEADWAY_SCHEMA',
+  'HEADWAY_DATABASE_POOLER',
+  'HEADWAY_LISTEN_DATABASE_URL',
+  'HEADWAY_READ_DATABASE_URL',
+  'HEADWAY_URL',
+  'HEADWAY_TOKEN',
+  'HEADWAY_TOKENS',
+  'PORT',
+];
 
 /** The end of a process's output, for error messages. */
 function tail(output: string, chars = 3_000): string {
@@ -61,6 +79,14 @@ class Child {
   }
 }
 
+/** How a `HeadwayServer` is started, beyond its port. */
+export interface HeadwayServerOptions {
+  /** Options before `serve` (`--schema …`). */
+  globalArgs?: readonly string[];
+  /** Options after `serve --port N` (`--database-pooler …`, `--read-database-url …`). */
+  serveArgs?: readonly string[];
+}
+
 /** `headway serve` on one port against a PostgreSQL URL; `start` again after a kill. */
 export class HeadwayServer {
   private child: Child | null = null;
@@ -71,6 +97,7 @@ export class HeadwayServer {
     readonly name: string,
     readonly port: number,
     private readonly databaseUrl: string,
+    private readonly options: HeadwayServerOptions = {},
   ) {}
 
   get url(): string {
@@ -94,12 +121,16 @@ export class HeadwayServer {
   async start(boundMs = 60_000): Promise<void> {
     if (this.alive) throw new Error(`${this.name} is running already`);
     if (this.child) this.earlier += this.child.output;
+    const env = { ...process.env };
+    for (const name of ambientSettings) delete env[name];
+    const { globalArgs = [], serveArgs = [] } = this.options;
     const child = new Child(
-      spawn(process.execPath, [headwayBin, 'serve', '--port', String(this.port)], {
-        // The schema is there already (the test migrated it): no server migrates.
-        env: { ...cliEnv(), DATABASE_URL: this.databaseUrl },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }),
+      spawn(
+        process.execPath,
+        [headwaySource, ...globalArgs, 'serve', '--port', String(this.port), ...serveArgs],
+        // The schema is there already (the caller migrated it): no server migrates.
+        { env: { ...env, DATABASE_URL: this.databaseUrl }, stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
     );
     this.child = child;
     const deadline = Date.now() + boundMs;
@@ -140,7 +171,8 @@ export interface HaproxyStat {
   status: string;
   /** Sessions (requests, in HTTP mode with keep-alive: connections) in total. */
   sessions: number;
-  /** Answers by class. */
+  /** HTTP answers of every class (health checks are not counted). */
+  responses: number;
   responses5xx: number;
   /** Connection retries and redispatches HAProxy made. */
   retries: number;
@@ -188,6 +220,10 @@ export class Haproxy {
     return this.child.alive;
   }
 
+  get pid(): number | undefined {
+    return this.child.process.pid;
+  }
+
   get output(): string {
     return tail(this.child.output);
   }
@@ -210,6 +246,9 @@ export class Haproxy {
         server: cells[at('svname')]!,
         status: cells[at('status')]!,
         sessions: number('stot'),
+        responses: ['hrsp_1xx', 'hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx', 'hrsp_5xx', 'hrsp_other']
+          .map(number)
+          .reduce((sum, count) => sum + count, 0),
         responses5xx: number('hrsp_5xx'),
         retries: number('wretr'),
         redispatches: number('wredis'),
