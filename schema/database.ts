@@ -13,6 +13,8 @@ export interface EventsTable {
   metadata: unknown;
   occurred_at: ColumnType<Date, Date | string, never>;
   recorded_at: ColumnType<Date, never, never>;
+  /** The month its stream started: the partition key (migration 0008). */
+  stream_month: ColumnType<Date | string, never, never>;
 }
 
 /** Row of the `streams` table: one per job, holding its head version. */
@@ -21,6 +23,37 @@ export interface StreamsTable {
   version: ColumnType<bigint | string | number, number, number>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
+  /** The month of its first append, which names its events' partition; never changes. */
+  stream_month: ColumnType<Date | string, never, never>;
+  /** When retention archived the job; it takes no more events after. */
+  archived_at: ColumnType<Date | null, never, Date>;
+}
+
+/** Row of `archives`: one NDJSON archive of a month of events, written before its drop. */
+export interface ArchivesTable {
+  archive_id: ColumnType<bigint | string, never, never>;
+  month: ColumnType<Date | string, string, never>;
+  partition: string;
+  file: string;
+  events: ColumnType<bigint | string | number, number, never>;
+  jobs: number;
+  sha256: string;
+  archived_at: Generated<Date>;
+}
+
+/** Row of `archived_jobs`: an archived job's frozen status view, kept across rebuilds. */
+export interface ArchivedJobsTable {
+  job_id: string;
+  archive_id: ColumnType<bigint | string, string, never>;
+  project: string | null;
+  kind: string | null;
+  name: string | null;
+  status: string;
+  parent_job_id: string | null;
+  updated_at: number | null;
+  events: ColumnType<bigint | string | number, number, never>;
+  view: unknown;
+  summary: unknown;
 }
 
 /** Row of `projection_checkpoints`: one generation of a persisted projection. */
@@ -51,4 +84,6 @@ export interface Database {
   streams: StreamsTable;
   projection_checkpoints: ProjectionCheckpointsTable;
   projection_states: ProjectionStatesTable;
+  archives: ArchivesTable;
+  archived_jobs: ArchivedJobsTable;
 }

@@ -79,6 +79,15 @@ export type { LedgerLocation } from './store/ledger-store.ts';
 export { importNdjson, toExportLine } from './append/ndjson.ts';
 export type { ExportLine, ImportResult } from './append/ndjson.ts';
 export { defaultDataDir, openLedger } from './open-ledger.ts';
+export { parseRetentionAge } from './retention/retention-age.ts';
+export { runRetention } from './retention/run-retention.ts';
+export type {
+  RetentionOptions,
+  RetentionPartition,
+  RetentionPorts,
+  RetentionResult,
+} from './retention/run-retention.ts';
+export type { ArchivedMarker } from './retention/archived-jobs.ts';
 export type { OpenLedgerOptions } from './open-ledger.ts';
 export { defaultTimeouts, withQueryTimeout } from './store/postgres-pool.ts';
 export type { PostgresTimeouts } from './store/postgres-pool.ts';

@@ -6,6 +6,7 @@ import type { RecordedEvent } from '../schema/recorded-event.ts';
 import type { UpcasterIndex } from '../schema/upcast.ts';
 import type { ClassificationRule } from '../projections/failure-classification.ts';
 import { jobProgress, type JobProgressState } from '../projections/job-progress.ts';
+import { jobSummary, summarize } from '../projections/job-summary.ts';
 import type { Projection } from '../projections/projection.ts';
 import { executeAppend } from './append/append-statement.ts';
 import { JobRecorder, type JobRecorderOptions } from './append/job-recorder.ts';
@@ -16,6 +17,11 @@ import type { ExpectedVersion } from './errors.ts';
 import { LiveReads, type SubscribeOptions, type WatchOptions } from './live/live-reads.ts';
 import { PersistedProjections, type ProjectionStatus } from './persisted/projection-admin.ts';
 import type { ProjectionRunnerOptions } from './persisted/projection-runner.ts';
+import {
+  runRetention,
+  type RetentionOptions,
+  type RetentionResult,
+} from './retention/run-retention.ts';
 import type { Generation } from './persisted/projection-tables.ts';
 import { LedgerReads } from './queries/ledger-reads.ts';
 import type { JobView, JobsQuery } from './queries/job-views.ts';
@@ -266,6 +272,22 @@ export class Ledger extends LedgerReads {
   /** Each persisted projection's generations, checkpoints and how far they trail the log. */
   projectionStatus(): Promise<ProjectionStatus[]> {
     return this.projections.status();
+  }
+
+  /**
+   * Archives finished jobs older than `olderThan`: each month partition of the log whose jobs
+   * all finished before the cutoff is written to an NDJSON archive, recorded with its jobs'
+   * views, then detached and dropped (src/retention/). `dryRun` returns the plan only.
+   *
+   * @example
+   * const result = await ledger.retention({ olderThan: '90d', archiveDir: '/var/headway', dryRun: true });
+   */
+  async retention(options: RetentionOptions): Promise<RetentionResult> {
+    // The primary's views: what is archived must be the latest of each job.
+    const status = (jobId: string, now: number) => this.primary.status(jobId, now);
+    const summary = async (jobId: string) =>
+      summarize(await this.primary.project(jobId, jobSummary));
+    return runRetention({ db: this.db, status, summary }, options);
   }
 
   /** Stops the projection runners and closes the connections (and the PGlite folder lock). */

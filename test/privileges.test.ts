@@ -190,9 +190,12 @@ describe.skipIf(!postgresAvailable)('PostgreSQL roles: the app role cannot chang
                case when has_table_privilege(c.oid, 'TRUNCATE') then 'truncate' end,
                case when has_table_privilege(c.oid, 'SELECT') then 'select' end) as privileges
         from pg_class c
-       where c.relnamespace = current_schema()::regnamespace and c.relkind = 'r'
+       where c.relnamespace = current_schema()::regnamespace and c.relkind in ('r', 'p')
+         and not c.relispartition
        order by 1`);
     expect(Object.fromEntries(rows.map((row) => [row.table, row.privileges]))).toEqual({
+      archived_jobs: 'select',
+      archives: 'select',
       events: 'select',
       kysely_migration: 'select',
       kysely_migration_lock: 'select',

@@ -1,4 +1,23 @@
 -- columns
+archived_jobs.job_id text not null
+archived_jobs.archive_id bigint not null
+archived_jobs.project text
+archived_jobs.kind text
+archived_jobs.name text
+archived_jobs.status text not null
+archived_jobs.parent_job_id text
+archived_jobs.updated_at double precision
+archived_jobs.events bigint not null
+archived_jobs.view jsonb not null
+archived_jobs.summary jsonb not null
+archives.archive_id bigint not null identity ALWAYS
+archives.month date not null
+archives.partition text not null
+archives.file text not null
+archives.events bigint not null
+archives.jobs integer not null
+archives.sha256 text not null
+archives.archived_at timestamp with time zone not null default now()
 events.position bigint not null identity ALWAYS
 events.transaction_id xid8 not null default pg_current_xact_id()
 events.stream_id text not null
@@ -10,6 +29,19 @@ events.data jsonb not null
 events.metadata jsonb not null default '{}'::jsonb
 events.occurred_at timestamp with time zone not null
 events.recorded_at timestamp with time zone not null default now()
+events.stream_month date not null default (date_trunc('month'::text, (now() AT TIME ZONE 'UTC'::text)))::date
+events_default.position bigint not null identity ALWAYS
+events_default.transaction_id xid8 not null default pg_current_xact_id()
+events_default.stream_id text not null
+events_default.version bigint not null
+events_default.event_id uuid not null
+events_default.type text not null
+events_default.schema_version integer not null
+events_default.data jsonb not null
+events_default.metadata jsonb not null default '{}'::jsonb
+events_default.occurred_at timestamp with time zone not null
+events_default.recorded_at timestamp with time zone not null default now()
+events_default.stream_month date not null default (date_trunc('month'::text, (now() AT TIME ZONE 'UTC'::text)))::date
 kysely_migration.name character varying not null
 kysely_migration.timestamp character varying not null
 kysely_migration_lock.id character varying not null
@@ -32,12 +64,23 @@ streams.stream_id text not null
 streams.version bigint not null
 streams.created_at timestamp with time zone not null default now()
 streams.updated_at timestamp with time zone not null default now()
+streams.stream_month date not null default (date_trunc('month'::text, (now() AT TIME ZONE 'UTC'::text)))::date
+streams.archived_at timestamp with time zone
 
 -- constraints
-events events_event_id_key: UNIQUE (event_id)
-events events_pkey: PRIMARY KEY ("position")
-events events_stream_version_key: UNIQUE (stream_id, version)
-events events_version_check: CHECK ((version >= 1))
+archived_jobs archived_jobs_archive_id_fkey: FOREIGN KEY (archive_id) REFERENCES archives(archive_id)
+archived_jobs archived_jobs_pkey: PRIMARY KEY (job_id)
+archives archives_events_check: CHECK ((events >= 0))
+archives archives_jobs_check: CHECK ((jobs >= 0))
+archives archives_pkey: PRIMARY KEY (archive_id)
+events events_event_id_key: UNIQUE (event_id, stream_month)
+events events_pkey: PRIMARY KEY ("position", stream_month)
+events events_stream_version_key: UNIQUE (stream_id, version, stream_month)
+events events_version_check1: CHECK ((version >= 1))
+events_default events_default_event_id_stream_month_key: UNIQUE (event_id, stream_month)
+events_default events_default_pkey: PRIMARY KEY ("position", stream_month)
+events_default events_default_stream_id_version_stream_month_key: UNIQUE (stream_id, version, stream_month)
+events_default events_version_check1: CHECK ((version >= 1))
 kysely_migration kysely_migration_pkey: PRIMARY KEY (name)
 kysely_migration_lock kysely_migration_lock_pkey: PRIMARY KEY (id)
 projection_checkpoints projection_checkpoints_generation_check: CHECK ((generation >= 1))
@@ -48,11 +91,21 @@ streams streams_pkey: PRIMARY KEY (stream_id)
 streams streams_version_check: CHECK ((version >= 0))
 
 -- indexes
-CREATE UNIQUE INDEX events_event_id_key ON events USING btree (event_id)
-CREATE INDEX events_job_parent_idx ON events USING btree (((data ->> 'parentJobId'::text)), stream_id) WHERE (type = 'job.started'::text)
-CREATE UNIQUE INDEX events_pkey ON events USING btree ("position")
-CREATE UNIQUE INDEX events_stream_version_key ON events USING btree (stream_id, version)
-CREATE INDEX events_transaction_position_idx ON events USING btree (transaction_id, "position")
+CREATE INDEX archived_jobs_parent_idx ON archived_jobs USING btree (parent_job_id) WHERE (parent_job_id IS NOT NULL)
+CREATE UNIQUE INDEX archived_jobs_pkey ON archived_jobs USING btree (job_id)
+CREATE INDEX archived_jobs_updated_idx ON archived_jobs USING btree (updated_at DESC, job_id COLLATE "C")
+CREATE UNIQUE INDEX archives_pkey ON archives USING btree (archive_id)
+CREATE UNIQUE INDEX events_default_event_id_stream_month_key ON events_default USING btree (event_id, stream_month)
+CREATE INDEX events_default_expr_stream_id_idx ON events_default USING btree (((data ->> 'parentJobId'::text)), stream_id) WHERE (type = 'job.started'::text)
+CREATE UNIQUE INDEX events_default_pkey ON events_default USING btree ("position", stream_month)
+CREATE UNIQUE INDEX events_default_stream_id_version_stream_month_key ON events_default USING btree (stream_id, version, stream_month)
+CREATE INDEX events_default_stream_month_idx ON events_default USING btree (stream_month)
+CREATE INDEX events_default_transaction_id_position_idx ON events_default USING btree (transaction_id, "position")
+CREATE UNIQUE INDEX events_event_id_key ON ONLY events USING btree (event_id, stream_month)
+CREATE INDEX events_job_parent_idx ON ONLY events USING btree (((data ->> 'parentJobId'::text)), stream_id) WHERE (type = 'job.started'::text)
+CREATE UNIQUE INDEX events_pkey ON ONLY events USING btree ("position", stream_month)
+CREATE UNIQUE INDEX events_stream_version_key ON ONLY events USING btree (stream_id, version, stream_month)
+CREATE INDEX events_transaction_position_idx ON ONLY events USING btree (transaction_id, "position")
 CREATE UNIQUE INDEX kysely_migration_lock_pkey ON kysely_migration_lock USING btree (id)
 CREATE UNIQUE INDEX kysely_migration_pkey ON kysely_migration USING btree (name)
 CREATE UNIQUE INDEX projection_checkpoints_one_active ON projection_checkpoints USING btree (projection) WHERE (status = 'active'::text)
@@ -64,6 +117,8 @@ CREATE UNIQUE INDEX streams_pkey ON streams USING btree (stream_id)
 
 -- triggers
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events FOR EACH STATEMENT EXECUTE FUNCTION headway_reject_change()
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events_default FOR EACH STATEMENT EXECUTE FUNCTION headway_reject_change()
+CREATE TRIGGER events_no_update_or_delete BEFORE DELETE OR UPDATE ON events_default FOR EACH ROW EXECUTE FUNCTION headway_reject_change()
 CREATE TRIGGER events_no_update_or_delete BEFORE DELETE OR UPDATE ON events FOR EACH ROW EXECUTE FUNCTION headway_reject_change()
 CREATE TRIGGER events_notify AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION headway_notify_append()
 CREATE TRIGGER streams_head_matches_log AFTER INSERT OR UPDATE ON streams FOR EACH ROW EXECUTE FUNCTION headway_check_stream_head()
@@ -82,10 +137,15 @@ DECLARE
   v_streams   integer := coalesce(array_length(p_stream_ids, 1), 0);
   v_base      bigint[] := array_fill(0::bigint, ARRAY[v_streams]);
   v_retry     boolean[] := array_fill(false, ARRAY[v_streams]);
+  v_months    date[] := array_fill(NULL::date, ARRAY[v_streams]);
   v_index     integer;
   v_stream    text;
   v_expected  bigint;
   v_current   bigint;
+  v_month     date;
+  v_archived  timestamptz;
+  v_this_month date := date_trunc('month', now() AT TIME ZONE 'UTC')::date;
+  v_partitioned boolean := false;
   v_wanted    integer := 0;
   v_inserted  integer;
   v_count     integer;
@@ -109,13 +169,28 @@ BEGIN
   LOOP
     v_stream := p_stream_ids[v_index];
     v_expected := p_expected[v_index];
-    SELECT s.version INTO v_current FROM streams s WHERE s.stream_id = v_stream FOR UPDATE;
+    SELECT s.version, s.stream_month, s.archived_at INTO v_current, v_month, v_archived
+      FROM streams s WHERE s.stream_id = v_stream FOR UPDATE;
     IF NOT FOUND THEN
-      INSERT INTO streams (stream_id, version) VALUES (v_stream, 0)
+      IF NOT v_partitioned THEN
+        -- A new stream of a month: its partition, and the next month's ahead of need.
+        PERFORM headway_events_partition(v_this_month, false);
+        PERFORM headway_events_partition((v_this_month + interval '1 month')::date, false);
+        v_partitioned := true;
+      END IF;
+      INSERT INTO streams (stream_id, version, stream_month) VALUES (v_stream, 0, v_this_month)
         ON CONFLICT (stream_id) DO NOTHING;
-      SELECT s.version INTO v_current FROM streams s WHERE s.stream_id = v_stream FOR UPDATE;
+      SELECT s.version, s.stream_month, s.archived_at INTO v_current, v_month, v_archived
+        FROM streams s WHERE s.stream_id = v_stream FOR UPDATE;
     END IF;
     v_base[v_index] := v_current;
+    v_months[v_index] := v_month;
+
+    IF v_archived IS NOT NULL THEN
+      RAISE EXCEPTION 'job % is archived: its events were exported and its month dropped, so it takes no more events', v_stream
+        USING ERRCODE = 'HW007',
+              DETAIL = json_build_object('streamId', v_stream, 'archivedAt', v_archived)::text;
+    END IF;
 
     IF NOT (v_expected = -1
             OR (v_expected = -2 AND v_current = 0)
@@ -177,6 +252,29 @@ BEGIN
     v_wanted := coalesce(array_length(p_event_ids, 1), 0);
   END IF;
 
+  -- The unique key holds event ids within a month; an id a stream of another month holds is
+  -- found here. Ids of the stream itself live in its own month and are left to the insert.
+  -- One index probe per id and partition (a lateral lookup, so that no plan scans them).
+  SELECT e.si INTO v_index
+    FROM unnest(p_event_streams, p_event_ids) AS e(si, id)
+    CROSS JOIN LATERAL (SELECT 1 FROM events ev
+                         WHERE ev.event_id = e.id AND ev.stream_month <> v_months[e.si]
+                         LIMIT 1) AS held
+   WHERE NOT v_retry[e.si]
+   LIMIT 1;
+  IF FOUND THEN
+    SELECT count(*) INTO v_count FROM unnest(p_event_streams) AS e(si) WHERE e.si = v_index;
+    SELECT coalesce(jsonb_agg(e.id ORDER BY e.ord), '[]') INTO v_ids
+      FROM unnest(p_event_streams, p_event_ids) WITH ORDINALITY AS e(si, id, ord)
+     WHERE e.si = v_index
+       AND EXISTS (SELECT 1 FROM events ev WHERE ev.event_id = e.id);
+    RAISE EXCEPTION 'batch partly repeats events appended before, on stream %', p_stream_ids[v_index]
+      USING ERRCODE = 'HW002',
+            DETAIL = json_build_object(
+              'streamId', p_stream_ids[v_index], 'repeated', jsonb_array_length(v_ids),
+              'events', v_count, 'eventIds', v_ids)::text;
+  END IF;
+
   RETURN QUERY
   WITH input AS (
     SELECT e.si, e.id, e.t, e.sv, e.d, e.m, e.o,
@@ -188,10 +286,10 @@ BEGIN
      WHERE NOT v_retry[e.si]
   ), inserted AS (
     INSERT INTO events (stream_id, version, event_id, type, schema_version, data,
-                                 metadata, occurred_at)
-    SELECT p_stream_ids[i.si], i.version, i.id, i.t, i.sv, i.d, i.m, i.o
+                                 metadata, occurred_at, stream_month)
+    SELECT p_stream_ids[i.si], i.version, i.id, i.t, i.sv, i.d, i.m, i.o, v_months[i.si]
       FROM input i ORDER BY i.si, i.version
-    ON CONFLICT (event_id) DO NOTHING
+    ON CONFLICT (event_id, stream_month) DO NOTHING
     RETURNING stream_id, event_id, position, version, transaction_id, recorded_at
   ), heads AS (
     UPDATE streams s SET version = h.version, updated_at = now()
@@ -209,7 +307,9 @@ BEGIN
       v_stream := p_stream_ids[v_index];
       SELECT count(*) INTO v_count FROM unnest(p_event_streams) AS e(si) WHERE e.si = v_index;
       SELECT count(*) INTO v_new
-        FROM events ev WHERE ev.stream_id = v_stream AND ev.version > v_base[v_index];
+        FROM events ev
+       WHERE ev.stream_id = v_stream AND ev.stream_month = v_months[v_index]
+         AND ev.version > v_base[v_index];
       CONTINUE WHEN v_new = v_count;
       SELECT count(*) INTO v_existing
         FROM events ev
@@ -294,8 +394,18 @@ BEGIN
                     OLD.stream_id, NEW.stream_id
       USING ERRCODE = 'HW004';
   END IF;
+  IF TG_OP = 'UPDATE' AND NEW.stream_month IS DISTINCT FROM OLD.stream_month THEN
+    RAISE EXCEPTION 'stream heads follow the log: the month of stream % cannot change from % to %',
+                    OLD.stream_id, OLD.stream_month, NEW.stream_month
+      USING ERRCODE = 'HW004';
+  END IF;
+  IF TG_OP = 'UPDATE' AND OLD.archived_at IS NOT NULL THEN
+    RAISE EXCEPTION 'stream heads follow the log: stream % is archived', OLD.stream_id
+      USING ERRCODE = 'HW004';
+  END IF;
   SELECT coalesce(max(e.version), 0) INTO v_head
-    FROM events e WHERE e.stream_id = NEW.stream_id;
+    FROM events e
+   WHERE e.stream_id = NEW.stream_id AND e.stream_month = NEW.stream_month;
   IF NEW.version IS DISTINCT FROM v_head THEN
     RAISE EXCEPTION 'stream heads follow the log: stream % has events up to version %, so its head must be %, received %',
                     NEW.stream_id, v_head, v_head, NEW.version
@@ -303,6 +413,54 @@ BEGIN
             HINT = 'streams.version is kept by headway_append; append events instead of writing it';
   END IF;
   RETURN NULL;
+END
+$function$
+
+CREATE OR REPLACE FUNCTION headway_events_partition(p_month date, p_wait boolean)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+  v_month date := date_trunc('month', p_month)::date;
+  v_name  text := 'events_' || to_char(p_month, 'YYYY_MM');
+  v_owner name;
+  v_lock_timeout text := current_setting('lock_timeout');
+BEGIN
+  IF to_regclass('' || quote_ident(v_name)) IS NOT NULL THEN
+    RETURN true;
+  END IF;
+  -- Two first appends of a month at once: one creates, the other finds it made.
+  PERFORM pg_advisory_xact_lock(hashtext('headway_events_partition'));
+  IF to_regclass('' || quote_ident(v_name)) IS NOT NULL THEN
+    RETURN true;
+  END IF;
+  SELECT c.relowner::regrole::name INTO v_owner FROM pg_class c
+   WHERE c.oid = to_regclass('events');
+  -- Through the parent, whose rights are checked rather than the default partition's: with
+  -- no partition for the month, pruning leaves the default one alone to read.
+  IF EXISTS (SELECT 1 FROM events d
+              WHERE d.stream_month >= v_month AND d.stream_month < (v_month + interval '1 month')::date) THEN
+    RETURN false;
+  END IF;
+  BEGIN
+    IF NOT p_wait THEN
+      PERFORM set_config('lock_timeout', '100ms', true);
+    END IF;
+    EXECUTE format('CREATE TABLE %I PARTITION OF events FOR VALUES FROM (%L) TO (%L)',
+                   v_name, v_month, (v_month + interval '1 month')::date);
+    EXECUTE format('CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON %I
+                      FOR EACH STATEMENT EXECUTE FUNCTION headway_reject_change()', v_name);
+    -- Retention drops a partition as the log's owner: a superuser migrating makes it the owner's.
+    IF v_owner IS DISTINCT FROM current_user THEN
+      EXECUTE format('ALTER TABLE %I OWNER TO %I', v_name, v_owner);
+    END IF;
+    PERFORM set_config('lock_timeout', v_lock_timeout, true);
+  EXCEPTION WHEN lock_not_available OR check_violation OR duplicate_table THEN
+    -- The subtransaction's rollback restores lock_timeout too.
+    RETURN false;
+  END;
+  RETURN true;
 END
 $function$
 

@@ -6,12 +6,12 @@ import type { FailureReport } from '../../projections/job-failures.ts';
 import { jobProgress } from '../../projections/job-progress.ts';
 import type { JobSnapshot, JobView } from '../../projections/job-rollup.ts';
 import type { JobStatus } from '../../projections/job-status.ts';
-import { jobSummary, summarize } from '../../projections/job-summary.ts';
 import type { SummaryFigures } from '../../projections/job-summary.ts';
 import type { HeadwayClient, TimelineFilter } from '../client/index.ts';
 import type { Ledger } from '../ledger.ts';
 import type { TimelinePage } from '../queries/timeline-query.ts';
 import { withSource } from './remote.ts';
+import type { ArchivedMarker } from '../retention/archived-jobs.ts';
 
 // The reads behind `jobs`, `status`, `failures` and `timeline`, from a store or a server:
 // the same data either way, so each command formats it in one place.
@@ -29,6 +29,8 @@ export interface StatusReport {
   progress: JobSnapshot;
   summary: { jobId: string } & SummaryFigures;
   eta: EtaEstimate;
+  /** Where retention put the job's events, when it archived them. */
+  archived?: ArchivedMarker;
 }
 
 /** The reads of the job commands; null answers an unknown job. */
@@ -57,14 +59,13 @@ export function ledgerReads(ledger: Ledger): JobReads {
   return {
     jobs: (filter) => ledger.jobs(filter),
     async status(jobId) {
-      const view = await ledger.status(jobId);
-      if (!view) return null;
-      const summary = summarize(await ledger.project(jobId, jobSummary));
-      return {
+      const [view, summary] = await Promise.all([ledger.status(jobId), ledger.summary(jobId)]);
+      if (!view || !summary) return null;
+      return withArchived(view, {
         progress: inOneKeyOrder(view.progress),
         summary: { jobId, ...summary },
         eta: view.eta,
-      };
+      });
     },
     async failures(jobId) {
       if (!(await known(jobId))) return null;
@@ -90,7 +91,7 @@ export function serverReads(client: HeadwayClient): JobReads {
       const [view, summary] = await Promise.all([client.status(jobId), client.summary(jobId)]);
       if (!view || !summary) return null;
       const { progress, eta } = view as JobView;
-      return { progress: inOneKeyOrder(progress), summary, eta };
+      return withArchived(view as JobView, { progress: inOneKeyOrder(progress), summary, eta });
     },
     failures: (jobId) => client.failures(jobId),
     async timeline(filter) {
@@ -129,4 +130,9 @@ function ordered(value: unknown, template: unknown): unknown {
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The report, with the view's archived marker when retention archived the job. */
+function withArchived(view: JobView & { archived?: ArchivedMarker }, report: StatusReport) {
+  return view.archived ? { ...report, archived: view.archived } : report;
 }

@@ -9,6 +9,7 @@ import { registerMigrate } from './commands/migrate.ts';
 import { registerProjections } from './commands/projections.ts';
 import { registerRebuild } from './commands/rebuild.ts';
 import { registerResume } from './commands/resume.ts';
+import { registerRetention } from './commands/retention.ts';
 import { registerRoles } from './commands/roles.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerStatus } from './commands/status.ts';
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerImport(program);
   registerProjections(program);
   registerRebuild(program);
+  registerRetention(program);
   registerMigrate(program);
   registerRoles(program);
   return program;

@@ -1,6 +1,6 @@
 import { estimateEta } from '../../projections/job-eta.ts';
 import type { JobEtaState } from '../../projections/job-eta.ts';
-import type { JobView } from '../../projections/job-rollup.ts';
+import type { JobView as FoldedJobView } from '../../projections/job-rollup.ts';
 import { unfinishedStatuses } from '../../projections/job-status.ts';
 import { formatJobsPageCursor } from '../cursors.ts';
 import { readCurrentJobsGeneration, selectStoredJobs } from '../persisted/stored-jobs.ts';
@@ -8,8 +8,13 @@ import type { StoredJobsFilter } from '../persisted/stored-jobs.ts';
 import type { JobViewsContext } from './job-state.ts';
 import { childrenQuery } from './job-state.ts';
 import { readStatesOf, storedState, tailEvents, withTail } from './job-states.ts';
+import { readArchivedJobs, selectArchivedJobs } from '../retention/archived-jobs.ts';
+import type { ArchivedJob, ArchivedMarker } from '../retention/archived-jobs.ts';
 import { matchesJobsQuery } from './jobs-query.ts';
 import type { JobsFilter } from './jobs-query.ts';
+
+/** A job as lists show it; `archived` is there when retention archived it (its view is frozen). */
+export type JobView = FoldedJobView & { archived?: ArchivedMarker };
 
 /** Beyond this many jobs in the tail, stored rows are read without a limit instead. */
 const maxExcludedKeys = 5_000;
@@ -21,12 +26,44 @@ export async function selectJobs(
   limit: number,
 ): Promise<JobView[]> {
   const states = await candidateStates(context, filter, limit);
+  const archived = await archivedCandidates(context, filter, limit, [...states.keys()]);
   const views: JobView[] = [];
   for (const [jobId, state] of states) {
+    if (archived.has(jobId)) continue;
     if (matchesJobsQuery(jobId, state.progress, filter))
       views.push(toView(jobId, state, filter.now));
   }
+  for (const [jobId, { view, archived: marker }] of archived) {
+    if (matchesJobsQuery(jobId, view.progress, filter))
+      views.push({ jobId, progress: view.progress, eta: view.eta, archived: marker });
+  }
   return sortByUpdate(views).slice(0, limit);
+}
+
+/**
+ * Archived jobs that may match: those among `known` (the stored projection may still hold
+ * them, without saying they are archived) and those of `archived_jobs` the filter selects.
+ */
+async function archivedCandidates(
+  context: JobViewsContext,
+  filter: JobsFilter,
+  limit: number,
+  known: readonly string[],
+): Promise<Map<string, ArchivedJob>> {
+  const { db } = context.log;
+  if (filter.jobId !== undefined) return readArchivedJobs(db, [filter.jobId]);
+  const found = await readArchivedJobs(db, known);
+  const selected = await selectArchivedJobs(db, {
+    limit,
+    ...(filter.project === undefined ? {} : { project: filter.project }),
+    ...(filter.kind === undefined ? {} : { kind: filter.kind }),
+    ...(filter.status ? { statuses: filter.status } : {}),
+    ...(filter.parentJobId === undefined ? {} : { parentJobId: filter.parentJobId }),
+    ...(filter.text === undefined ? {} : { text: filter.text }),
+    ...(filter.after ? { after: filter.after } : {}),
+  });
+  for (const job of selected) found.set(job.view.jobId, job);
+  return found;
 }
 
 /**
@@ -96,7 +133,7 @@ async function candidateStates(
 }
 
 /** Most recently updated first, then by id. */
-export function sortByUpdate(views: JobView[]): JobView[] {
+export function sortByUpdate<V extends FoldedJobView>(views: V[]): V[] {
   return views.sort(
     (a, b) =>
       (b.progress.updatedAt ?? 0) - (a.progress.updatedAt ?? 0) ||
@@ -105,7 +142,7 @@ export function sortByUpdate(views: JobView[]): JobView[] {
 }
 
 /** A job as lists show it: its progress without items, and its ETA at `now`. */
-export function toView(jobId: string, state: JobEtaState, now: number): JobView {
+export function toView(jobId: string, state: JobEtaState, now: number): FoldedJobView {
   const { items: _items, ...progress } = state.progress;
   return { jobId, progress, eta: estimateEta(state, now) };
 }

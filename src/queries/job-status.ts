@@ -4,14 +4,20 @@ import { rollUp } from '../../projections/job-rollup.ts';
 import type { JobRollUp, JobView } from '../../projections/job-rollup.ts';
 import type { StageFigures } from '../../projections/stage-metrics.ts';
 import { readCurrentJobsGeneration } from '../persisted/stored-jobs.ts';
+import { readArchivedJobs } from '../retention/archived-jobs.ts';
+import type { ArchivedMarker } from '../retention/archived-jobs.ts';
 import { sortByUpdate, toView } from './job-list.ts';
 import { readJobState } from './job-state.ts';
 import type { JobViewsContext } from './job-state.ts';
 import { readStatesOf } from './job-states.ts';
 
-/** A job's status: its progress, ETA, and its children rolled up when it has any. */
+/**
+ * A job's status: its progress, ETA, and its children rolled up when it has any. An archived
+ * job's is its status when archived, with `archived` saying where its events went.
+ */
 export interface JobStatusView extends JobView {
   children: JobRollUp | null;
+  archived?: ArchivedMarker;
 }
 
 /** A job's processed count over event time, and its ETA, for charts. */
@@ -31,6 +37,9 @@ export async function readJobStatus(
   jobId: string,
   now: number,
 ): Promise<JobStatusView | null> {
+  // Looked up first: the stored projection may still hold an archived job's state.
+  const archived = (await readArchivedJobs<JobStatusView>(context.log.db, [jobId])).get(jobId);
+  if (archived) return { ...archived.view, archived: archived.archived };
   const { state, generation, children } = await readJobState(context, jobId, [], true);
   if (!state) return null;
   let rolledUp: JobRollUp | null = null;

@@ -1,10 +1,10 @@
 import type { JobEtaState } from '../../projections/job-eta.ts';
-import type { JobView } from '../../projections/job-rollup.ts';
 import { projectOverviewOf } from '../../projections/project-overview.ts';
 import type { ProjectTotals } from '../../projections/project-overview.ts';
 import { stageMetricsOf } from '../../projections/stage-metrics.ts';
 import type { StageFigures } from '../../projections/stage-metrics.ts';
 import { selectJobs, selectJobsPage } from './job-list.ts';
+import type { JobView } from './job-list.ts';
 import { readJobState } from './job-state.ts';
 import type { JobViewsContext } from './job-state.ts';
 import { readJobStatus, readJobThroughput, StageRates } from './job-status.ts';
@@ -12,7 +12,9 @@ import type { JobStatusView, JobThroughput } from './job-status.ts';
 import { parseJobsQuery } from './jobs-query.ts';
 import type { JobsQuery } from './jobs-query.ts';
 
-export type { JobRollUp, JobSnapshot, JobView } from '../../projections/job-rollup.ts';
+export type { JobRollUp, JobSnapshot } from '../../projections/job-rollup.ts';
+export type { ArchivedMarker } from '../retention/archived-jobs.ts';
+export type { JobView } from './job-list.ts';
 export type { JobStatusView, JobThroughput } from './job-status.ts';
 export type { JobViewsContext } from './job-state.ts';
 export type { JobsQuery } from './jobs-query.ts';

@@ -2,8 +2,10 @@ import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { getItem } from '../../projections/item-table.ts';
 import { isDoneStatus, itemRecord, jobItems, type ItemEntry } from '../../projections/job-items.ts';
 import { positionStatus } from '../../projections/job-stages.ts';
+import { jobSummary, summarize, type SummaryFigures } from '../../projections/job-summary.ts';
 import type { Projection } from '../../projections/projection.ts';
 import type { LogCursor } from '../cursors.ts';
+import { readArchivedSummary } from '../retention/archived-jobs.ts';
 import { NotFoundError } from '../errors.ts';
 import type {
   LogReader,
@@ -132,6 +134,17 @@ export class LedgerReads {
   /** Count, mean and p95 duration and throughput of each stage name, per job kind. */
   stageMetrics(query: Pick<JobsQuery, 'project' | 'kind'> = {}): Promise<StageMetric[]> {
     return this.views.stageMetrics(query);
+  }
+
+  /**
+   * A job's summary figures (counts, durations, failures by category); for a job retention
+   * archived, the figures kept when its events went. Null for an unknown job.
+   */
+  async summary(jobId: string): Promise<SummaryFigures | null> {
+    const archived = await readArchivedSummary(this.log.db, jobId);
+    if (archived) return archived;
+    if ((await this.log.streamVersion(jobId)) === 0) return null;
+    return summarize(await this.folds.project(jobId, jobSummary));
   }
 
   /**

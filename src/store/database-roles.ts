@@ -12,6 +12,8 @@ export const ledgerTables = [
   'streams',
   'projection_checkpoints',
   'projection_states',
+  'archives',
+  'archived_jobs',
   'kysely_migration',
   'kysely_migration_lock',
 ] as const;
@@ -87,6 +89,18 @@ export async function transferOwnership(db: Db, owner: string): Promise<void> {
   const schema = await currentSchema(db);
   for (const table of await existingTables(db, ledgerTables)) {
     await sql`alter table ${sql.id(schema, table)} owner to ${sql.id(owner)}`.execute(db);
+  }
+  // A partitioned table's owner is not its partitions' (migration 0008): retention, run by
+  // the owner, detaches and drops them.
+  const partitions = await sql<{ partition: string }>`
+    select i.inhrelid::regclass::text as partition
+      from pg_inherits i
+      join pg_class parent on parent.oid = i.inhparent
+     where parent.relnamespace = current_schema()::regnamespace and parent.relname = 'events'`.execute(
+    db,
+  );
+  for (const { partition } of partitions.rows) {
+    await sql`alter table ${sql.raw(partition)} owner to ${sql.id(owner)}`.execute(db);
   }
   const functions = await sql<{ signature: string }>`
     select p.oid::regprocedure::text as signature

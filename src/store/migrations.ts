@@ -6,6 +6,7 @@ import type { Migration, MigrationProvider } from 'kysely/migration';
 import type { Database } from '../../schema/database.ts';
 import { isTransient } from '../errors.ts';
 import { withQueryTimeout } from './postgres-pool.ts';
+import { regrantAppRoles } from './database-roles.ts';
 
 const migrationsFolder = new URL('../../schema/migrations/', import.meta.url);
 
@@ -66,7 +67,9 @@ export async function migrateToLatest(db: Kysely<Database>, schema?: string): Pr
 export async function prepareSchema(db: Kysely<Database>, schema?: string): Promise<void> {
   await withQueryTimeout(0, async () => {
     if (schema) await ensureSchema(db, schema);
-    await migrateToLatest(db, schema);
+    const applied = await migrateToLatest(db, schema);
+    // Tables a migration created reach the app roles only by a new grant.
+    if (applied.length > 0) await regrantAppRoles(db);
   });
 }
 

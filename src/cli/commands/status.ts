@@ -27,7 +27,8 @@ export function registerStatus(program: Command): void {
 }
 
 /** The human lines of a job's status. */
-function statusLines(jobId: string, { progress, summary, eta: estimate }: StatusReport): string[] {
+function statusLines(jobId: string, report: StatusReport): string[] {
+  const { progress, summary, eta: estimate } = report;
   const lines = [
     `${progress.name ?? jobId} (${progress.kind ?? '?'}, project ${progress.project ?? '?'}): ${progress.status}`,
     `  ${progressBar(progress.percent)} ${progress.percent.toFixed(1)}%  ${formatCount(progress.processed)} of ${progress.total === null ? '?' : formatCount(progress.total)}`,
@@ -67,5 +68,11 @@ function statusLines(jobId: string, { progress, summary, eta: estimate }: Status
   if (progress.lastCheckpoint)
     lines.push(`  last checkpoint: ${JSON.stringify(progress.lastCheckpoint.cursor)}`);
   lines.push(`  ${formatSummary(summary)}`);
+  if (report.archived) {
+    const { archivedAt, file } = report.archived;
+    lines.push(
+      `  archived ${archivedAt.replace('T', ' ').slice(0, 19)}: its events are in ${file}`,
+    );
+  }
   return lines;
 }

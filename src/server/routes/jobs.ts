@@ -1,8 +1,7 @@
-import { jobSummary, summarize } from '../../../projections/job-summary.ts';
 import type { App } from '../app.ts';
 import { readScope } from '../hooks.ts';
 import * as schemas from '../schemas.ts';
-import { defined, found, projectJob } from './common.ts';
+import { defined, found } from './common.ts';
 
 /** The list of jobs, and one job's progress, ETA, throughput and summary. */
 export function jobRoutes(app: App): void {
@@ -48,8 +47,8 @@ export function jobRoutes(app: App): void {
     '/v1/jobs/:id/summary',
     { config: readScope, schema: { params: schemas.jobParams, summary: "A job's summary" } },
     async (request) => {
-      const state = await projectJob(request.reads, request.params.id, jobSummary);
-      return { jobId: request.params.id, ...summarize(state) };
+      const summary = found(request.params.id, await request.reads.summary(request.params.id));
+      return { jobId: request.params.id, ...summary };
     },
   );
 }
