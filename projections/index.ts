@@ -9,6 +9,17 @@ export {
 export type { Classification, ClassificationRule, FailureFacts } from './failure-classification.ts';
 export { emptyHistogram, mean, quantile, recordValue } from './histogram.ts';
 export type { Histogram } from './histogram.ts';
+export { defaultConditionSettings, jobConditions, stallThreshold } from './job-conditions.ts';
+export type {
+  AtRiskCondition,
+  ConditionFacts,
+  ConditionSettings,
+  JobConditions,
+  LateCondition,
+  StallBasis,
+  StalledCondition,
+  StallThreshold,
+} from './job-conditions.ts';
 export { estimateEta, historyLimit, jobEta } from './job-eta.ts';
 export type {
   EtaBasis,

@@ -213,7 +213,7 @@ function apply(draft: JobEtaState, items: ItemWriter<ItemPosition>, event: Recor
 /** One job's rate and ETA inputs; read it with `estimateEta(state, now)`. */
 export const jobEta: Projection<JobEtaState> = {
   name: 'job-eta',
-  version: 3,
+  version: 4,
   initial: () => ({
     progress: jobProgressSteps.initial(),
     ...emptyWindow(),

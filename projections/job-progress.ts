@@ -88,6 +88,21 @@ export interface JobProgressState {
   message: string | null;
   current: string | null;
   lastCheckpoint: { cursor: JsonValue; note: string | null; at: number; version: number } | null;
+  /** The job's own stall threshold (`job.started`), ms; null to learn one or use a default. */
+  stallAfterMs: number | null;
+  /** When the job must be finished by (`job.started`), epoch ms. */
+  deadline: number | null;
+  /**
+   * The latest time any of the job's events occurred, epoch ms. The producer's clock, as
+   * `updatedAt`, so a log imported elsewhere folds to the same state.
+   */
+  lastEventAt: number | null;
+  /**
+   * The job's recent gap between events, ms (smoothed, each gap weighing 1/8), and how many
+   * gaps it has seen: what a learned stall threshold is a multiple of.
+   */
+  recentGapMs: number | null;
+  gaps: number;
   lastError: FailureError | null;
   result: JsonValue | null;
   /** Each item's status, and where it stands in each stage. */
@@ -125,6 +140,11 @@ function initial(): JobProgressState {
     message: null,
     current: null,
     lastCheckpoint: null,
+    stallAfterMs: null,
+    deadline: null,
+    lastEventAt: null,
+    recentGapMs: null,
+    gaps: 0,
     lastError: null,
     result: null,
     items: emptyItemTable(),
@@ -277,6 +297,19 @@ function computePercent(state: JobProgressState): number {
   return percent >= 100 && !(allDone && isFinished(state.status)) ? 99.99 : percent;
 }
 
+/** Notes when an event occurred, and smooths the gap since the job's latest one before. */
+function noteArrival(draft: JobProgressState, occurredAt: number): void {
+  const previous = draft.lastEventAt;
+  // An event that occurred before the latest one (a late batch) moves nothing.
+  if (previous !== null && occurredAt < previous) return;
+  draft.lastEventAt = occurredAt;
+  if (previous === null) return;
+  const gap = occurredAt - previous;
+  draft.recentGapMs =
+    draft.recentGapMs === null ? gap : draft.recentGapMs + (gap - draft.recentGapMs) / 8;
+  draft.gaps += 1;
+}
+
 /**
  * Applies one event to a draft in place: the one definition of the projection, used by
  * `evolve` (on a fresh draft) and the accumulator (on its own); totals are left to
@@ -290,6 +323,7 @@ function apply(
   const at = event.occurredAt.getTime();
   draft.jobId ??= event.streamId;
   draft.updatedAt = at;
+  noteArrival(draft, at);
   if (isCustomEvent(event)) return;
   switch (event.type) {
     case 'job.started': {
@@ -313,6 +347,8 @@ function apply(
         tally.declared = true;
       }
       draft.declaredTotal = data.total ?? draft.declaredTotal;
+      draft.stallAfterMs = data.stallAfterMs ?? null;
+      draft.deadline = data.deadline === undefined ? null : Date.parse(data.deadline);
       return raiseProcessed(draft);
     }
     case 'job.scope_changed':
@@ -436,7 +472,7 @@ export const jobProgressSteps = {
  */
 export const jobProgress: Projection<JobProgressState> = {
   name: 'job-progress',
-  version: 3,
+  version: 4,
   initial,
   ...draftedFold(jobProgressSteps),
 };

@@ -119,6 +119,10 @@ export function dataSchemasWith<J extends z.ZodType<JsonValue>>(json: J) {
       config: json.optional(),
       labels: boundedMap(z.string().max(limits.nameLength)).optional(),
       parentJobId: id.optional(),
+      /** Stalled once no event has come for this long (ms); else learned or a default. */
+      stallAfterMs: z.number().int().positive().max(limits.stallAfterMs).optional(),
+      /** When the job must be finished by (ISO 8601): at risk, then late. */
+      deadline: z.iso.datetime({ offset: true }).optional(),
     }),
     'job.scope_changed': z.strictObject({ total: count }),
     'items.planned': z.strictObject({

@@ -14,6 +14,8 @@ export const limits = {
   itemsPerEvent: 2_000,
   /** Stages declared by `job.started`. */
   stages: 100,
+  /** The longest stall threshold a job may set: 30 days, in ms. */
+  stallAfterMs: 30 * 24 * 60 * 60 * 1_000,
   /** Entries in a map (labels, metrics, counts). */
   mapEntries: 100,
   /** Nesting of arrays and objects in a free JSON field (config, output, cursor, …). */

@@ -12,6 +12,7 @@ import type { Ledger } from '../ledger.ts';
 import type { TimelinePage } from '../queries/timeline-query.ts';
 import { withSource } from './remote.ts';
 import type { ArchivedMarker } from '../retention/archived-jobs.ts';
+import type { JobConditions } from '../../projections/job-conditions.ts';
 
 // The reads behind `jobs`, `status`, `failures` and `timeline`, from a store or a server:
 // the same data either way, so each command formats it in one place.
@@ -29,6 +30,8 @@ export interface StatusReport {
   progress: JobSnapshot;
   summary: { jobId: string } & SummaryFigures;
   eta: EtaEstimate;
+  /** Stalled, at risk, late, as the server (or the store opened here) judged them now. */
+  conditions?: JobConditions;
   /** Where retention put the job's events, when it archived them. */
   archived?: ArchivedMarker;
 }
@@ -132,7 +135,14 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** The report, with the view's archived marker when retention archived the job. */
-function withArchived(view: JobView & { archived?: ArchivedMarker }, report: StatusReport) {
-  return view.archived ? { ...report, archived: view.archived } : report;
+/** The report, with the view's conditions, and its archived marker when it has one. */
+function withArchived(
+  view: JobView & { conditions?: JobConditions; archived?: ArchivedMarker },
+  report: StatusReport,
+): StatusReport {
+  return {
+    ...report,
+    ...(view.conditions ? { conditions: view.conditions } : {}),
+    ...(view.archived ? { archived: view.archived } : {}),
+  };
 }

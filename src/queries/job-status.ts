@@ -1,3 +1,5 @@
+import { jobConditions } from '../../projections/job-conditions.ts';
+import type { JobConditions } from '../../projections/job-conditions.ts';
 import { estimateEta } from '../../projections/job-eta.ts';
 import type { EtaContext, EtaEstimate } from '../../projections/job-eta.ts';
 import { rollUp } from '../../projections/job-rollup.ts';
@@ -17,6 +19,8 @@ import { readStatesOf } from './job-states.ts';
  */
 export interface JobStatusView extends JobView {
   children: JobRollUp | null;
+  /** Stalled, at risk of missing its deadline, late: as of the read's `now`. */
+  conditions: JobConditions;
   archived?: ArchivedMarker;
 }
 
@@ -39,7 +43,11 @@ export async function readJobStatus(
 ): Promise<JobStatusView | null> {
   // Looked up first: the stored projection may still hold an archived job's state.
   const archived = (await readArchivedJobs<JobStatusView>(context.log.db, [jobId])).get(jobId);
-  if (archived) return { ...archived.view, archived: archived.archived };
+  // Archived jobs are finished: no condition holds.
+  if (archived) {
+    const conditions: JobConditions = { stalled: null, atRisk: null, late: null };
+    return { ...archived.view, conditions, archived: archived.archived };
+  }
   const { state, generation, children } = await readJobState(context, jobId, [], true);
   if (!state) return null;
   let rolledUp: JobRollUp | null = null;
@@ -53,7 +61,8 @@ export async function readJobStatus(
   // Only a staged job with a stage it has not measured needs earlier jobs' rates.
   const rates = await stageRates.ratesFor(view, now);
   const eta = rates ? estimateEta(state, now, { stageRates: rates }) : view.eta;
-  return { ...view, eta, children: rolledUp };
+  const conditions = jobConditions(state.progress, eta, now);
+  return { ...view, eta, children: rolledUp, conditions };
 }
 
 /** A job's processed count over time and its ETA as of `now`; null for an unknown job. */

@@ -200,6 +200,7 @@ describe('job progress invariants', () => {
             version: index + 1,
             position: BigInt(index + 1),
             occurredAt: new Date(1_000 * index),
+            recordedAt: new Date(1_000 * index),
           })) as unknown as RecordedEvent[];
           let state = jobProgress.initial();
           for (const [index, event] of events.entries()) {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { JobConditions } from '../../../projections/job-conditions.ts';
 import { formatSummary } from '../../../projections/job-summary.ts';
 import { NotFoundError } from '../../errors.ts';
 import { printJson, printLines } from '../context.ts';
@@ -64,6 +65,7 @@ function statusLines(jobId: string, report: StatusReport): string[] {
       : '';
     lines.push(`  ETA ${formatDuration(estimate.etaMs)}${range} at ${rate}`);
   }
+  lines.push(...conditionLines(report.conditions));
   if (progress.message) lines.push(`  message: ${progress.message}`);
   if (progress.lastCheckpoint)
     lines.push(`  last checkpoint: ${JSON.stringify(progress.lastCheckpoint.cursor)}`);
@@ -72,6 +74,29 @@ function statusLines(jobId: string, report: StatusReport): string[] {
     const { archivedAt, file } = report.archived;
     lines.push(
       `  archived ${archivedAt.replace('T', ' ').slice(0, 19)}: its events are in ${file}`,
+    );
+  }
+  return lines;
+}
+
+/** One line per condition that holds: stalled, at risk, late. */
+function conditionLines(conditions: JobConditions | undefined): string[] {
+  if (!conditions) return [];
+  const lines: string[] = [];
+  const { stalled, atRisk, late } = conditions;
+  if (stalled) {
+    lines.push(
+      `  STALLED: no event for ${formatDuration(stalled.silentMs)} (threshold ${formatDuration(stalled.thresholdMs)}, ${stalled.basis})`,
+    );
+  }
+  if (atRisk) {
+    lines.push(
+      `  AT RISK: may finish by ${new Date(atRisk.expectedBy).toISOString()}, after its deadline ${new Date(atRisk.deadline).toISOString()}`,
+    );
+  }
+  if (late) {
+    lines.push(
+      `  LATE: its deadline ${new Date(late.deadline).toISOString()} passed ${formatDuration(late.overdueMs)} ago`,
     );
   }
   return lines;
