@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { isStorableText, unstorableTextMessage } from '../schema/events.ts';
 import { InvalidInputError } from './errors.ts';
 import { expectedIssue } from './validation.ts';
 
@@ -97,7 +98,9 @@ export const jobsPageCursorSchema = (maxIdLength: number) =>
     .regex(
       jobsPageCursorPattern,
       'expected the cursor of a previous page, such as 1795446738868:job-1',
-    );
+    )
+    // A job id PostgreSQL cannot store names no job: refused here, not by the database.
+    .refine(isStorableText, unstorableTextMessage);
 
 /**
  * Where a page of jobs ended, for the next page's `after`: the last job's update time and id.
@@ -115,7 +118,7 @@ export function formatJobsPageCursor(job: {
 /** Reads `"<updatedAt>:<jobId>"`; throws `InvalidInputError` for anything else. */
 export function parseJobsPageCursor(text: string): JobsPageCursor {
   const match = jobsPageCursorPattern.exec(text);
-  if (!match) {
+  if (!match || !isStorableText(text)) {
     throw new InvalidInputError([
       expectedIssue('after', 'a jobs page cursor such as "1795446738868:job-1"', text),
     ]);

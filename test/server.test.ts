@@ -505,6 +505,13 @@ for (const store of storesUnderTest()) {
         cursor = page.json.nextCursor;
       }
       expect(paged).toEqual(expected);
+      // A cursor naming a job id PostgreSQL cannot store is refused, whatever the filters.
+      for (const query of ['', '&status=paused']) {
+        const refused = await admin('GET', `/v1/jobs?cursor=1%3Aa%00b${query}`);
+        expect(refused.status).toBe(400);
+        expect(JSON.stringify(refused.json)).toContain('NUL');
+      }
+      await expect(ledger.jobs({ after: '1:a\u0000b' })).rejects.toThrow(/NUL/);
       // A page that ends exactly at the last job says so: no empty page follows.
       const exact = await admin('GET', '/v1/jobs?project=pages&limit=7');
       expect(exact.json.jobs).toHaveLength(7);
