@@ -103,7 +103,7 @@ export function stallThreshold(
  * purpose); only an unfinished job is at risk or late, and a late job is no longer "at risk".
  *
  * @example
- * const { stalled, atRisk, late } = jobConditions(view.progress, view.eta, Date.now());
+ * const { stalled, atRisk, late } = jobConditions(view.progress, view.eta, now);
  */
 export function jobConditions(
   facts: ConditionFacts,

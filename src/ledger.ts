@@ -98,6 +98,11 @@ export class Ledger extends LedgerReads {
 
   // Read replica
 
+  /** True when the ledger reads from a replica (`readDatabaseUrl`). */
+  get hasReplica(): boolean {
+    return this.store.replica !== undefined;
+  }
+
   /**
    * The reads to answer with once the replica has replayed `after` (an append's `cursor`):
    * the replica's if it gets there within `timeoutMs` (default 2,000), else the primary's.

@@ -46,7 +46,7 @@ export class ServerMetrics {
         }
       },
     });
-    if (ledger.primary !== ledger) {
+    if (ledger.hasReplica) {
       new Gauge({
         name: 'headway_replica_lag_seconds',
         help: "How far the read replica trails the primary: 0 once it has replayed the primary's WAL, else the time since its last replayed commit",

@@ -27,7 +27,7 @@ export const readWaitedHeader = 'headway-read-waited-ms';
  * `waitMs`. Every read answer says which in `Headway-Read-Source`.
  */
 export function readSourceHook(ledger: Ledger, waitMs: number): preHandlerAsyncHookHandler {
-  const ownSource = ledger.primary === ledger ? 'primary' : 'replica';
+  const ownSource = ledger.hasReplica ? 'replica' : 'primary';
   return async (request, reply) => {
     request.reads = ledger;
     if (request.routeOptions.config.scope !== 'read') return;

@@ -126,7 +126,7 @@ async function health(deps: HealthRoutesDeps, request: FastifyRequest, reply: Fa
  * it is back.
  */
 async function replicaHealth(ledger: Ledger, request: FastifyRequest) {
-  if (ledger.primary === ledger) return {};
+  if (!ledger.hasReplica) return {};
   try {
     const replication = await withQueryTimeout(healthTimeoutMs, () => ledger.replication());
     return { replica: { status: 'ok', ...replication } };
