@@ -1,9 +1,10 @@
 import type { EtaEstimate } from './job-eta.ts';
+import { recentFailureRate } from './job-progress.ts';
 import type { JobProgressState } from './job-progress.ts';
 import { isFinished } from './job-status.ts';
 
 // The conditions a job can be in beyond its status: stalled, at risk of missing its
-// deadline, late. Each is a pure function of the job's state and `now`, so projections stay
+// deadline, late, failing too often. Each is a pure function of the job's state and `now`, so projections stay
 // pure and a condition clears by itself once the facts change (docs/architecture.md,
 // "Conditions").
 
@@ -17,14 +18,23 @@ export interface ConditionSettings {
   stallFloorMs: number;
   /** Gaps between appends a job must have shown before its threshold is learned. */
   gapsToLearn: number;
+  /** The failure rate threshold of a job that sets none (0..1); null for none. */
+  defaultFailureRateAbove: number | null;
+  /** Outcomes a job must have before its failure rate counts. */
+  failureRateMinOutcomes: number;
 }
 
-/** The defaults: 10 minutes, or 10 recent gaps once 20 are seen, never below 1 minute. */
+/**
+ * The defaults: stalled after 10 minutes, or 10 recent gaps once 20 are seen, never below 1
+ * minute; failing when over half the recent outcomes fail, once there are 20.
+ */
 export const defaultConditionSettings: ConditionSettings = {
   defaultStallAfterMs: 10 * 60_000,
   learnedGapMultiple: 10,
   stallFloorMs: 60_000,
   gapsToLearn: 20,
+  defaultFailureRateAbove: 0.5,
+  failureRateMinOutcomes: 20,
 };
 
 /** Where a stall threshold came from. */
@@ -57,18 +67,39 @@ export interface LateCondition {
   overdueMs: number;
 }
 
+/** A job whose recent outcomes fail more often than its threshold allows. */
+export interface FailureRateCondition {
+  /** The recent failure rate (0..1), older outcomes weighing less. */
+  rate: number;
+  threshold: number;
+  /** Where the threshold came from: the job's `failureRateAbove`, or the default. */
+  basis: 'job' | 'default';
+  /** How many outcomes the job has had. */
+  outcomes: number;
+}
+
 /** The conditions of one job as of `now`; null where a condition does not hold. */
 export interface JobConditions {
   stalled: StalledCondition | null;
   atRisk: AtRiskCondition | null;
   late: LateCondition | null;
+  failureRate: FailureRateCondition | null;
 }
+
+/** No condition holds. */
+export const noConditions: JobConditions = {
+  stalled: null,
+  atRisk: null,
+  late: null,
+  failureRate: null,
+};
 
 /** The fields of a job's progress the conditions read. */
 export type ConditionFacts = Pick<
   JobProgressState,
   'status' | 'stallAfterMs' | 'deadline' | 'lastEventAt' | 'recentGapMs' | 'gaps'
->;
+> &
+  Partial<Pick<JobProgressState, 'failureRateAbove' | 'recentOutcomes'>>;
 
 /**
  * The threshold after which a silent job counts as stalled: its own (`stallAfterMs` on
@@ -111,7 +142,7 @@ export function jobConditions(
   now: number,
   settings: ConditionSettings = defaultConditionSettings,
 ): JobConditions {
-  const conditions: JobConditions = { stalled: null, atRisk: null, late: null };
+  const conditions: JobConditions = { ...noConditions };
   if (isFinished(facts.status)) return conditions;
   // Old stored states lack it: they cannot be judged stalled until their next event.
   const lastEventAt = facts.lastEventAt ?? null;
@@ -130,5 +161,20 @@ export function jobConditions(
       conditions.atRisk = { deadline, expectedBy: now + eta.range.highMs };
     }
   }
+  conditions.failureRate = failingTooOften(facts, settings);
   return conditions;
+}
+
+/** The failure rate condition, when the recent outcomes are enough and fail too often. */
+function failingTooOften(
+  facts: ConditionFacts,
+  settings: ConditionSettings,
+): FailureRateCondition | null {
+  const own = facts.failureRateAbove ?? null;
+  const threshold = own ?? settings.defaultFailureRateAbove;
+  const outcomes = facts.recentOutcomes?.count ?? 0;
+  if (threshold === null || outcomes < settings.failureRateMinOutcomes) return null;
+  const rate = recentFailureRate({ recentOutcomes: facts.recentOutcomes! });
+  if (rate === null || rate <= threshold) return null;
+  return { rate, threshold, basis: own === null ? 'default' : 'job', outcomes };
 }

@@ -1,4 +1,4 @@
-import { isCustomEvent } from '../schema/recorded-event.ts';
+import { isConditionEvent, isCustomEvent } from '../schema/recorded-event.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import { draftedFold } from './drafted-fold.ts';
 import type { ItemWriter } from './item-table.ts';
@@ -174,7 +174,7 @@ function apply(draft: JobEtaState, items: ItemWriter<ItemPosition>, event: Recor
     doneBefore[index] = doneIn(stageTallies[index]!);
   }
   jobProgressSteps.apply(draft.progress, items, event);
-  if (isCustomEvent(event)) return;
+  if (isCustomEvent(event) || isConditionEvent(event)) return;
   const previousAt = draft.lastAt;
   const at = Math.max(event.occurredAt.getTime(), previousAt ?? -Infinity);
   if (event.type === 'job.started' || event.type === 'job.resumed') {
@@ -213,7 +213,7 @@ function apply(draft: JobEtaState, items: ItemWriter<ItemPosition>, event: Recor
 /** One job's rate and ETA inputs; read it with `estimateEta(state, now)`. */
 export const jobEta: Projection<JobEtaState> = {
   name: 'job-eta',
-  version: 4,
+  version: 5,
   initial: () => ({
     progress: jobProgressSteps.initial(),
     ...emptyWindow(),

@@ -148,6 +148,8 @@ function apply(draft: JobFailuresState, items: ItemWriter<FailedItem>, event: Re
     case 'job.resumed':
     case 'job.completed':
     case 'job.cancelled':
+    case 'condition.raised':
+    case 'condition.cleared':
       return;
   }
 }

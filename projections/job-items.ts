@@ -129,6 +129,8 @@ export function eventItemIds(event: RecordedEvent): string[] {
     case 'job.completed':
     case 'job.failed':
     case 'job.cancelled':
+    case 'condition.raised':
+    case 'condition.cleared':
       return [];
   }
 }
@@ -255,6 +257,8 @@ export function itemUpdates(
     case 'job.completed':
     case 'job.failed':
     case 'job.cancelled':
+    case 'condition.raised':
+    case 'condition.cleared':
       return updates;
   }
 }

@@ -1,6 +1,7 @@
 import type { FailureError, JsonValue } from '../schema/events.ts';
-import { isCustomEvent } from '../schema/recorded-event.ts';
-import type { RecordedEvent } from '../schema/recorded-event.ts';
+import { isConditionEvent, isCustomEvent } from '../schema/recorded-event.ts';
+import type { ConditionRecordedEvent, RecordedEvent } from '../schema/recorded-event.ts';
+import type { ConditionName } from '../schema/events.ts';
 import { draftedFold } from './drafted-fold.ts';
 import type { DraftedFold } from './drafted-fold.ts';
 import { emptyItemTable } from './item-table.ts';
@@ -27,6 +28,33 @@ import { isFinished } from './job-status.ts';
 import type { JobStatus } from './job-status.ts';
 
 export type { JobStatus } from './job-status.ts';
+
+/** A condition the log records as raised: `condition.raised` with no `condition.cleared` since. */
+export interface RaisedCondition {
+  condition: ConditionName;
+  /** When it was raised (epoch ms). */
+  since: number;
+  /** The version of the `condition.raised` event. */
+  version: number;
+}
+
+/** How much less each older outcome weighs in the recent failure rate: about the last 50. */
+const outcomeDecay = 1 / 50;
+
+/**
+ * The failure rate of a job's recent item outcomes (0..1), each older outcome weighing
+ * less; null before any outcome.
+ *
+ * @example
+ * recentFailureRate(progress); // 0.62
+ */
+export function recentFailureRate(
+  progress: Pick<JobProgressState, 'recentOutcomes'>,
+): number | null {
+  const outcomes = progress.recentOutcomes ?? null;
+  if (!outcomes || outcomes.weight === 0) return null;
+  return outcomes.failed / outcomes.weight;
+}
 
 /** One run of a stage. */
 export interface StageRun {
@@ -103,6 +131,15 @@ export interface JobProgressState {
    */
   recentGapMs: number | null;
   gaps: number;
+  /** A failure rate over the recent outcomes above this is a condition (`job.started`). */
+  failureRateAbove: number | null;
+  /**
+   * The recent outcomes, each older one weighing 1/50 less (see `recentFailureRate`):
+   * failures and all outcomes so weighted, and how many outcomes there were.
+   */
+  recentOutcomes: { failed: number; weight: number; count: number };
+  /** The conditions the log records as raised and not yet cleared, with when and at which version. */
+  raisedConditions: RaisedCondition[];
   lastError: FailureError | null;
   result: JsonValue | null;
   /** Each item's status, and where it stands in each stage. */
@@ -145,6 +182,9 @@ function initial(): JobProgressState {
     lastEventAt: null,
     recentGapMs: null,
     gaps: 0,
+    failureRateAbove: null,
+    recentOutcomes: { failed: 0, weight: 0, count: 0 },
+    raisedConditions: [],
     lastError: null,
     result: null,
     items: emptyItemTable(),
@@ -236,6 +276,12 @@ function countOutcome(
     setOwn(draft.byType, type, entry);
   }
   entry[key] += 1;
+  const recent = draft.recentOutcomes;
+  draft.recentOutcomes = {
+    failed: recent.failed * (1 - outcomeDecay) + (key === 'failed' ? 1 : 0),
+    weight: recent.weight * (1 - outcomeDecay) + 1,
+    count: recent.count + 1,
+  };
   const last = draft.stages.at(-1);
   if (last && last.endedAt === null) {
     last.processed += 1;
@@ -320,8 +366,10 @@ function apply(
   items: ItemWriter<ItemPosition>,
   event: RecordedEvent,
 ): void {
-  const at = event.occurredAt.getTime();
   draft.jobId ??= event.streamId;
+  // The server's own record: it moves no time, count or rate the conditions are judged by.
+  if (isConditionEvent(event)) return noteCondition(draft, event);
+  const at = event.occurredAt.getTime();
   draft.updatedAt = at;
   noteArrival(draft, at);
   if (isCustomEvent(event)) return;
@@ -349,6 +397,7 @@ function apply(
       draft.declaredTotal = data.total ?? draft.declaredTotal;
       draft.stallAfterMs = data.stallAfterMs ?? null;
       draft.deadline = data.deadline === undefined ? null : Date.parse(data.deadline);
+      draft.failureRateAbove = data.failureRateAbove ?? null;
       return raiseProcessed(draft);
     }
     case 'job.scope_changed':
@@ -458,6 +507,16 @@ function apply(
   }
 }
 
+/** Keeps the set of raised conditions in step with the log's `condition.*` records. */
+function noteCondition(draft: JobProgressState, event: ConditionRecordedEvent): void {
+  const { condition } = event.data;
+  const others = draft.raisedConditions.filter((raised) => raised.condition !== condition);
+  draft.raisedConditions =
+    event.type === 'condition.raised'
+      ? [...others, { condition, since: event.occurredAt.getTime(), version: event.version }]
+      : others;
+}
+
 /** The in-place steps of `jobProgress`, for projections that extend it (`jobEta`). */
 export const jobProgressSteps = {
   initial,
@@ -472,7 +531,8 @@ export const jobProgressSteps = {
  */
 export const jobProgress: Projection<JobProgressState> = {
   name: 'job-progress',
-  version: 4,
+  // 5: conditions recorded in the log, and the recent failure rate.
+  version: 5,
   initial,
   ...draftedFold(jobProgressSteps),
 };

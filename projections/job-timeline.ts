@@ -1,6 +1,7 @@
 import { isCustomEvent } from '../schema/recorded-event.ts';
 import { classifyRecordedError } from './failure-classification.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
+import type { EventData } from '../schema/events.ts';
 
 const clip = (text: string, length = 160) =>
   text.length <= length ? text : `${text.slice(0, length - 1)}…`;
@@ -47,7 +48,38 @@ export function describeEvent(event: RecordedEvent): string {
       return `${type}${event.data.result === undefined ? '' : ` ${clip(JSON.stringify(event.data.result) ?? '')}`}`;
     case 'job.failed':
       return `${type} [${classifyRecordedError(event.data.error).category}] ${clip(event.data.error.message)}`;
+    case 'condition.raised':
+      return `${type} ${event.data.condition}${conditionDetail(event.data)}`;
+    case 'condition.cleared':
+      return `${type} ${event.data.condition}${event.data.heldMs === undefined ? '' : ` after ${formatSpan(event.data.heldMs)}`}`;
   }
+}
+
+/** What a raised condition's detail says, briefly. */
+function conditionDetail(data: EventData<'condition.raised'>): string {
+  if (data.silentMs !== undefined) {
+    const threshold =
+      data.thresholdMs === undefined
+        ? ''
+        : ` (threshold ${formatSpan(data.thresholdMs)}, ${data.basis ?? 'default'})`;
+    return `: silent ${formatSpan(data.silentMs)}${threshold}`;
+  }
+  if (data.overdueMs !== undefined) return `: ${formatSpan(data.overdueMs)} past ${data.deadline}`;
+  if (data.expectedBy !== undefined)
+    return `: expected by ${data.expectedBy}, deadline ${data.deadline}`;
+  if (data.rate !== undefined) {
+    return `: ${(data.rate * 100).toFixed(0)}% failing over ${data.outcomes ?? 0} recent outcomes (above ${((data.threshold ?? 0) * 100).toFixed(0)}%)`;
+  }
+  return '';
+}
+
+/** A span as its largest units: 45 s, 12 min, 3 h 5 min. */
+function formatSpan(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 90) return `${seconds} s`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 90) return `${minutes} min`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
 /** A timeline row. */

@@ -114,6 +114,8 @@ export const jobOverviews: Projection<JobOverviewsState> = {
         case 'items.released':
         case 'checkpoint.saved':
         case 'log.written':
+        case 'condition.raised':
+        case 'condition.cleared':
           break;
       }
     }

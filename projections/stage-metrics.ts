@@ -150,6 +150,8 @@ export const stageMetrics: Projection<StageMetricsState> = {
         case 'log.written':
         case 'job.paused':
         case 'job.resumed':
+        case 'condition.raised':
+        case 'condition.cleared':
           break;
       }
     }

@@ -78,6 +78,38 @@ export interface ProjectionStatesTable {
   value: unknown;
 }
 
+/** Row of `webhooks`: one subscription, with its checkpoint in the log. */
+export interface WebhooksTable {
+  webhook_id: string;
+  url: string;
+  secret: string;
+  project: string | null;
+  kind: string | null;
+  job_id: string | null;
+  conditions: string[];
+  description: string | null;
+  created_at: Generated<Date>;
+  removed_at: ColumnType<Date | null, never, Date>;
+  transaction_id: ColumnType<string, string, string>;
+  position: ColumnType<bigint | string, string, string>;
+}
+
+/** Row of `webhook_deliveries`: one notification to one subscription, and its attempts. */
+export interface WebhookDeliveriesTable {
+  delivery_id: string;
+  webhook_id: string;
+  job_id: string;
+  condition: string;
+  event_position: ColumnType<bigint | string, string, never>;
+  payload: unknown;
+  status: ColumnType<'pending' | 'delivered' | 'dead', 'pending' | undefined, 'delivered' | 'dead'>;
+  attempts: ColumnType<number, never, number>;
+  attempt_log: ColumnType<unknown, never, string>;
+  next_attempt_at: ColumnType<Date, Date | undefined, Date>;
+  created_at: Generated<Date>;
+  delivered_at: ColumnType<Date | null, never, Date>;
+}
+
 /** The ledger's tables as Kysely sees them. */
 export interface Database {
   events: EventsTable;
@@ -86,4 +118,6 @@ export interface Database {
   projection_states: ProjectionStatesTable;
   archives: ArchivesTable;
   archived_jobs: ArchivedJobsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }

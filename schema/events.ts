@@ -98,6 +98,15 @@ export type FailureError = z.infer<typeof failureError>;
 
 const logLevel = z.enum(['debug', 'info', 'warn', 'error']);
 
+/** The conditions the server records when it sees them raised or cleared (`condition.*`). */
+export const conditionNames = ['stalled', 'at_risk', 'late', 'failure_rate'] as const;
+/** One of `conditionNames`. */
+export type ConditionName = (typeof conditionNames)[number];
+
+const isoTime = z.iso.datetime({ offset: true });
+const millis = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const fraction = z.number().min(0).max(1);
+
 /**
  * The catalogue's data schemas, with `json` for its free JSON fields: built with `jsonValue`
  * below, and in src/append/event-checks.ts with a non-recursive stand-in that `z.compile` can
@@ -122,7 +131,9 @@ export function dataSchemasWith<J extends z.ZodType<JsonValue>>(json: J) {
       /** Stalled once no event has come for this long (ms); else learned or a default. */
       stallAfterMs: z.number().int().positive().max(limits.stallAfterMs).optional(),
       /** When the job must be finished by (ISO 8601): at risk, then late. */
-      deadline: z.iso.datetime({ offset: true }).optional(),
+      deadline: isoTime.optional(),
+      /** A failure rate over the recent outcomes above this (0..1) is a condition. */
+      failureRateAbove: fraction.optional(),
     }),
     'job.scope_changed': z.strictObject({ total: count }),
     'items.planned': z.strictObject({
@@ -184,6 +195,32 @@ export function dataSchemasWith<J extends z.ZodType<JsonValue>>(json: J) {
     'job.completed': z.strictObject({ result: json.optional() }),
     'job.failed': z.strictObject({ error: failureErrorWith(json) }),
     'job.cancelled': z.strictObject({ reason: text.optional() }),
+    /**
+     * The server saw a condition hold: recorded once, at the version it judged, and folded
+     * into no count (docs/architecture.md, "Conditions").
+     */
+    'condition.raised': z.strictObject({
+      condition: z.enum(conditionNames),
+      /** Stalled: the threshold, where it came from, the last event and the silence. */
+      thresholdMs: millis.optional(),
+      basis: z.enum(['job', 'learned', 'default']).optional(),
+      lastEventAt: isoTime.optional(),
+      silentMs: millis.optional(),
+      /** At risk and late: the deadline, the slow end of the ETA, how overdue. */
+      deadline: isoTime.optional(),
+      expectedBy: isoTime.optional(),
+      overdueMs: millis.optional(),
+      /** Failure rate: the recent rate, the threshold, and how many outcomes it covers. */
+      rate: fraction.optional(),
+      threshold: fraction.optional(),
+      outcomes: count.optional(),
+    }),
+    /** The server saw a raised condition no longer hold (a stalled job's next event: recovered). */
+    'condition.cleared': z.strictObject({
+      condition: z.enum(conditionNames),
+      /** How long it held, from its raising to this clearing. */
+      heldMs: millis.optional(),
+    }),
   } as const;
 }
 

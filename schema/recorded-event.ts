@@ -38,3 +38,11 @@ export type RecordedEventOf<T extends EventType> = Extract<KnownRecordedEvent, {
 export function isCustomEvent(event: RecordedEvent): event is CustomRecordedEvent {
   return event.type.startsWith('x.');
 }
+
+/** A `condition.raised` or `condition.cleared` event: the server's record of a condition. */
+export type ConditionRecordedEvent = RecordedEventOf<'condition.raised' | 'condition.cleared'>;
+
+/** True for `condition.*` events, which move no count, time or rate of the job. */
+export function isConditionEvent(event: RecordedEvent): event is ConditionRecordedEvent {
+  return event.type === 'condition.raised' || event.type === 'condition.cleared';
+}

@@ -95,3 +95,26 @@ export type { ResumeOptions, ResumePoint } from './append/resume-job.ts';
 export { SharedFollower } from './live/shared-follower.ts';
 export type { SharedFollowerOptions } from './live/shared-follower.ts';
 export type { TimelinePage, TimelineQuery } from './queries/timeline-query.ts';
+export { ConditionWatcher } from './alerts/condition-watcher.ts';
+export type { ConditionWatcherOptions, SweepReport } from './alerts/condition-watcher.ts';
+export { LedgerWebhooks } from './webhooks/ledger-webhooks.ts';
+export { WebhookDeliverer } from './webhooks/webhook-deliverer.ts';
+export type { WebhookDelivererOptions } from './webhooks/webhook-deliverer.ts';
+export type {
+  Delivery,
+  DeliveryAttempt,
+  DeliveryPolicy,
+  WebhookPayload,
+} from './webhooks/webhook-deliveries.ts';
+export { webhookConditions } from './webhooks/webhook-subscriptions.ts';
+export type {
+  Webhook,
+  WebhookCondition,
+  WebhookInput,
+  WebhookTargetPolicy,
+} from './webhooks/webhook-subscriptions.ts';
+export {
+  signatureHeader,
+  signWebhook,
+  verifyWebhookSignature,
+} from './webhooks/webhook-signature.ts';

@@ -17,6 +17,14 @@ import type { ExpectedVersion } from './errors.ts';
 import { LiveReads, type SubscribeOptions, type WatchOptions } from './live/live-reads.ts';
 import { PersistedProjections, type ProjectionStatus } from './persisted/projection-admin.ts';
 import type { ProjectionRunnerOptions } from './persisted/projection-runner.ts';
+import { ConditionWatcher } from './alerts/condition-watcher.ts';
+import { LedgerWebhooks } from './webhooks/ledger-webhooks.ts';
+import { WebhookDeliverer } from './webhooks/webhook-deliverer.ts';
+import type { WebhookDelivererOptions } from './webhooks/webhook-deliverer.ts';
+import type { ConditionWatcherOptions } from './alerts/condition-watcher.ts';
+import type { JobViewsContext } from './queries/job-state.ts';
+import { defaultConditionSettings } from '../projections/job-conditions.ts';
+import type { ConditionSettings } from '../projections/job-conditions.ts';
 import {
   runRetention,
   type RetentionOptions,
@@ -71,6 +79,10 @@ export class Ledger extends LedgerReads {
   readonly primary: LedgerReads;
   private readonly live: LiveReads;
   private readonly projections: PersistedProjections;
+  /** The primary's views, which the condition watcher judges. */
+  private readonly primaryViews: JobViewsContext;
+  /** Webhook subscriptions and their deliveries (docs/alerts.md). */
+  readonly webhooks: LedgerWebhooks;
 
   constructor(
     private readonly store: LedgerStore,
@@ -78,16 +90,26 @@ export class Ledger extends LedgerReads {
     foldCacheJobs = 32,
     /** Rules that classify failures sent without a category, recorded at append. */
     readonly failureRules?: readonly ClassificationRule[],
+    conditionSettings: ConditionSettings = defaultConditionSettings,
   ) {
     const primaryLog = new LogReader(store.db, upcasters);
     const projections = new PersistedProjections(store, primaryLog);
     const cachedState = (jobId: string) => projections.cachedJobState(jobId);
     const replica = store.replica;
-    super(replica ? new LogReader(replica.db, upcasters) : primaryLog, cachedState, foldCacheJobs);
+    super(
+      replica ? new LogReader(replica.db, upcasters) : primaryLog,
+      cachedState,
+      foldCacheJobs,
+      conditionSettings,
+    );
     this.db = store.db;
     this.location = store.location;
     this.projections = projections;
-    this.primary = replica ? new LedgerReads(primaryLog, cachedState, foldCacheJobs) : this;
+    this.primaryViews = { log: primaryLog, cachedState, conditionSettings };
+    this.webhooks = new LedgerWebhooks(store.db, primaryLog);
+    this.primary = replica
+      ? new LedgerReads(primaryLog, cachedState, foldCacheJobs, conditionSettings)
+      : this;
     this.live = new LiveReads({
       log: this.log,
       // A standby cannot LISTEN: its live reads poll.
@@ -262,6 +284,61 @@ export class Ledger extends LedgerReads {
   /** Keeps the persisted projections current in the background until the returned stop. */
   runProjections(options: ProjectionRunnerOptions = {}): { stop(): Promise<void> } {
     return this.projections.run(options);
+  }
+
+  /**
+   * Records jobs' conditions (stalled, at risk, late, failure rate) in the log as they are
+   * raised and cleared, in the background until the returned stop; with several processes,
+   * one judges at a time and each change is written once (docs/alerts.md).
+   *
+   * @example
+   * const watcher = ledger.watchConditions({ intervalMs: 5_000 });
+   * await watcher.stop();
+   */
+  watchConditions(options: ConditionWatcherOptions = {}): ConditionWatcher {
+    const watcher = this.conditionWatcher(options);
+    watcher.start();
+    return watcher;
+  }
+
+  /** A condition watcher over this ledger, not started: `sweep()` judges once. */
+  conditionWatcher(options: ConditionWatcherOptions = {}): ConditionWatcher {
+    return new ConditionWatcher(
+      {
+        store: this.store,
+        views: this.primaryViews,
+        append: (jobId, events, appendOptions) => this.append(jobId, events, appendOptions),
+      },
+      options,
+    );
+  }
+
+  /**
+   * Delivers webhooks in the background until the returned stop: enqueues what new events
+   * call for, once per subscription, and sends them at least once, signed, retried with
+   * backoff; with several processes, one delivers at a time (docs/alerts.md).
+   *
+   * @example
+   * const deliverer = ledger.deliverWebhooks({ publicUrl: 'https://headway.example.com' });
+   * await deliverer.stop();
+   */
+  deliverWebhooks(options: WebhookDelivererOptions = {}): WebhookDeliverer {
+    const deliverer = this.webhookDeliverer(options);
+    deliverer.start();
+    return deliverer;
+  }
+
+  /** A webhook deliverer over this ledger, not started: `deliverOnce()` runs one round. */
+  webhookDeliverer(options: WebhookDelivererOptions = {}): WebhookDeliverer {
+    return new WebhookDeliverer(
+      {
+        db: this.db,
+        log: this.primaryViews.log,
+        status: (jobId, now) => this.primary.status(jobId, now),
+        store: this.store,
+      },
+      options,
+    );
   }
 
   /** Folds what the persisted projections have not seen yet, unless a runner elsewhere holds them. */

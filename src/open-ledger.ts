@@ -24,6 +24,8 @@ import type { PoolerMode, PostgresTimeouts } from './store/postgres-pool.ts';
 import { tryAdvisoryLock, tryTransactionLock } from './store/runner-locks.ts';
 import { acquireStoreLock } from './store/store-lock.ts';
 import type { StoreLock } from './store/store-lock.ts';
+import { conditionSettings } from './alerts/condition-settings.ts';
+import type { ConditionSettings } from '../projections/job-conditions.ts';
 import { pgliteWakeUps, pollingWakeUps, postgresWakeUps } from './store/wake-ups.ts';
 
 /** How to open a ledger. With no `databaseUrl`, the embedded PGlite store is used. */
@@ -85,6 +87,12 @@ export interface OpenLedgerOptions {
    * this option, failures are stored as sent and classified by the defaults when read.
    */
   failureRules?: readonly ClassificationRule[];
+  /**
+   * How conditions are judged where a job sets none: the stall threshold, the failure rate
+   * threshold, and how thresholds are learned (docs/alerts.md). Defaults:
+   * `defaultConditionSettings`.
+   */
+  conditions?: Partial<ConditionSettings>;
 }
 
 /** The default folder of the embedded store. */
@@ -118,11 +126,18 @@ export async function openLedger(options: OpenLedgerOptions = {}): Promise<Ledge
     options.failureRules === undefined
       ? undefined
       : parseFailureRules(options.failureRules, 'failureRules');
+  const conditions = conditionSettings(options.conditions);
   const upcasters = indexUpcasters(options.upcasters ?? []);
   const opened = options.databaseUrl
     ? openPostgres(options.databaseUrl, options)
     : await openPglite(options.dataDir ?? defaultDataDir, options);
-  const ledger = new Ledger(opened, upcasters, options.foldCacheJobs ?? 32, failureRules);
+  const ledger = new Ledger(
+    opened,
+    upcasters,
+    options.foldCacheJobs ?? 32,
+    failureRules,
+    conditions,
+  );
   try {
     if (options.migrate !== false) await prepareSchema(opened.db, options.schema);
   } catch (error) {

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { conditionNames } from '../schema/events.ts';
 import type { EventData, EventInput, EventType } from '../schema/events.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 
@@ -138,6 +139,16 @@ const jobFact: fc.Arbitrary<EventInput> = fc.oneof(
   {
     weight: 1,
     arbitrary: fc.constant<EventInput>({ type: 'x.custom', data: { anything: [1, 2] } }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.boolean(), fc.constantFrom(...conditionNames))
+      .map(([raised, condition]) =>
+        raised
+          ? fact('condition.raised', { condition, silentMs: 60_000 })
+          : fact('condition.cleared', { condition, heldMs: 1_000 }),
+      ),
   },
 );
 

@@ -51,11 +51,12 @@ export interface ServedStore {
 }
 
 /** `headway serve --port 0` on an embedded store, once it has said where it listens. */
-export async function serveStore(store: string): Promise<ServedStore> {
-  const child = spawn(process.execPath, [headwayBin, '--data-dir', store, 'serve', '--port', '0'], {
-    env: cliEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export async function serveStore(
+  store: string,
+  serveArgs: readonly string[] = [],
+): Promise<ServedStore> {
+  const args = [headwayBin, '--data-dir', store, 'serve', '--port', '0', ...serveArgs];
+  const child = spawn(process.execPath, args, { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

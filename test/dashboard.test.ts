@@ -332,6 +332,79 @@ describe.skipIf(!hasChromium())('dashboard in headless Chromium', () => {
     await page.screenshot({ path: `${artifacts}project.png`, fullPage: true });
   });
 
+  it("shows a stalled job's condition as a badge on its page and in the overview, live", async () => {
+    // Their last event an hour ago, past their own threshold of a second: stalled at once.
+    const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+    for (const jobId of ['stalled-job', 'stalled-then-done']) {
+      await ledger.append(jobId, [
+        {
+          type: 'job.started',
+          occurredAt: hourAgo,
+          data: { name: jobId, kind: 'sync', project: 'ops', stallAfterMs: 1_000 },
+        },
+      ]);
+    }
+    await ledger.job('healthy-job').start({ name: 'healthy job', kind: 'sync', project: 'ops' });
+    const conditionsIn = (selector: string) =>
+      page
+        .locator(`${selector} [data-condition]`)
+        .evaluateAll((found) =>
+          found.map((badge) => (badge as unknown as { dataset: { condition: string } }).dataset),
+        )
+        .then((datasets) => datasets.map(({ condition }) => condition));
+    const silentAnHour = /^stalled · silent 1h 0\dm$/;
+
+    await page.goto(`${base}/jobs/stalled-job?token=${token}`);
+    await expect.poll(() => page.locator('#job-status').textContent()).toBe('running');
+    expect(await conditionsIn('.job-title')).toEqual(['stalled']);
+    const badge = page.locator('.job-title [data-condition="stalled"]');
+    expect((await badge.textContent())?.trim()).toMatch(silentAnHour);
+    expect(await badge.getAttribute('title')).toMatch(
+      /^No event for longer than 1s, the job's own threshold; last event at .+$/,
+    );
+    expect((await textsOf(page, '#last-event'))[0]).toMatch(/^· last event 1h 0\dm ago$/);
+    await page.screenshot({ path: `${artifacts}job-stalled.png` });
+
+    await page.goto(`${base}/jobs/healthy-job`);
+    await expect.poll(() => page.locator('#job-status').textContent()).toBe('running');
+    expect(await page.locator('[data-condition]').count()).toBe(0);
+    expect((await textsOf(page, '#last-event'))[0]).toMatch(/^· last event \S+( \S+)? ago$/);
+
+    await page.goto(`${base}/`);
+    const row = (jobId: string) => `tr[data-job-id="${jobId}"]`;
+    await expect.poll(() => page.locator(row('healthy-job')).count()).toBe(1);
+    expect(await conditionsIn(row('healthy-job'))).toEqual([]);
+    expect(await textsOf(page, `${row('healthy-job')} td:nth-child(4)`)).toEqual(['running']);
+    await expect.poll(() => conditionsIn(row('stalled-job'))).toEqual(['stalled']);
+    expect((await textsOf(page, `${row('stalled-job')} td:nth-child(4)`))[0]).toMatch(
+      /^running stalled · silent 1h 0\dm$/,
+    );
+
+    // Stalled only: the server is asked for stalled jobs.
+    const visible = () =>
+      page
+        .locator('#jobs tbody tr')
+        .evaluateAll((rows) =>
+          rows.map((tr) => (tr as unknown as { dataset: { jobId: string } }).dataset.jobId),
+        )
+        .then((ids) => ids.sort());
+    await page.check('input[name="stalled"]');
+    await expect.poll(visible).toEqual(['stalled-job', 'stalled-then-done']);
+    expect(new URL(page.url()).search).toBe('?stalled=1');
+    await page.uncheck('input[name="stalled"]');
+    await expect.poll(async () => (await visible()).length).toBeGreaterThan(2);
+
+    // Live: a job that ends is no longer stalled, and its badge goes with no reload.
+    expect(await conditionsIn(row('stalled-then-done'))).toEqual(['stalled']);
+    await ledger.job('stalled-then-done').complete();
+    await expect
+      .poll(() => textsOf(page, `${row('stalled-then-done')} td:nth-child(4)`))
+      .toEqual(['completed']);
+    expect(await conditionsIn(row('stalled-then-done'))).toEqual([]);
+    expect(await conditionsIn(row('stalled-job'))).toEqual(['stalled']);
+    await page.screenshot({ path: `${artifacts}overview-conditions.png` });
+  });
+
   it('shows an outage when the server stops, and recovers when it returns', async () => {
     const port = (server.server.address() as AddressInfo).port;
     await page.goto(`${base}/`);

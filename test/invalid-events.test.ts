@@ -172,7 +172,7 @@ describe('invalid events', () => {
     );
     expect(messages).toMatchInlineSnapshot(`
       [
-        "events[0].type: expected a catalogued type (job.started, job.scope_changed, items.planned, stage.started, item.started, item.completed, item.failed, item.skipped, items.released, progress.reported, checkpoint.saved, log.written, job.paused, job.resumed, job.completed, job.failed, job.cancelled) or x.<name>, received "job.begun"",
+        "events[0].type: expected a catalogued type (job.started, job.scope_changed, items.planned, stage.started, item.started, item.completed, item.failed, item.skipped, items.released, progress.reported, checkpoint.saved, log.written, job.paused, job.resumed, job.completed, job.failed, job.cancelled, condition.raised, condition.cleared) or x.<name>, received "job.begun"",
         "events[0].data.itemId: Invalid input: expected string, received number",
         "events[0].data.project: Invalid input: expected string, received undefined",
         "streamId: Too small: expected string to have >=1 characters",

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ledger } from '../src/ledger.ts';
+import { noConditions } from '../projections/job-conditions.ts';
 import { createServer } from '../src/server/server.ts';
 import { runHeadway } from './cli-runner.ts';
 import { listenOnLoopback } from './listen.ts';
@@ -71,11 +72,7 @@ for (const store of storesUnderTest()) {
         overdueMs: 5_000,
       });
       await ledger.append(jobId, [{ type: 'job.completed', data: {} }]);
-      expect((await ledger.status(jobId, deadline + 5_000))?.conditions).toEqual({
-        stalled: null,
-        atRisk: null,
-        late: null,
-      });
+      expect((await ledger.status(jobId, deadline + 5_000))?.conditions).toEqual(noConditions);
     });
   });
 }

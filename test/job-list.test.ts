@@ -142,7 +142,7 @@ for (const store of sharedStores()) {
         expect(idsAndStatuses(await cli('--kind', 'index'))).toEqual(idsAndStatuses(api.index));
         const table = await runHeadway([...store.cliArgs, 'jobs', '--limit', '2']);
         expect(table.stdout.split('\n')[0]).toMatch(
-          /^JOB\s+NAME\s+KIND\s+PROJECT\s+STATUS\s+EVENTS\s+STARTED$/,
+          /^JOB\s+NAME\s+KIND\s+PROJECT\s+STATUS\s+EVENTS\s+STARTED\s+CONDITIONS$/,
         );
         expect(table.stdout.trim().split('\n')).toHaveLength(3);
       });

@@ -184,7 +184,7 @@ describe.each(nodes.map((node) => ({ node, version: versions.get(node)! })))(
         },
         remote: { status: 'completed', processed: 2 },
         dashboard: { page: 200, script: 200 },
-        schema: { types: 17, itemCompleted: true },
+        schema: { types: 19, itemCompleted: true },
       });
     });
 

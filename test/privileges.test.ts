@@ -202,6 +202,8 @@ describe.skipIf(!postgresAvailable)('PostgreSQL roles: the app role cannot chang
       projection_checkpoints: 'insert,update,delete,select',
       projection_states: 'insert,update,delete,select',
       streams: 'select',
+      webhook_deliveries: 'insert,update,delete,select',
+      webhooks: 'insert,update,delete,select',
     });
     const schemaCreate = await appClient.query<{ create: boolean }>(
       `select has_schema_privilege(current_schema(), 'CREATE') as create`,

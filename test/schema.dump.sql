@@ -66,6 +66,30 @@ streams.created_at timestamp with time zone not null default now()
 streams.updated_at timestamp with time zone not null default now()
 streams.stream_month date not null default (date_trunc('month'::text, (now() AT TIME ZONE 'UTC'::text)))::date
 streams.archived_at timestamp with time zone
+webhook_deliveries.delivery_id uuid not null
+webhook_deliveries.webhook_id text not null
+webhook_deliveries.job_id text not null
+webhook_deliveries.condition text not null
+webhook_deliveries.event_position bigint not null
+webhook_deliveries.payload jsonb not null
+webhook_deliveries.status text not null default 'pending'::text
+webhook_deliveries.attempts integer not null default 0
+webhook_deliveries.attempt_log jsonb not null default '[]'::jsonb
+webhook_deliveries.next_attempt_at timestamp with time zone not null default now()
+webhook_deliveries.created_at timestamp with time zone not null default now()
+webhook_deliveries.delivered_at timestamp with time zone
+webhooks.webhook_id text not null
+webhooks.url text not null
+webhooks.secret text not null
+webhooks.project text
+webhooks.kind text
+webhooks.job_id text
+webhooks.conditions ARRAY not null
+webhooks.description text
+webhooks.created_at timestamp with time zone not null default now()
+webhooks.removed_at timestamp with time zone
+webhooks.transaction_id xid8 not null
+webhooks.position bigint not null
 
 -- constraints
 archived_jobs archived_jobs_archive_id_fkey: FOREIGN KEY (archive_id) REFERENCES archives(archive_id)
@@ -89,6 +113,10 @@ projection_checkpoints projection_checkpoints_status_check: CHECK ((status = ANY
 projection_states projection_states_pkey: PRIMARY KEY (projection, generation, key, part)
 streams streams_pkey: PRIMARY KEY (stream_id)
 streams streams_version_check: CHECK ((version >= 0))
+webhook_deliveries webhook_deliveries_pkey: PRIMARY KEY (delivery_id)
+webhook_deliveries webhook_deliveries_status_check: CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'dead'::text])))
+webhook_deliveries webhook_deliveries_webhook_id_fkey: FOREIGN KEY (webhook_id) REFERENCES webhooks(webhook_id)
+webhooks webhooks_pkey: PRIMARY KEY (webhook_id)
 
 -- indexes
 CREATE INDEX archived_jobs_parent_idx ON archived_jobs USING btree (parent_job_id) WHERE (parent_job_id IS NOT NULL)
@@ -114,6 +142,10 @@ CREATE UNIQUE INDEX projection_checkpoints_pkey ON projection_checkpoints USING 
 CREATE UNIQUE INDEX projection_states_pkey ON projection_states USING btree (projection, generation, key, part)
 CREATE INDEX projection_states_project_idx ON projection_states USING btree (projection, generation, (((value -> 'progress'::text) ->> 'project'::text))) WHERE (part = ''::text)
 CREATE UNIQUE INDEX streams_pkey ON streams USING btree (stream_id)
+CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries USING btree (webhook_id, created_at DESC)
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text)
+CREATE UNIQUE INDEX webhook_deliveries_pkey ON webhook_deliveries USING btree (delivery_id)
+CREATE UNIQUE INDEX webhooks_pkey ON webhooks USING btree (webhook_id)
 
 -- triggers
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events FOR EACH STATEMENT EXECUTE FUNCTION headway_reject_change()

@@ -70,7 +70,7 @@ export function resolveReadDatabaseUrl(options: { readDatabaseUrl?: string }): s
 }
 
 /** What a command may change in how its ledger opens. */
-export type CommandOpenOptions = Pick<OpenLedgerOptions, 'migrate' | 'failureRules'>;
+export type CommandOpenOptions = Pick<OpenLedgerOptions, 'migrate' | 'failureRules' | 'conditions'>;
 
 /** Opens the ledger the global options name; the caller closes it. */
 export function openCommandLedger(

@@ -4,7 +4,8 @@ import type { EtaEstimate } from '../../projections/job-eta.ts';
 import { exportFailures, jobFailures } from '../../projections/job-failures.ts';
 import type { FailureReport } from '../../projections/job-failures.ts';
 import { jobProgress } from '../../projections/job-progress.ts';
-import type { JobSnapshot, JobView } from '../../projections/job-rollup.ts';
+import type { JobSnapshot } from '../../projections/job-rollup.ts';
+import type { JobView } from '../queries/job-list.ts';
 import type { JobStatus } from '../../projections/job-status.ts';
 import type { SummaryFigures } from '../../projections/job-summary.ts';
 import type { HeadwayClient, TimelineFilter } from '../client/index.ts';
@@ -13,6 +14,7 @@ import type { TimelinePage } from '../queries/timeline-query.ts';
 import { withSource } from './remote.ts';
 import type { ArchivedMarker } from '../retention/archived-jobs.ts';
 import type { JobConditions } from '../../projections/job-conditions.ts';
+import type { ConditionName } from '../../schema/events.ts';
 
 // The reads behind `jobs`, `status`, `failures` and `timeline`, from a store or a server:
 // the same data either way, so each command formats it in one place.
@@ -23,6 +25,10 @@ export interface JobListFilter {
   project?: string;
   kind?: string;
   status?: JobStatus[];
+  /** Only stalled jobs. */
+  stalled?: boolean;
+  /** Only jobs in one of these conditions. */
+  condition?: ConditionName[];
 }
 
 /** What `headway status` prints: `GET /v1/jobs/:id`'s progress and ETA, and `/summary`. */

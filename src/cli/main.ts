@@ -16,6 +16,7 @@ import { registerStatus } from './commands/status.ts';
 import { registerTail } from './commands/tail.ts';
 import { registerTimeline } from './commands/timeline.ts';
 import { registerWatch } from './commands/watch.ts';
+import { registerWebhooks } from './commands/webhooks.ts';
 
 /** Builds the `headway` program; each command lives in `commands/`. */
 export function buildProgram(): Command {
@@ -52,6 +53,7 @@ export function buildProgram(): Command {
   registerRetention(program);
   registerMigrate(program);
   registerRoles(program);
+  registerWebhooks(program);
   return program;
 }
 

@@ -18,7 +18,7 @@ export interface ServerOptions {
 }
 
 /** What a command does on a server, and so the scopes its token needs. */
-export type ServerScope = 'read' | 'append';
+export type ServerScope = 'read' | 'append' | 'admin';
 
 /** How long one request to a server may take, answer included, before the command fails. */
 export const serverRequestTimeoutMs = 10_000;
@@ -31,7 +31,7 @@ export function addServerOptions(
   command: Command,
   scopes: readonly ServerScope[] = ['read'],
 ): Command {
-  const verb = scopes.includes('append') ? 'work' : 'read';
+  const verb = scopes.some((scope) => scope !== 'read') ? 'work' : 'read';
   return command
     .addOption(
       new Option(

@@ -31,6 +31,12 @@ export interface ServeSettings {
   failureRules: ClassificationRule[] | undefined;
   /** Where the failure rules came from, to say so. */
   rulesFile: string | undefined;
+  /** How often unfinished jobs are judged for conditions; null to record none. */
+  conditionsIntervalMs: number | null;
+  /** Hosts webhooks may target despite a loopback, private or link-local address. */
+  webhookAllowHosts: string[];
+  /** The server's URL as people reach it, for links in webhook payloads. */
+  publicUrl: string | undefined;
 }
 
 /**
@@ -52,8 +58,14 @@ export async function serveLedger(ledger: Ledger, settings: ServeSettings): Prom
     logger: settings.log,
     maxStreams: settings.maxStreams,
     readiness,
+    webhooks: {
+      allowHosts: settings.webhookAllowHosts,
+      ...(settings.publicUrl ? { publicUrl: settings.publicUrl } : {}),
+    },
   });
   let runners: { stop(): Promise<void> } | undefined;
+  let watcher: { stop(): Promise<void> } | undefined;
+  let deliverer: { stop(): Promise<void> } | undefined;
   try {
     const address = await listen(server, ledger, settings);
     announce(ledger, settings, address);
@@ -66,6 +78,17 @@ export async function serveLedger(ledger: Ledger, settings: ServeSettings): Prom
     if (ready) {
       if (readiness.failures > 0) process.stdout.write('The database is ready.\n');
       runners = ledger.runProjections();
+      if (settings.conditionsIntervalMs !== null) {
+        watcher = ledger.watchConditions({
+          intervalMs: settings.conditionsIntervalMs,
+          onError: (error) => process.stderr.write(`Judging conditions failed: ${String(error)}\n`),
+        });
+      }
+      deliverer = ledger.deliverWebhooks({
+        allowHosts: settings.webhookAllowHosts,
+        publicUrl: settings.publicUrl ?? address,
+        onError: (error) => process.stderr.write(`Delivering webhooks failed: ${String(error)}\n`),
+      });
       if (settings.demo) await feedDemo(ledger, address, settings.demoItems, stop.signal);
     }
     if (!stop.signal.aborted) {
@@ -78,7 +101,7 @@ export async function serveLedger(ledger: Ledger, settings: ServeSettings): Prom
     stop.dispose();
     // Stops accepting, waits for requests in flight, then flushes the appender.
     await server.close();
-    await runners?.stop();
+    await Promise.all([runners?.stop(), watcher?.stop(), deliverer?.stop()]);
   }
 }
 

@@ -1,5 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { EtaEstimate } from '../../projections/job-eta.ts';
+import type { JobConditions } from '../../projections/job-conditions.ts';
 import type { JobStatus } from '../../projections/job-progress.ts';
 import type { JobSnapshot } from '../queries/job-views.ts';
 import { printLines } from './context.ts';
@@ -70,6 +71,18 @@ function describeEta(estimate: EtaEstimate, status: JobStatus): string {
   return `ETA ${formatDuration(estimate.etaMs)}${range}`;
 }
 
+/** The conditions that hold, loudly: ` | STALLED 12m 03s | LATE 5m 00s`; empty when none. */
+export function describeConditions(conditions: JobConditions): string {
+  const parts: string[] = [];
+  if (conditions.stalled) parts.push(`STALLED ${formatDuration(conditions.stalled.silentMs)}`);
+  if (conditions.atRisk) parts.push('AT RISK');
+  if (conditions.late) parts.push(`LATE ${formatDuration(conditions.late.overdueMs)}`);
+  if (conditions.failureRate) {
+    parts.push(`FAILING ${Math.round(conditions.failureRate.rate * 100)}%`);
+  }
+  return parts.map((part) => ` | ${part}`).join('');
+}
+
 function describeRate(estimate: EtaEstimate): string {
   return estimate.ratePerSecond === null ? '– /s' : `${estimate.ratePerSecond.toFixed(1)}/s`;
 }
@@ -96,7 +109,7 @@ export class LinesView implements View {
       : '';
     const at = new Date(now).toISOString().slice(11, 19);
     printLines([
-      `${at} ${progress.status} ${progress.percent.toFixed(1)}% ${describeCount(progress.processed, progress.total)}${stagePart} | ${describeRate(estimate)} | ${describeEta(estimate, progress.status)} | failed ${formatCount(progress.counts.failed)}`,
+      `${at} ${progress.status} ${progress.percent.toFixed(1)}% ${describeCount(progress.processed, progress.total)}${stagePart} | ${describeRate(estimate)} | ${describeEta(estimate, progress.status)} | failed ${formatCount(progress.counts.failed)}${describeConditions(snapshot.conditions(now))}`,
     ]);
   }
 
@@ -142,7 +155,7 @@ export class BarsView implements View {
       label: label.padEnd(width),
       pct: `${progress.percent.toFixed(1).padStart(5)}%`,
       count: describeCount(progress.processed, progress.total),
-      detail: `${progress.status} | ${describeRate(estimate)} | ${describeEta(estimate, progress.status)} | failed ${formatCount(progress.counts.failed)}`,
+      detail: `${progress.status} | ${describeRate(estimate)} | ${describeEta(estimate, progress.status)} | failed ${formatCount(progress.counts.failed)}${describeConditions(snapshot.conditions(now))}`,
     };
     if (this.overall) this.overall.update(progress.percent, overall);
     else this.overall = this.bars.create(100, progress.percent, overall);

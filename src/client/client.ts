@@ -13,7 +13,7 @@ import type { ClientAppendResult, ClientOptions } from './client-options.ts';
 import { JobBuffers } from './job-buffers.ts';
 import type { FailureReport } from '../../projections/job-failures.ts';
 import type { ReplicationStatus } from '../store/replica.ts';
-import type { JobView } from '../../projections/job-rollup.ts';
+import type { JobView } from '../queries/job-list.ts';
 import type { SummaryFigures } from '../../projections/job-summary.ts';
 import type { ProjectionRow } from '../persisted/projection-admin.ts';
 import type { Projection } from '../../projections/projection.ts';
@@ -38,6 +38,17 @@ import {
   watchJob,
 } from './read-calls.ts';
 import type { EventsFilter, JobsFilter, TimelineEntry, TimelineFilter } from './read-calls.ts';
+import {
+  addWebhook,
+  listWebhookDeliveries,
+  listWebhooks,
+  readWebhook,
+  removeWebhook,
+  testWebhook,
+} from './webhook-calls.ts';
+import type { WebhookDeliveriesFilter } from './webhook-calls.ts';
+import type { Delivery } from '../webhooks/webhook-deliveries.ts';
+import type { Webhook, WebhookInput } from '../webhooks/webhook-subscriptions.ts';
 
 /**
  * A Headway client over HTTP. `job()` gives the same recording handle as `ledger.job()`:
@@ -246,6 +257,42 @@ export class HeadwayClient implements EventAppender<ClientAppendResult> {
   /** Every event (of one project) as it is committed, after `after` when given. */
   events(options: EventsFilter = {}): AsyncGenerator<StreamMessage> {
     return followEvents(this.http, options);
+  }
+
+  /** The webhook subscriptions, oldest first (`GET /v1/webhooks`, admin scope). */
+  webhooks(options: { includeRemoved?: boolean } = {}): Promise<Webhook[]> {
+    return listWebhooks(this.http, options);
+  }
+
+  /**
+   * Subscribes a URL to conditions (`POST /v1/webhooks`, admin scope); the secret that signs
+   * its requests is returned here only. The server's `--webhook-allow-hosts` rules the target.
+   *
+   * @example
+   * const { webhook, secret } = await client.addWebhook({ url, conditions: ['failed', 'stalled'] });
+   */
+  addWebhook(input: WebhookInput): Promise<{ webhook: Webhook; secret: string }> {
+    return addWebhook(this.http, input);
+  }
+
+  /** One webhook subscription, removed or not (`GET /v1/webhooks/:id`, admin scope). */
+  webhook(webhookId: string): Promise<Webhook> {
+    return readWebhook(this.http, webhookId);
+  }
+
+  /** Stops a subscription, pending deliveries included (`DELETE /v1/webhooks/:id`). */
+  removeWebhook(webhookId: string): Promise<Webhook> {
+    return removeWebhook(this.http, webhookId);
+  }
+
+  /** A subscription's deliveries and their attempts, newest first (admin scope). */
+  webhookDeliveries(webhookId: string, filter: WebhookDeliveriesFilter = {}): Promise<Delivery[]> {
+    return listWebhookDeliveries(this.http, webhookId, filter);
+  }
+
+  /** Enqueues a test delivery that the server sends and retries like the others. */
+  testWebhook(webhookId: string): Promise<{ deliveryId: string }> {
+    return testWebhook(this.http, webhookId);
   }
 
   /**

@@ -1,7 +1,8 @@
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import type { FailureReport } from '../../projections/job-failures.ts';
-import type { JobView } from '../../projections/job-rollup.ts';
+import type { JobView } from '../queries/job-list.ts';
 import type { JobStatus } from '../../projections/job-status.ts';
+import type { ConditionName } from '../../schema/events.ts';
 import type { SummaryFigures } from '../../projections/job-summary.ts';
 import type { ResumeOptions, ResumePoint } from '../append/resume-job.ts';
 import { formatLogCursor, logStart, parseLogCursor } from '../cursors.ts';
@@ -37,6 +38,10 @@ export interface JobsFilter {
   limit?: number;
   /** The `nextCursor` of the previous page. */
   cursor?: string;
+  /** Only stalled jobs (true), or only jobs not stalled (false). */
+  stalled?: boolean;
+  /** Only jobs in one of these conditions. */
+  condition?: readonly ConditionName[];
 }
 
 /** Which events `HeadwayClient.timeline` reads: one job's, or every job's without `jobId`. */
@@ -68,6 +73,8 @@ export function listJobs(
   }
   if (filter.status?.length) query.set('status', filter.status.join(','));
   if (filter.active !== undefined) query.set('active', String(filter.active));
+  if (filter.stalled !== undefined) query.set('stalled', String(filter.stalled));
+  if (filter.condition?.length) query.set('condition', filter.condition.join(','));
   if (filter.text !== undefined) query.set('q', filter.text);
   if (filter.limit !== undefined) query.set('limit', String(filter.limit));
   return http.request('GET', `/v1/jobs${search(query)}`);

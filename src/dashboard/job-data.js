@@ -158,10 +158,13 @@ export function followJob({ base, state, reads, timeline, logs }, { signal, draw
       draw();
     },
   });
-  // The current stage grows and the ETA counts down between events; leases run out.
+  // The current stage grows and the ETA counts down between events; leases run out, and a
+  // silent job turns stalled or late with no event to say so: its status is read again.
   const ticker = setInterval(draw, 1_000);
   const leases = setInterval(() => {
-    if (!hasEnded(state.status?.progress.status)) reads.stuck.request();
+    if (hasEnded(state.status?.progress.status)) return;
+    reads.stuck.request();
+    reads.status.request();
   }, 15_000);
   signal.addEventListener('abort', () => {
     clearInterval(ticker);

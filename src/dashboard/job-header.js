@@ -1,6 +1,7 @@
 // The top of the job page: where the job sits, its status and overall progress, its headline
 // figures and its counts by status and by item type.
 import { html } from '/dashboard/vendor/lit-html/lit-html.js';
+import { conditionBadges } from './conditions.js';
 import {
   describeEta,
   formatClock,
@@ -32,10 +33,12 @@ export function jobHeader(jobId, view, summary, now) {
     <div class="job-title">
       <h2>${progress.name ?? jobId}</h2>
       <span class=${`badge status-${progress.status}`} id="job-status">${progress.status}</span>
+      ${conditionBadges(view.conditions, Math.max(0, now - view.eta.takenAt))}
     </div>
     <p class="muted">
       ${[progress.kind, progress.dataset, jobId].filter(Boolean).join(' · ')} · started
       ${formatTime(progress.startedAt)} · updated ${formatTime(progress.updatedAt)}
+      ${lastEvent(progress, now)}
     </p>
     <div class="overall" id="overall">
       ${progressCell(progress)}
@@ -53,6 +56,15 @@ export function jobHeader(jobId, view, summary, now) {
     <div class="count-tables">
       ${countsTable(progress.counts)} ${byTypeTable(progress.byType)}
     </div>`;
+}
+
+/** How long ago a running job's latest event was: "· last event 12s ago". */
+function lastEvent(progress, now) {
+  if (progress.status !== 'running' || progress.lastEventAt == null) return '';
+  const ago = formatDuration(Math.max(0, now - progress.lastEventAt));
+  return html`<span id="last-event" title=${formatTime(progress.lastEventAt)}
+    >· last event ${ago} ago</span
+  >`;
 }
 
 /** The ETA, finish, rate, item times and wall time, as a list of figures. */

@@ -2,6 +2,7 @@
 import { html } from '/dashboard/vendor/lit-html/lit-html.js';
 import { guard } from '/dashboard/vendor/lit-html/directives/guard.js';
 import { repeat } from '/dashboard/vendor/lit-html/directives/repeat.js';
+import { conditionBadges, conditionsTick } from './conditions.js';
 import {
   describeEta,
   formatCount,
@@ -33,10 +34,13 @@ export function progressCell(progress) {
     >`;
 }
 
-const countsDown = ({ progress, eta }) => !hasEnded(progress.status) && eta.etaMs !== null;
+/** True when a row changes by the second: its ETA counts down, or a condition counts on. */
+const ticks = ({ progress, eta, conditions }) =>
+  (!hasEnded(progress.status) && eta.etaMs !== null) || conditionsTick(conditions);
 
-function jobRow({ jobId, progress, eta }, now) {
+function jobRow({ jobId, progress, eta, conditions }, now) {
   const sinceMs = Math.max(0, now - (eta.takenAt ?? now));
+  const badges = conditionBadges(conditions, sinceMs);
   return html`<tr data-job-id=${jobId}>
     <td><a href=${jobPath(jobId)} title=${jobId}>${progress.name ?? jobId}</a></td>
     <td>
@@ -47,7 +51,7 @@ function jobRow({ jobId, progress, eta }, now) {
       }
     </td>
     <td>${progress.kind ?? ''}</td>
-    <td class=${`status-${progress.status}`}>${progress.status}</td>
+    <td class=${`status-${progress.status}`}>${progress.status}${badges}</td>
     <td>${progressCell(progress)}</td>
     ${numberCell(formatRate(eta.ratePerSecond))}
     <td>${describeEta(progress.status, eta, sinceMs)}</td>
@@ -81,20 +85,23 @@ export function jobTable(jobs, { label = 'Jobs', id = 'jobs', now = Date.now() }
         ${repeat(
           jobs,
           (job) => job.jobId,
-          // A row is drawn again only when its job changed, or its ETA counts down.
-          (job) =>
-            guard([job, countsDown(job) ? Math.floor(now / 1_000) : 0], () => jobRow(job, now)),
+          // A row is drawn again only when its job changed, or its figures count by the second.
+          (job) => guard([job, ticks(job) ? Math.floor(now / 1_000) : 0], () => jobRow(job, now)),
         )}
       </tbody>
     </table>
   </div>`;
 }
 
-/** A job view as the API sends it, stamped with when its ETA was taken (this page's clock). */
+/**
+ * A job view as the API sends it, stamped with when its ETA and conditions were taken (this
+ * page's clock).
+ */
 export function stamped(view) {
   return {
     jobId: view.jobId,
     progress: view.progress,
     eta: { ...view.eta, takenAt: Date.now() },
+    conditions: view.conditions ?? null,
   };
 }

@@ -7,20 +7,27 @@ import { hasEnded } from './format.js';
 const finishedVisibleMs = 10 * 60_000;
 const statuses = ['running', 'paused', 'pending', 'completed', 'failed', 'cancelled'];
 
-/** Filters as the address holds them: ?project=&status=&active=1&q= */
+/** Filters as the address holds them: ?project=&status=&active=1&stalled=1&q= */
 export function filtersFromAddress() {
   const query = new URLSearchParams(location.search);
   return {
     project: query.get('project') ?? '',
     status: query.get('status') ?? '',
     active: query.get('active') === '1',
+    stalled: query.get('stalled') === '1',
     search: query.get('q') ?? '',
   };
 }
 
 /** The filters as the server is asked them (trimmed), one line each. */
 export const asked = (filters) =>
-  [filters.project.trim(), filters.status, filters.active, filters.search.trim()].join('\n');
+  [
+    filters.project.trim(),
+    filters.status,
+    filters.active,
+    filters.stalled,
+    filters.search.trim(),
+  ].join('\n');
 
 /** Puts the filters in the address, replacing the entry, when they change it. */
 export function saveFiltersInAddress(filters) {
@@ -28,6 +35,7 @@ export function saveFiltersInAddress(filters) {
   if (filters.project.trim()) query.set('project', filters.project.trim());
   if (filters.status) query.set('status', filters.status);
   if (filters.active) query.set('active', '1');
+  if (filters.stalled) query.set('stalled', '1');
   if (filters.search.trim()) query.set('q', filters.search.trim());
   const search = query.size > 0 ? `?${query}` : '';
   if (search !== location.search) history.replaceState(history.state, '', `/${search}`);
@@ -39,19 +47,21 @@ export function filtersFromForm(form) {
     project: String(form.get('project') ?? ''),
     status: String(form.get('status') ?? ''),
     active: form.get('active') === 'on',
+    stalled: form.get('stalled') === 'on',
     search: String(form.get('search') ?? ''),
   };
 }
 
 /** GET /v1/jobs for one page of jobs under `filters`, from `cursor`. */
 export function listQuery(filters, { cursor, limit }) {
-  const { status, active } = filters;
+  const { status, active, stalled } = filters;
   const project = filters.project.trim();
   const search = filters.search.trim();
   const query = new URLSearchParams({ limit: String(limit) });
   if (project) query.set('project', project);
   if (status) query.set('status', status);
   if (active) query.set('active', 'true');
+  if (stalled) query.set('stalled', 'true');
   if (search) query.set('q', search);
   if (cursor) query.set('cursor', cursor);
   return `/v1/jobs?${query}`;
@@ -65,11 +75,13 @@ export function searched(filters, { jobId, progress }) {
 }
 
 /** Whether a job on this page still belongs on it as the filters stand. */
-export function matches(filters, { progress }, now) {
-  const { status, active } = filters;
+export function matches(filters, { progress, conditions }, now) {
+  const { status, active, stalled } = filters;
   const project = filters.project.trim();
   if (project && progress.project !== project) return false;
   if (status && progress.status !== status) return false;
+  // As of its latest read: an event clears the condition, and the read after it says so.
+  if (stalled && !conditions?.stalled) return false;
   if (active && hasEnded(progress.status)) {
     if (progress.endedAt === null || now - progress.endedAt > finishedVisibleMs) return false;
   }
@@ -77,7 +89,7 @@ export function matches(filters, { progress }, now) {
 }
 
 /** The filter form, showing `filters`; `onFilter` handles each input. */
-export function filtersForm({ project, status, active, search }, onFilter) {
+export function filtersForm({ project, status, active, stalled, search }, onFilter) {
   return html`<form
     id="filters"
     aria-label="Filter jobs"
@@ -95,6 +107,7 @@ export function filtersForm({ project, status, active, search }, onFilter) {
       </select>
     </label>
     <label><input name="active" type="checkbox" .checked=${active} /> Active only</label>
+    <label><input name="stalled" type="checkbox" .checked=${stalled} /> Stalled only</label>
     <label>Search <input name="search" type="search" autocomplete="off" .value=${search} /></label>
   </form>`;
 }

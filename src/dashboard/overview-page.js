@@ -2,6 +2,7 @@
 // filters are in overview-filters.js.
 import { html, render } from '/dashboard/vendor/lit-html/lit-html.js';
 import { api, followStream } from './api.js';
+import { hasEnded } from './format.js';
 import { byUpdate, jobTable, stamped } from './job-table.js';
 import {
   asked,
@@ -22,6 +23,11 @@ const refreshEveryMs = 100;
 const changedOneByOne = 20;
 /** Typing waits this long for a pause before the server is asked. */
 const searchPauseMs = 200;
+/**
+ * The page is read again this often while it may show a condition coming on: a silent job
+ * turns stalled or late with no event to say so.
+ */
+const conditionsEveryMs = 30_000;
 
 /** Shows the jobs a page at a time, filtered, live; stops when `signal` aborts. */
 export function overviewPage(root, { signal }) {
@@ -61,11 +67,25 @@ export function overviewPage(root, { signal }) {
   });
   // ETAs count down between updates.
   const ticker = setInterval(page.draw, 1_000);
+  const judged = setInterval(() => {
+    if (!page.state.loading && mayTurn(page.state)) void loadPage(page);
+  }, conditionsEveryMs);
   signal.addEventListener('abort', () => {
     page.changedJobs.stop();
     clearInterval(ticker);
+    clearInterval(judged);
     clearTimeout(page.searchTimer);
   });
+}
+
+/**
+ * True when a read may find a condition the page does not show: a job on it is unfinished, or
+ * only stalled jobs are asked for (any job may turn stalled and join).
+ */
+function mayTurn(state) {
+  if (state.filters.stalled) return true;
+  for (const job of state.jobs.values()) if (!hasEnded(job.progress.status)) return true;
+  return false;
 }
 
 /** Reads this page again, as the filters stand. */

@@ -2,13 +2,18 @@
 // project's event stream.
 import { html, render } from '/dashboard/vendor/lit-html/lit-html.js';
 import { api, followStream } from './api.js';
-import { formatCount, formatDuration, formatRate } from './format.js';
+import { formatCount, formatDuration, formatRate, hasEnded } from './format.js';
 import { byUpdate, jobTable, stamped } from './job-table.js';
 import { frameScheduler, refresher } from './scheduling.js';
 import { numberCell, numeric, tableHead } from './table.js';
 
 /** Least time between two reads of the project; events in between are read together. */
 const refreshEveryMs = 500;
+/**
+ * The project is read again this often while a job of it is unfinished: a silent job turns
+ * stalled or late with no event to say so.
+ */
+const conditionsEveryMs = 30_000;
 
 /** Shows one project, live; stops when `signal` aborts. */
 export function projectPage(root, { signal, params: [project] }) {
@@ -46,9 +51,13 @@ export function projectPage(root, { signal, params: [project] }) {
     onEvent: () => read.request(),
   });
   const ticker = setInterval(draw, 1_000);
+  const judged = setInterval(() => {
+    if (state.jobs.some((job) => !hasEnded(job.progress.status))) read.request();
+  }, conditionsEveryMs);
   signal.addEventListener('abort', () => {
     read.stop();
     clearInterval(ticker);
+    clearInterval(judged);
   });
 }
 

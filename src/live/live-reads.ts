@@ -15,7 +15,7 @@ import { limits } from '../../schema/limits.ts';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { accumulatorFor } from '../../projections/projection.ts';
 import type { Projection } from '../../projections/projection.ts';
-import type { JobView } from '../../projections/job-rollup.ts';
+import type { JobView } from '../queries/job-list.ts';
 import type { JobsQuery } from '../queries/jobs-query.ts';
 import { logStart, parseLogCursor, type LogCursor } from '../cursors.ts';
 import type { LogReader, ReadAllOptions, ReadAllPage } from '../store/log-reads.ts';

@@ -4,6 +4,9 @@ import type { Database } from '../../schema/database.ts';
 import type { JobEtaState } from '../../projections/job-eta.ts';
 import type { JobsPageCursor } from '../cursors.ts';
 import { escapeLike } from '../store/escape-like.ts';
+import type { ConditionName } from '../../schema/events.ts';
+import type { ConditionSettings } from '../../projections/job-conditions.ts';
+import { unfinishedStatuses } from '../../projections/job-status.ts';
 import { jobsProjection, mainPart } from './persisted-projection.ts';
 import { readGenerations, toGeneration } from './projection-tables.ts';
 import type { Db, Generation } from './projection-tables.ts';
@@ -80,6 +83,10 @@ export interface StoredJobsFilter {
   activeSince?: { statuses: readonly string[]; endedSince: number };
   /** At most this many, newest first; all when absent. */
   limit?: number;
+  /** Only unfinished jobs that may hold one of these conditions as of `now` (a superset). */
+  mayHold?: { conditions: readonly ConditionName[]; now: number; settings: ConditionSettings };
+  /** With `mayHold`: also jobs the log records a raised condition of. */
+  orRaised?: boolean;
 }
 
 /** Stored jobs of a generation of `jobs`, newest first, then by id in byte order. */
@@ -112,6 +119,16 @@ export async function selectStoredJobs(
       sql<boolean>`(${field('status')} in (${sql.join(statuses)}) or (${field('endedAt')})::float8 >= ${endedSince})`,
     );
   }
+  if (filter.mayHold) {
+    const { conditions, now, settings } = filter.mayHold;
+    const mayHold = conditions.map((name) => conditionMayHold(name, now, settings));
+    if (filter.orRaised) {
+      mayHold.push(sql<boolean>`jsonb_array_length(value -> 'progress' -> 'raisedConditions') > 0`);
+    }
+    query = query
+      .where(field('status'), 'in', unfinishedStatuses)
+      .where(sql<boolean>`(${sql.join(mayHold, sql` or `)})`);
+  }
   const { limit } = filter;
   const rows = await query
     .orderBy(sql`(value -> 'progress' ->> 'updatedAt')::float8 desc nulls last`)
@@ -120,6 +137,34 @@ export async function selectStoredJobs(
     .$if(limit !== undefined, (ordered) => ordered.limit(limit!))
     .execute();
   return rows as StoredJob[];
+}
+
+/**
+ * SQL true for every unfinished job that may hold `condition` as of `now`: exact where it
+ * can be, a little wide where the fold decides (a learned stall threshold is at least the
+ * floor; at risk needs the ETA).
+ */
+function conditionMayHold(
+  condition: ConditionName,
+  now: number,
+  settings: ConditionSettings,
+): RawBuilder<boolean> {
+  const number = (path: RawBuilder<unknown>) => sql<number>`(${path})::float8`;
+  const progress = (name: string) => sql`value -> 'progress' ->> ${name}`;
+  switch (condition) {
+    case 'stalled': {
+      const least = Math.min(settings.stallFloorMs, settings.defaultStallAfterMs);
+      return sql<boolean>`(${progress('status')} = 'running' and ${number(progress('lastEventAt'))} < ${now} - coalesce(${number(progress('stallAfterMs'))}, ${least}))`;
+    }
+    case 'at_risk':
+      return sql<boolean>`${number(progress('deadline'))} >= ${now}`;
+    case 'late':
+      return sql<boolean>`${number(progress('deadline'))} < ${now}`;
+    case 'failure_rate': {
+      const outcomes = sql`value -> 'progress' -> 'recentOutcomes' ->> 'count'`;
+      return sql<boolean>`coalesce(${number(outcomes)}, 0) >= ${settings.failureRateMinOutcomes}`;
+    }
+  }
 }
 
 function mainParts(db: Db, generation: Generation) {

@@ -10,11 +10,16 @@ import { childrenQuery } from './job-state.ts';
 import { readStatesOf, storedState, tailEvents, withTail } from './job-states.ts';
 import { readArchivedJobs, selectArchivedJobs } from '../retention/archived-jobs.ts';
 import type { ArchivedJob, ArchivedMarker } from '../retention/archived-jobs.ts';
-import { matchesJobsQuery } from './jobs-query.ts';
+import { jobConditions, noConditions } from '../../projections/job-conditions.ts';
+import type { JobConditions } from '../../projections/job-conditions.ts';
+import { matchesConditions, matchesJobsQuery, wantedConditions } from './jobs-query.ts';
 import type { JobsFilter } from './jobs-query.ts';
 
-/** A job as lists show it; `archived` is there when retention archived it (its view is frozen). */
-export type JobView = FoldedJobView & { archived?: ArchivedMarker };
+/**
+ * A job as lists show it, with its conditions as of the list's `now`; `archived` is there
+ * when retention archived it (its view is frozen).
+ */
+export type JobView = FoldedJobView & { conditions: JobConditions; archived?: ArchivedMarker };
 
 /** Beyond this many jobs in the tail, stored rows are read without a limit instead. */
 const maxExcludedKeys = 5_000;
@@ -29,13 +34,22 @@ export async function selectJobs(
   const archived = await archivedCandidates(context, filter, limit, [...states.keys()]);
   const views: JobView[] = [];
   for (const [jobId, state] of states) {
-    if (archived.has(jobId)) continue;
-    if (matchesJobsQuery(jobId, state.progress, filter))
-      views.push(toView(jobId, state, filter.now));
+    if (archived.has(jobId) || !matchesJobsQuery(jobId, state.progress, filter)) continue;
+    const view = toView(jobId, state, filter.now);
+    const conditions = jobConditions(
+      state.progress,
+      view.eta,
+      filter.now,
+      context.conditionSettings,
+    );
+    if (matchesConditions(conditions, filter)) views.push({ ...view, conditions });
   }
   for (const [jobId, { view, archived: marker }] of archived) {
-    if (matchesJobsQuery(jobId, view.progress, filter))
-      views.push({ jobId, progress: view.progress, eta: view.eta, archived: marker });
+    // Archived jobs are finished: no condition holds.
+    if (matchesJobsQuery(jobId, view.progress, filter) && matchesConditions(noConditions, filter)) {
+      const { progress, eta } = view;
+      views.push({ jobId, progress, eta, conditions: noConditions, archived: marker });
+    }
   }
   return sortByUpdate(views).slice(0, limit);
 }
@@ -109,7 +123,9 @@ async function candidateStates(
   const states = await withTail(context, new Map(), generation, tailEvents(context, generation));
   if (!generation) return states;
   const changed = [...states.keys()];
-  const exact = changed.length <= maxExcludedKeys;
+  const wanted = wantedConditions(filter);
+  // Conditions are judged after the fold; SQL only narrows to jobs that may hold them.
+  const exact = changed.length <= maxExcludedKeys && wanted === null;
   const stored: StoredJobsFilter = {
     ...(exact ? { except: changed, limit } : {}),
     ...(filter.project === undefined ? {} : { project: filter.project }),
@@ -117,6 +133,11 @@ async function candidateStates(
     ...(filter.status ? { statuses: filter.status } : {}),
     ...(filter.text === undefined ? {} : { text: filter.text }),
     ...(filter.after ? { after: filter.after } : {}),
+    ...(wanted
+      ? {
+          mayHold: { conditions: wanted, now: filter.now, settings: context.conditionSettings },
+        }
+      : {}),
     ...(filter.active
       ? {
           activeSince: {

@@ -13,12 +13,15 @@ import { jobsProjection, mainPart } from '../persisted/persisted-projection.ts';
 import { readItemSubset } from '../persisted/projection-tables.ts';
 import { readJobHead } from '../persisted/stored-jobs.ts';
 import type { Generation } from '../persisted/projection-tables.ts';
+import type { ConditionSettings } from '../../projections/job-conditions.ts';
 
 /** What the views need of the ledger: its log reader, and the states its runner holds. */
 export interface JobViewsContext {
   log: LogReader;
   /** A job's whole state, items included, as a runner in this process holds it, if any. */
   cachedState(jobId: string): JobEtaState | undefined;
+  /** How conditions (stalled, at risk, late, failure rate) are judged where a job sets none. */
+  conditionSettings: ConditionSettings;
 }
 
 /** One job's state, its children's ids, and the generation its stored part came from. */

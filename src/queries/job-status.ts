@@ -1,4 +1,4 @@
-import { jobConditions } from '../../projections/job-conditions.ts';
+import { jobConditions, noConditions } from '../../projections/job-conditions.ts';
 import type { JobConditions } from '../../projections/job-conditions.ts';
 import { estimateEta } from '../../projections/job-eta.ts';
 import type { EtaContext, EtaEstimate } from '../../projections/job-eta.ts';
@@ -45,8 +45,7 @@ export async function readJobStatus(
   const archived = (await readArchivedJobs<JobStatusView>(context.log.db, [jobId])).get(jobId);
   // Archived jobs are finished: no condition holds.
   if (archived) {
-    const conditions: JobConditions = { stalled: null, atRisk: null, late: null };
-    return { ...archived.view, conditions, archived: archived.archived };
+    return { ...archived.view, conditions: noConditions, archived: archived.archived };
   }
   const { state, generation, children } = await readJobState(context, jobId, [], true);
   if (!state) return null;
@@ -61,7 +60,7 @@ export async function readJobStatus(
   // Only a staged job with a stage it has not measured needs earlier jobs' rates.
   const rates = await stageRates.ratesFor(view, now);
   const eta = rates ? estimateEta(state, now, { stageRates: rates }) : view.eta;
-  const conditions = jobConditions(state.progress, eta, now);
+  const conditions = jobConditions(state.progress, eta, now, context.conditionSettings);
   return { ...view, eta, children: rolledUp, conditions };
 }
 

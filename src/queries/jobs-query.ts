@@ -1,5 +1,7 @@
 import * as z from 'zod';
-import { storableText } from '../../schema/events.ts';
+import { conditionNames, storableText } from '../../schema/events.ts';
+import type { ConditionName } from '../../schema/events.ts';
+import type { JobConditions } from '../../projections/job-conditions.ts';
 import { limits } from '../../schema/limits.ts';
 import type { JobSnapshot } from '../../projections/job-rollup.ts';
 import { defaultFinishedVisibleMs, isActive, jobStatuses } from '../../projections/job-status.ts';
@@ -28,6 +30,10 @@ export interface JobsQuery {
   now?: number;
   /** Continue after this job of a previous page (a jobs page cursor, see `formatJobsPageCursor`). */
   after?: string;
+  /** Only jobs in at least one of these conditions as of `now` (docs/alerts.md). */
+  condition?: readonly ConditionName[];
+  /** Only stalled jobs (true) or only jobs that are not stalled (false). */
+  stalled?: boolean;
 }
 
 /** `JobsQuery` as its callers may send it. */
@@ -43,6 +49,8 @@ export const jobsQuerySchema = z.strictObject({
   limit: z.number().int().min(1).max(10_000).optional(),
   now: z.number().finite().optional(),
   after: jobsPageCursorSchema(limits.idLength).optional(),
+  condition: z.array(z.enum(conditionNames)).min(1).max(conditionNames.length).optional(),
+  stalled: z.boolean().optional(),
 });
 
 /** A checked `JobsQuery`, with its defaults filled in and its cursor read. */
@@ -63,6 +71,29 @@ export function parseJobsQuery(query: JobsQuery): JobsFilter {
     finishedVisibleMs: parsed.finishedVisibleMs ?? defaultFinishedVisibleMs,
     after: parsed.after === undefined ? null : parseJobsPageCursor(parsed.after),
   };
+}
+
+/** Which `JobConditions` field holds each condition. */
+export const conditionFields = {
+  stalled: 'stalled',
+  at_risk: 'atRisk',
+  late: 'late',
+  failure_rate: 'failureRate',
+} as const satisfies Record<ConditionName, keyof JobConditions>;
+
+/** The conditions a filter asks for, `stalled: true` included; null when it asks for none. */
+export function wantedConditions(filter: JobsFilter): ConditionName[] | null {
+  const wanted = new Set(filter.condition ?? []);
+  if (filter.stalled === true) wanted.add('stalled');
+  return wanted.size === 0 ? null : [...wanted];
+}
+
+/** True when the job's conditions pass the filter's `condition` and `stalled`. */
+export function matchesConditions(conditions: JobConditions, filter: JobsFilter): boolean {
+  if (filter.stalled === false && conditions.stalled) return false;
+  if (filter.stalled === true && !conditions.stalled) return false;
+  const wanted = filter.condition;
+  return !wanted || wanted.some((name) => conditions[conditionFields[name]] !== null);
 }
 
 /** True when the job passes every filter, its page cursor included. */

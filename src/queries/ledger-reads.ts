@@ -4,6 +4,8 @@ import { isDoneStatus, itemRecord, jobItems, type ItemEntry } from '../../projec
 import { positionStatus } from '../../projections/job-stages.ts';
 import { jobSummary, summarize, type SummaryFigures } from '../../projections/job-summary.ts';
 import type { Projection } from '../../projections/projection.ts';
+import { defaultConditionSettings } from '../../projections/job-conditions.ts';
+import type { ConditionSettings } from '../../projections/job-conditions.ts';
 import type { LogCursor } from '../cursors.ts';
 import { readArchivedSummary } from '../retention/archived-jobs.ts';
 import { NotFoundError } from '../errors.ts';
@@ -35,10 +37,12 @@ export class LedgerReads {
     /** The projection runner's state of a job, when this process runs it. */
     cachedState: JobViewsContext['cachedState'],
     foldCacheJobs = 32,
+    /** How conditions are judged where a job sets none. */
+    readonly conditionSettings: ConditionSettings = defaultConditionSettings,
   ) {
     this.log = log;
     this.folds = new JobFolds(log, foldCacheJobs);
-    this.views = new JobViews({ log, cachedState });
+    this.views = new JobViews({ log, cachedState, conditionSettings });
   }
 
   // Reading the log

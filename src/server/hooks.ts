@@ -15,6 +15,8 @@ declare module 'fastify' {
 export const readScope = { scope: 'read' } as const;
 /** The route config of a route that appends to the ledger. */
 export const appendScope = { scope: 'append' } as const;
+/** The route config of a route that manages the server (webhooks). */
+export const adminScope = { scope: 'admin' } as const;
 
 /**
  * The `onRequest` hook that guards every route that names a scope: 503 while the database

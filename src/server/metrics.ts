@@ -1,8 +1,33 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { isEventType } from '../../schema/events.ts';
+import { conditionNames, isEventType } from '../../schema/events.ts';
+import type { JobConditions } from '../../projections/job-conditions.ts';
 import type { EventAppender } from '../append/job-recorder.ts';
 import type { Ledger } from '../ledger.ts';
 import { unfinishedStatuses } from '../../projections/job-status.ts';
+
+/** The gauges of jobs in each condition, by project and kind. */
+const conditionGauges = [
+  ['headway_jobs_stalled', 'stalled', 'Running jobs silent past their stall threshold'],
+  ['headway_jobs_at_risk', 'atRisk', 'Jobs whose ETA range ends past their deadline'],
+  ['headway_jobs_late', 'late', 'Unfinished jobs past their deadline'],
+  [
+    'headway_jobs_failing',
+    'failureRate',
+    'Jobs whose recent failure rate is above their threshold',
+  ],
+] as const satisfies readonly (readonly [string, keyof JobConditions, string])[];
+
+/** `read`, called at most once per scrape: the gauges of one scrape share its answer. */
+function onePerScrape<T>(read: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | null = null;
+  return () => {
+    pending ??= read().finally(() => {
+      // Cleared once this scrape's gauges have all asked.
+      setTimeout(() => (pending = null), 0);
+    });
+    return pending;
+  };
+}
 
 /**
  * The server's Prometheus metrics, in a registry of its own: appends by event type and
@@ -64,6 +89,36 @@ export class ServerMetrics {
         },
       });
     }
+    // One read of the jobs in a condition per scrape, shared by the four gauges.
+    const inCondition = onePerScrape(() =>
+      ledger.jobs({ condition: [...conditionNames], limit: 10_000 }),
+    );
+    for (const [name, field, help] of conditionGauges) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['project', 'kind'],
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          for (const job of await inCondition()) {
+            if (job.conditions[field] === null) continue;
+            this.inc({ project: job.progress.project ?? '', kind: job.progress.kind ?? '' });
+          }
+        },
+      });
+    }
+    new Gauge({
+      name: 'headway_webhook_deliveries',
+      help: 'Webhook deliveries by status: pending (including retries) and dead-lettered',
+      labelNames: ['status'],
+      registers: [this.registry],
+      async collect() {
+        const counts = await ledger.webhooks.deliveryCounts();
+        this.set({ status: 'pending' }, counts.pending);
+        this.set({ status: 'dead' }, counts.dead);
+      },
+    });
     new Gauge({
       name: 'headway_active_jobs',
       help: 'Jobs running, paused or pending',

@@ -1,5 +1,10 @@
 import * as z from 'zod';
-import { eventDataSchemas, eventMetadata, storableText } from '../../schema/events.ts';
+import {
+  conditionNames,
+  eventDataSchemas,
+  eventMetadata,
+  storableText,
+} from '../../schema/events.ts';
 import { limits } from '../../schema/limits.ts';
 import { jobStatuses } from '../../projections/job-status.ts';
 import { logCursorText } from '../cursors.ts';
@@ -82,7 +87,8 @@ export const appendQuery = z.strictObject({
     .describe('As expectedVersion in the body; when both are sent they must agree'),
 });
 
-const booleanText = z
+/** `true` or `false` in a query string. */
+export const booleanText = z
   .enum(['true', 'false'])
   .transform((value) => value === 'true')
   .optional();
@@ -107,6 +113,13 @@ export const jobsQuery = z.strictObject({
   q: searchText.optional().describe("Text in the job's id, name, kind or project"),
   limit: limit(10_000),
   cursor: z.string().max(300).optional().describe('The nextCursor of the previous page'),
+  stalled: booleanText.describe('Only stalled jobs (true), or only jobs not stalled (false)'),
+  condition: commaList
+    .pipe(z.array(z.enum(conditionNames)).min(1).max(conditionNames.length))
+    .optional()
+    .describe(
+      'Only jobs in one of these conditions (comma-separated: stalled, at_risk, late, failure_rate)',
+    ),
 });
 
 export const failuresQuery = z.strictObject({

@@ -21,6 +21,7 @@ import { jobRoutes } from './routes/jobs.ts';
 import { liveRoutes } from './routes/live.ts';
 import { projectRoutes } from './routes/projects.ts';
 import { timelineRoutes } from './routes/timeline.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 
 /** How a server is built. */
 export interface ServerOptions {
@@ -47,6 +48,12 @@ export interface ServerOptions {
    * replica to replay that far before it is read from the primary (default 2,000 ms).
    */
   readAfterWaitMs?: number;
+  /**
+   * Webhooks: hosts allowed as targets despite a loopback, private or link-local address
+   * (default none), and the server's public URL for links in payloads (default: where it
+   * listens, once it does).
+   */
+  webhooks?: { allowHosts?: readonly string[]; publicUrl?: string };
 }
 
 /**
@@ -89,9 +96,22 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   resumeRoute(app, writes);
   liveRoutes(app, { ledger, live, heartbeatMs: options.heartbeatMs ?? 15_000 });
   projectRoutes(app);
+  webhookRoutes(app, {
+    webhooks: ledger.webhooks,
+    allowHosts: options.webhooks?.allowHosts ?? [],
+    publicUrl: () => options.webhooks?.publicUrl ?? listeningUrl(app),
+  });
   healthRoutes(app, { ledger, appender, live, metrics, readiness });
   await dashboardRoutes(app);
 
   await app.ready();
   return app;
+}
+
+/** Where the server listens, as a URL; null before it does. */
+function listeningUrl(app: FastifyInstance): string | null {
+  const [address] = app.addresses();
+  if (!address || typeof address === 'string') return null;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
 }

@@ -14,12 +14,19 @@ export const ledgerTables = [
   'projection_states',
   'archives',
   'archived_jobs',
+  'webhooks',
+  'webhook_deliveries',
   'kysely_migration',
   'kysely_migration_lock',
 ] as const;
 
-/** The tables the app role also writes: the persisted projections' (migrations 0003, 0004). */
-export const projectionTables = ['projection_checkpoints', 'projection_states'] as const;
+/** The tables the app role also writes: the persisted projections' and the webhooks' (0003, 0009). */
+export const appWritableTables = [
+  'projection_checkpoints',
+  'projection_states',
+  'webhooks',
+  'webhook_deliveries',
+] as const;
 
 /** The one way the app role writes the log: `headway_append`, which runs as its owner. */
 const appendFunction = 'headway_append';
@@ -140,7 +147,7 @@ export async function grantAppRole(db: Kysely<Database>, role: string): Promise<
 
     const tables = await existingTables(trx, ledgerTables);
     const writable = tables.filter((table) =>
-      (projectionTables as readonly string[]).includes(table),
+      (appWritableTables as readonly string[]).includes(table),
     );
     const app = sql.id(role);
     const tableList = sql.join(tables.map((table) => sql.id(schema, table)));

@@ -3,10 +3,15 @@ import { describe, expect, it } from 'vitest';
 import {
   defaultConditionSettings,
   jobConditions,
+  noConditions,
   stallThreshold,
 } from '../../projections/job-conditions.ts';
 import type { ConditionFacts, ConditionSettings } from '../../projections/job-conditions.ts';
-import { jobProgress } from '../../projections/job-progress.ts';
+import { jobProgress, recentFailureRate } from '../../projections/job-progress.ts';
+import type { JobProgressState } from '../../projections/job-progress.ts';
+import { isConditionEvent } from '../../schema/recorded-event.ts';
+import type { EventInput } from '../../schema/events.ts';
+import { conditionChanges } from '../../src/alerts/condition-changes.ts';
 import { fold } from '../../projections/projection.ts';
 import { jobStatuses } from '../../projections/job-status.ts';
 import { isFinished } from '../../projections/job-status.ts';
@@ -31,6 +36,8 @@ const settings: fc.Arbitrary<ConditionSettings> = fc.record({
   learnedGapMultiple: fc.integer({ min: 1, max: 100 }),
   stallFloorMs: fc.integer({ min: 0, max: day }),
   gapsToLearn: fc.integer({ min: 1, max: 100 }),
+  defaultFailureRateAbove: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: null }),
+  failureRateMinOutcomes: fc.integer({ min: 1, max: 100 }),
 });
 
 const range = fc.option(
@@ -45,11 +52,7 @@ describe('job conditions', () => {
     fc.assert(
       fc.property(facts, range, time, settings, (job, eta, now, chosen) => {
         fc.pre(isFinished(job.status));
-        expect(jobConditions(job, eta, now, chosen)).toEqual({
-          stalled: null,
-          atRisk: null,
-          late: null,
-        });
+        expect(jobConditions(job, eta, now, chosen)).toEqual(noConditions);
       }),
     );
   });
@@ -121,7 +124,9 @@ describe('job conditions', () => {
     fc.assert(
       fc.property(jobHistory, (events) => {
         const progress = fold(jobProgress, events);
-        const last = Math.max(...events.map((event) => event.occurredAt.getTime()));
+        // Condition records are the server's, not the job's: they move no time.
+        const producers = events.filter((event) => !isConditionEvent(event));
+        const last = Math.max(...producers.map((event) => event.occurredAt.getTime()));
         expect(progress.lastEventAt).toBe(last);
         expect(jobConditions(progress, null, last).stalled).toBeNull();
       }),
@@ -160,5 +165,81 @@ describe('job conditions', () => {
       thresholdMs: defaultConditionSettings.defaultStallAfterMs,
       basis: 'default',
     });
+  });
+
+  it('property: condition records move no figure of the job, only the set of raised conditions', () => {
+    fc.assert(
+      fc.property(jobHistory, (events) => {
+        const producers = events.filter((event) => !isConditionEvent(event));
+        const figures = (progress: JobProgressState) => {
+          const {
+            version: _v,
+            raisedConditions: _r,
+            lastCheckpoint,
+            items: _i,
+            ...rest
+          } = progress;
+          return { ...rest, checkpoint: lastCheckpoint?.cursor ?? null };
+        };
+        expect(figures(fold(jobProgress, events))).toEqual(figures(fold(jobProgress, producers)));
+      }),
+    );
+  });
+
+  it('property: the raised set follows the last record of each condition', () => {
+    fc.assert(
+      fc.property(jobHistory, (events) => {
+        const latest = new Map<string, string>();
+        for (const event of events) {
+          if (isConditionEvent(event)) latest.set(event.data.condition, event.type);
+        }
+        const raised = fold(jobProgress, events).raisedConditions.map((entry) => entry.condition);
+        const expected = [...latest].filter(([, type]) => type === 'condition.raised');
+        expect(new Set(raised)).toEqual(new Set(expected.map(([condition]) => condition)));
+      }),
+    );
+  });
+
+  it('property: failing exactly when enough recent outcomes fail more often than the threshold', () => {
+    fc.assert(
+      fc.property(jobHistory, settings, time, (events, chosen, now) => {
+        const progress = fold(jobProgress, events);
+        const { failureRate } = jobConditions(progress, null, now, chosen);
+        const rate = recentFailureRate(progress);
+        const threshold = progress.failureRateAbove ?? chosen.defaultFailureRateAbove;
+        const expected =
+          !isFinished(progress.status) &&
+          threshold !== null &&
+          progress.recentOutcomes.count >= chosen.failureRateMinOutcomes &&
+          rate !== null &&
+          rate > threshold;
+        expect(failureRate !== null).toBe(expected);
+        if (rate !== null) {
+          expect(rate).toBeGreaterThanOrEqual(0);
+          expect(rate).toBeLessThanOrEqual(1 + 1e-9);
+        }
+      }),
+    );
+  });
+
+  it('property: recording the changes judged leaves nothing more to record at the same moment', () => {
+    fc.assert(
+      fc.property(jobHistory, range, time, settings, (events, eta, now, chosen) => {
+        const progress = fold(jobProgress, events);
+        const conditions = jobConditions(progress, eta, now, chosen);
+        const changes = conditionChanges(progress, conditions, now);
+        const recorded = record(
+          [...events.map((event) => ({ type: event.type, data: event.data })), ...changes].map(
+            (event) => ({ streamId: 'job-1', event: event as EventInput }),
+          ),
+        );
+        const after = fold(jobProgress, recorded);
+        expect(conditionChanges(after, conditions, now)).toEqual([]);
+        if (!isFinished(progress.status)) {
+          const holding = Object.values(conditions).filter((value) => value !== null).length;
+          expect(after.raisedConditions).toHaveLength(holding);
+        }
+      }),
+    );
   });
 });

@@ -79,11 +79,11 @@ function statusLines(jobId: string, report: StatusReport): string[] {
   return lines;
 }
 
-/** One line per condition that holds: stalled, at risk, late. */
+/** One line per condition that holds: stalled, at risk, late, failing. */
 function conditionLines(conditions: JobConditions | undefined): string[] {
   if (!conditions) return [];
   const lines: string[] = [];
-  const { stalled, atRisk, late } = conditions;
+  const { stalled, atRisk, late, failureRate } = conditions;
   if (stalled) {
     lines.push(
       `  STALLED: no event for ${formatDuration(stalled.silentMs)} (threshold ${formatDuration(stalled.thresholdMs)}, ${stalled.basis})`,
@@ -97,6 +97,12 @@ function conditionLines(conditions: JobConditions | undefined): string[] {
   if (late) {
     lines.push(
       `  LATE: its deadline ${new Date(late.deadline).toISOString()} passed ${formatDuration(late.overdueMs)} ago`,
+    );
+  }
+  if (failureRate) {
+    const percent = (rate: number) => `${Math.round(rate * 100)}%`;
+    lines.push(
+      `  FAILING: ${percent(failureRate.rate)} of recent outcomes failed (threshold ${percent(failureRate.threshold)}, ${failureRate.basis})`,
     );
   }
   return lines;

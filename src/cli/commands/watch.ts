@@ -38,7 +38,9 @@ export function registerWatch(program: Command): void {
       const { ledger } = source;
       if ((await ledger.status(jobId)) === null) throw new NotFoundError(`Job '${jobId}'`);
       await show(options, (interval) =>
-        ledger.watchFold(jobId, jobEta, { throttleMs: interval }).pipe(map(localSnapshot)),
+        ledger
+          .watchFold(jobId, jobEta, { throttleMs: interval })
+          .pipe(map((state) => localSnapshot(state, ledger.conditionSettings))),
       );
     });
   });

@@ -1,0 +1,204 @@
+import { v5 as uuidFromName } from 'uuid';
+import { conditionNames } from '../../schema/events.ts';
+import type { EventInput } from '../../schema/events.ts';
+import { jobConditions } from '../../projections/job-conditions.ts';
+import { estimateEta } from '../../projections/job-eta.ts';
+import type { JobEtaState } from '../../projections/job-eta.ts';
+import type { AppendResult } from '../append/prepare-streams.ts';
+import { reconnectDelayMs, sleep } from '../backoff.ts';
+import { ConcurrencyError } from '../errors.ts';
+import type { ExpectedVersion } from '../errors.ts';
+import { readCurrentJobsGeneration, selectStoredJobs } from '../persisted/stored-jobs.ts';
+import type { JobViewsContext } from '../queries/job-state.ts';
+import { storedState, tailEvents, withTail } from '../queries/job-states.ts';
+import type { LedgerStore, RunnerLock } from '../store/ledger-store.ts';
+import { conditionChanges } from './condition-changes.ts';
+import type { ConditionChange } from './condition-changes.ts';
+
+// Records conditions in the log: one process at a time (the holder of the `conditions` lock)
+// judges the unfinished jobs every few seconds and appends what changed, each record with an
+// id made from the job, the version it judged and the change, so a second judge of the same
+// state (another server, a restart) writes nothing new (docs/architecture.md, "Conditions").
+
+/** The namespace of condition record ids (a fixed UUID). */
+const conditionIdNamespace = '5d0b6f4e-8c1a-4f7e-9a52-3c1e0f6b2d41';
+
+/** The lock the condition watcher holds while it runs. */
+export const conditionsLockName = 'conditions';
+
+/** The id of the record of `change` judged at `version` of `jobId`: the same wherever it is judged. */
+export function conditionEventId(jobId: string, version: number, change: ConditionChange): string {
+  return uuidFromName(
+    `${jobId}\u0000${version}\u0000${change.type}\u0000${change.data.condition}`,
+    conditionIdNamespace,
+  );
+}
+
+/** What the watcher needs of the ledger. */
+export interface ConditionWatcherContext {
+  store: Pick<LedgerStore, 'db' | 'tryLock'>;
+  /** The primary's views: conditions are judged on the latest state. */
+  views: JobViewsContext;
+  append(
+    jobId: string,
+    events: readonly EventInput[],
+    options: { expectedVersion: ExpectedVersion },
+  ): Promise<AppendResult>;
+}
+
+/** How often and how the watcher judges. */
+export interface ConditionWatcherOptions {
+  /** How often the unfinished jobs are judged (default 5,000 ms). */
+  intervalMs?: number;
+  /** Longest wait between attempts to take the lock another process holds (default 2,000 ms). */
+  lockRetryMs?: number;
+  /** Errors the watcher recovered from; default: ignored. */
+  onError?: (error: unknown) => void;
+  /** Called after each sweep, with what it did. */
+  onSweep?: (report: SweepReport) => void;
+}
+
+/** What one sweep did. */
+export interface SweepReport {
+  /** Unfinished jobs judged: those that may hold a condition or have one raised. */
+  judged: number;
+  /** Conditions recorded as raised, and as cleared. */
+  raised: number;
+  cleared: number;
+  /** Jobs that moved while being judged; the next sweep judges them again. */
+  moved: number;
+  durationMs: number;
+}
+
+/** Beyond this many jobs in the log's tail, stored rows are read without leaving them out. */
+const maxExcludedKeys = 5_000;
+
+/**
+ * Judges unfinished jobs and records their conditions in the log, once each.
+ *
+ * @example
+ * const watcher = new ConditionWatcher(context, { intervalMs: 5_000 });
+ * watcher.start();
+ * await watcher.stop();
+ */
+export class ConditionWatcher {
+  private readonly stopping = new AbortController();
+  private loop: Promise<void> | null = null;
+  private readonly intervalMs: number;
+  private readonly lockRetryMs: number;
+
+  constructor(
+    private readonly context: ConditionWatcherContext,
+    private readonly options: ConditionWatcherOptions = {},
+  ) {
+    this.intervalMs = options.intervalMs ?? 5_000;
+    this.lockRetryMs = options.lockRetryMs ?? 2_000;
+  }
+
+  /** Runs in the background until `stop`: waits for the lock, then sweeps every interval. */
+  start(): void {
+    this.loop ??= this.runForever();
+  }
+
+  /** Stops after the sweep in flight, and releases the lock. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.loop;
+  }
+
+  /**
+   * Judges every unfinished job that may hold a condition, or has one raised, as of `now`,
+   * and appends the changes. Safe to run beside another watcher: a change judged twice at
+   * the same version is written once.
+   */
+  async sweep(now = Date.now()): Promise<SweepReport> {
+    const started = performance.now();
+    const report: SweepReport = { judged: 0, raised: 0, cleared: 0, moved: 0, durationMs: 0 };
+    for (const [jobId, state] of await this.candidates(now)) {
+      if (state.progress.version === 0) continue;
+      report.judged += 1;
+      const settings = this.context.views.conditionSettings;
+      const conditions = jobConditions(state.progress, estimateEta(state, now), now, settings);
+      const changes = conditionChanges(state.progress, conditions, now);
+      if (changes.length === 0) continue;
+      const { version } = state.progress;
+      const events = changes.map((change): EventInput => ({
+        ...change,
+        eventId: conditionEventId(jobId, version, change),
+        occurredAt: new Date(now),
+        metadata: { actor: 'headway', source: 'conditions' },
+      }));
+      try {
+        await this.context.append(jobId, events, { expectedVersion: version });
+      } catch (error) {
+        // The job moved since it was judged: judged again next time, on its new state.
+        if (error instanceof ConcurrencyError) {
+          report.moved += 1;
+          continue;
+        }
+        throw error;
+      }
+      for (const change of changes) {
+        if (change.type === 'condition.raised') report.raised += 1;
+        else report.cleared += 1;
+      }
+    }
+    report.durationMs = performance.now() - started;
+    return report;
+  }
+
+  /**
+   * The jobs to judge: every job the log past the stored checkpoint touches, folded up to
+   * date, and the stored unfinished jobs that may hold a condition or have one raised.
+   */
+  private async candidates(now: number): Promise<Map<string, JobEtaState>> {
+    const { views } = this.context;
+    const { db } = views.log;
+    const generation = await readCurrentJobsGeneration(db);
+    const states = await withTail(views, new Map(), generation, tailEvents(views, generation));
+    if (!generation) return states;
+    const changed = [...states.keys()];
+    const rows = await selectStoredJobs(db, generation, {
+      ...(changed.length <= maxExcludedKeys ? { except: changed } : {}),
+      mayHold: { conditions: conditionNames, now, settings: views.conditionSettings },
+      orRaised: true,
+    });
+    for (const row of rows) if (!states.has(row.key)) states.set(row.key, storedState(row));
+    return states;
+  }
+
+  private async runForever(): Promise<void> {
+    let failures = 0;
+    const { signal } = this.stopping;
+    while (!signal.aborted) {
+      const lock = await this.tryLock();
+      if (!lock) {
+        await sleep(this.lockRetryMs * (0.5 + Math.random() / 2), signal);
+        continue;
+      }
+      try {
+        while (!signal.aborted && !lock.lost.aborted) {
+          const report = await this.sweep();
+          failures = 0;
+          this.options.onSweep?.(report);
+          await sleep(this.intervalMs, AbortSignal.any([signal, lock.lost]));
+        }
+      } catch (error) {
+        if (signal.aborted) break;
+        this.options.onError?.(error);
+        await sleep(reconnectDelayMs(failures++), signal);
+      } finally {
+        await lock.release();
+      }
+    }
+  }
+
+  private async tryLock(): Promise<RunnerLock | null> {
+    try {
+      return await this.context.store.tryLock(conditionsLockName);
+    } catch (error) {
+      this.options.onError?.(error);
+      return null;
+    }
+  }
+}
