@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { formatFaultTable, formatTable } from './report.ts';
+import { formatAlertTable, runAlertWorkloads } from './alert-workloads.ts';
 import { runFaultWorkloads } from './fault-suite.ts';
 import { createScratchDatabase, defaultDatabaseUrl } from './scratch-database.ts';
 import { fullSizes, quickSizes } from './sizes.ts';
@@ -22,11 +23,15 @@ import {
  * through PgBouncer, beside one server reached directly; then one server on a primary of
  * its own and one reading from its hot standby, with the standby's lag (bench/topology.ts).
  * `--cases direct,cluster_replica` runs only the cases named.
+ *
+ * `npm run bench -- --alerts`: the condition watcher's sweep with 10,000 running jobs, and
+ * the latency of webhooks from a condition to a receiver on loopback (bench/alert-workloads.ts).
  */
 
 const quick = process.argv.includes('--quick');
 const faults = process.argv.includes('--faults');
 const topology = process.argv.includes('--scale') || process.argv.includes('--topology');
+const alerts = process.argv.includes('--alerts');
 const log = (message: string) => process.stderr.write(`bench: ${message}\n`);
 const started = performance.now();
 
@@ -56,6 +61,13 @@ try {
   if (faults) {
     const result = await runFaultWorkloads(scratch, log);
     process.stdout.write(`${formatFaultTable(result)}\n\n`);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } else if (alerts) {
+    const result = await runAlertWorkloads(scratch, log, {
+      runningJobs: quick ? 1_000 : 10_000,
+      notifications: quick ? 20 : 200,
+    });
+    process.stdout.write(`${formatAlertTable(result)}\n\n`);
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } else if (topology) {
     const settings = quick ? quickTopologySettings : topologySettings;

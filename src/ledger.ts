@@ -18,6 +18,7 @@ import { LiveReads, type SubscribeOptions, type WatchOptions } from './live/live
 import { PersistedProjections, type ProjectionStatus } from './persisted/projection-admin.ts';
 import type { ProjectionRunnerOptions } from './persisted/projection-runner.ts';
 import { ConditionWatcher } from './alerts/condition-watcher.ts';
+import { readJobSnapshots } from './queries/job-states.ts';
 import { LedgerWebhooks } from './webhooks/ledger-webhooks.ts';
 import { WebhookDeliverer } from './webhooks/webhook-deliverer.ts';
 import type { WebhookDelivererOptions } from './webhooks/webhook-deliverer.ts';
@@ -307,7 +308,7 @@ export class Ledger extends LedgerReads {
       {
         store: this.store,
         views: this.primaryViews,
-        append: (jobId, events, appendOptions) => this.append(jobId, events, appendOptions),
+        appendMany: (streams) => this.appendMany(streams),
       },
       options,
     );
@@ -334,7 +335,7 @@ export class Ledger extends LedgerReads {
       {
         db: this.db,
         log: this.primaryViews.log,
-        status: (jobId, now) => this.primary.status(jobId, now),
+        progressOf: (jobIds) => readJobSnapshots(this.primaryViews, jobIds),
         store: this.store,
       },
       options,

@@ -4,10 +4,9 @@ import type { EventInput } from '../../schema/events.ts';
 import { jobConditions } from '../../projections/job-conditions.ts';
 import { estimateEta } from '../../projections/job-eta.ts';
 import type { JobEtaState } from '../../projections/job-eta.ts';
-import type { AppendResult } from '../append/prepare-streams.ts';
+import type { AppendResult, StreamAppend } from '../append/prepare-streams.ts';
 import { reconnectDelayMs, sleep } from '../backoff.ts';
 import { ConcurrencyError } from '../errors.ts';
-import type { ExpectedVersion } from '../errors.ts';
 import { readCurrentJobsGeneration, selectStoredJobs } from '../persisted/stored-jobs.ts';
 import type { JobViewsContext } from '../queries/job-state.ts';
 import { storedState, tailEvents, withTail } from '../queries/job-states.ts';
@@ -39,11 +38,8 @@ export interface ConditionWatcherContext {
   store: Pick<LedgerStore, 'db' | 'tryLock'>;
   /** The primary's views: conditions are judged on the latest state. */
   views: JobViewsContext;
-  append(
-    jobId: string,
-    events: readonly EventInput[],
-    options: { expectedVersion: ExpectedVersion },
-  ): Promise<AppendResult>;
+  /** Appends to several jobs in one transaction, all or none. */
+  appendMany(streams: readonly StreamAppend[]): Promise<AppendResult[]>;
 }
 
 /** How often and how the watcher judges. */
@@ -69,6 +65,15 @@ export interface SweepReport {
   moved: number;
   durationMs: number;
 }
+
+/** One job's condition records, appended at the version judged. */
+interface ConditionAppend extends StreamAppend {
+  events: EventInput[];
+  expectedVersion: number;
+}
+
+/** Jobs whose records go in one transaction. */
+const appendsPerTransaction = 500;
 
 /** Beyond this many jobs in the log's tail, stored rows are read without leaving them out. */
 const maxExcludedKeys = 5_000;
@@ -114,6 +119,7 @@ export class ConditionWatcher {
   async sweep(now = Date.now()): Promise<SweepReport> {
     const started = performance.now();
     const report: SweepReport = { judged: 0, raised: 0, cleared: 0, moved: 0, durationMs: 0 };
+    const appends: ConditionAppend[] = [];
     for (const [jobId, state] of await this.candidates(now)) {
       if (state.progress.version === 0) continue;
       report.judged += 1;
@@ -128,23 +134,43 @@ export class ConditionWatcher {
         occurredAt: new Date(now),
         metadata: { actor: 'headway', source: 'conditions' },
       }));
-      try {
-        await this.context.append(jobId, events, { expectedVersion: version });
-      } catch (error) {
-        // The job moved since it was judged: judged again next time, on its new state.
-        if (error instanceof ConcurrencyError) {
-          report.moved += 1;
-          continue;
-        }
-        throw error;
-      }
-      for (const change of changes) {
-        if (change.type === 'condition.raised') report.raised += 1;
-        else report.cleared += 1;
-      }
+      appends.push({ streamId: jobId, events, expectedVersion: version });
+    }
+    for (let start = 0; start < appends.length; start += appendsPerTransaction) {
+      await this.record(appends.slice(start, start + appendsPerTransaction), report);
     }
     report.durationMs = performance.now() - started;
     return report;
+  }
+
+  /**
+   * Appends the records of several jobs in one transaction. When one of the jobs moved since
+   * it was judged (refusing the whole batch), each alone, skipping those that moved: they
+   * are judged again next time, on their new state.
+   */
+  private async record(appends: readonly ConditionAppend[], report: SweepReport): Promise<void> {
+    const count = (stream: ConditionAppend) => {
+      for (const event of stream.events) {
+        if (event.type === 'condition.raised') report.raised += 1;
+        else report.cleared += 1;
+      }
+    };
+    try {
+      await this.context.appendMany(appends);
+      appends.forEach(count);
+      return;
+    } catch (error) {
+      if (!(error instanceof ConcurrencyError)) throw error;
+    }
+    for (const stream of appends) {
+      try {
+        await this.context.appendMany([stream]);
+        count(stream);
+      } catch (error) {
+        if (!(error instanceof ConcurrencyError)) throw error;
+        report.moved += 1;
+      }
+    }
   }
 
   /**

@@ -6,7 +6,8 @@ import type { JobEtaState } from '../../projections/job-eta.ts';
 import { fold } from '../../projections/projection.ts';
 import { jobsProjection, mainPart } from '../persisted/persisted-projection.ts';
 import { readStateParts } from '../persisted/projection-tables.ts';
-import { readStoredJobs } from '../persisted/stored-jobs.ts';
+import { readCurrentJobsGeneration, readStoredJobs } from '../persisted/stored-jobs.ts';
+import type { JobSnapshot } from '../../projections/job-rollup.ts';
 import type { Generation } from '../persisted/projection-tables.ts';
 import type { StoredJob } from '../persisted/stored-jobs.ts';
 import type { JobViewsContext } from './job-state.ts';
@@ -97,4 +98,19 @@ export async function withTail(
     stored.set(key, fold(jobEta, stream, base));
   }
   return stored;
+}
+
+/** These jobs' progress without items, stored plus their tails; unknown ids are left out. */
+export async function readJobSnapshots(
+  context: JobViewsContext,
+  jobIds: readonly string[],
+): Promise<Map<string, JobSnapshot>> {
+  const generation = await readCurrentJobsGeneration(context.log.db);
+  const states = await readStatesOf(context, jobIds, generation);
+  const snapshots = new Map<string, JobSnapshot>();
+  for (const [jobId, state] of states) {
+    const { items: _items, ...progress } = state.progress;
+    snapshots.set(jobId, progress);
+  }
+  return snapshots;
 }

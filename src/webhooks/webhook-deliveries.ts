@@ -7,7 +7,7 @@ import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { describeEvent } from '../../projections/job-timeline.ts';
 import { compareLogCursors } from '../cursors.ts';
 import type { LogCursor } from '../cursors.ts';
-import type { JobStatusView } from '../queries/job-status.ts';
+import type { JobSnapshot } from '../../projections/job-rollup.ts';
 import type { LogReader } from '../store/log-reads.ts';
 import { postWebhook } from './post-webhook.ts';
 import { signatureHeader, signWebhook } from './webhook-signature.ts';
@@ -53,8 +53,8 @@ export interface WebhookDeliveryContext {
   db: Kysely<Database>;
   /** The primary's log. */
   log: LogReader;
-  /** A job's status, for the payload and the filters. */
-  status(jobId: string, now: number): Promise<JobStatusView | null>;
+  /** These jobs' progress (unknown ones left out), for the payloads and the filters. */
+  progressOf(jobIds: readonly string[]): Promise<Map<string, JobSnapshot>>;
 }
 
 /** Events read per page while enqueuing. */
@@ -77,7 +77,6 @@ interface Subscription {
 export async function enqueueDeliveries(
   context: WebhookDeliveryContext,
   publicUrl: string | null,
-  now = Date.now(),
 ): Promise<number> {
   let enqueued = 0;
   for (;;) {
@@ -91,7 +90,7 @@ export async function enqueueDeliveries(
       { after: from, types: webhookEventTypes, limit: enqueuePage },
       { gapSafe: true },
     );
-    const rows = await deliveriesOf(context, subscriptions, page.events, publicUrl, now);
+    const rows = await deliveriesOf(context, subscriptions, page.events, publicUrl);
     await context.db.transaction().execute(async (trx) => {
       if (rows.length > 0) {
         const inserted = await trx
@@ -149,9 +148,11 @@ async function deliveriesOf(
   subscriptions: readonly Subscription[],
   events: readonly RecordedEvent[],
   publicUrl: string | null,
-  now: number,
 ) {
-  const statuses = new Map<string, JobStatusView | null>();
+  // Every job the page names, read at once: a status read per event would be the cost.
+  const named = new Set<string>();
+  for (const event of events) if (webhookConditionOf(event) !== null) named.add(event.streamId);
+  const progresses = await context.progressOf([...named]);
   const rows = [];
   for (const event of events) {
     const condition = webhookConditionOf(event);
@@ -164,16 +165,12 @@ async function deliveriesOf(
         (sub.jobId === null || sub.jobId === event.streamId),
     );
     if (due.length === 0) continue;
-    if (!statuses.has(event.streamId)) {
-      statuses.set(event.streamId, await context.status(event.streamId, now));
-    }
-    const status = statuses.get(event.streamId) ?? null;
-    const progress = status?.progress;
+    const progress = progresses.get(event.streamId) ?? null;
     for (const sub of due) {
       if (sub.project !== null && progress?.project !== sub.project) continue;
       if (sub.kind !== null && progress?.kind !== sub.kind) continue;
       const id = uuidFromName(`${sub.id}\u0000${event.eventId}`, deliveryIdNamespace);
-      const payload = payloadOf(id, sub.id, condition, event, status, publicUrl);
+      const payload = payloadOf(id, sub.id, condition, event, progress, publicUrl);
       rows.push({
         delivery_id: id,
         webhook_id: sub.id,
@@ -193,10 +190,9 @@ export function payloadOf(
   webhookId: string,
   condition: WebhookCondition | 'test',
   event: Pick<RecordedEvent, 'streamId' | 'occurredAt'> & Partial<RecordedEvent>,
-  status: JobStatusView | null,
+  progress: JobSnapshot | null,
   publicUrl: string | null,
 ): WebhookPayload {
-  const progress = status?.progress;
   const job = {
     id: event.streamId,
     name: progress?.name ?? null,
@@ -265,8 +261,9 @@ export function retryDelayMs(attempt: number, policy: DeliveryPolicy): number {
   return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
 }
 
-/** Deliveries sent per round. */
-const sendBatch = 50;
+/** Deliveries sent per round, and at most this many requests at once. */
+const sendBatch = 100;
+const sendConcurrency = 8;
 
 /** What one round of sending did. */
 export interface SendReport {
@@ -290,15 +287,39 @@ export async function sendDueDeliveries(
   const due = await db
     .selectFrom('webhook_deliveries as d')
     .innerJoin('webhooks as w', 'w.webhook_id', 'd.webhook_id')
-    .select(['d.delivery_id', 'd.condition', 'd.payload', 'd.attempts', 'w.url', 'w.secret'])
+    .select([
+      'd.delivery_id',
+      'd.webhook_id',
+      'd.job_id',
+      'd.condition',
+      'd.payload',
+      'd.attempts',
+      'w.url',
+      'w.secret',
+    ])
     .where('d.status', '=', 'pending')
     .where('w.removed_at', 'is', null)
     .where('d.next_attempt_at', '<=', sql<Date>`now()`)
     .orderBy('d.next_attempt_at')
+    .orderBy('d.event_position')
     .limit(sendBatch)
     .execute();
+  // Receivers in parallel; one job's deliveries to one receiver in order, one at a time.
+  const lanes = new Map<string, typeof due>();
   for (const delivery of due) {
-    if (signal?.aborted) break;
+    const lane = `${delivery.webhook_id}\u0000${delivery.job_id}`;
+    lanes.set(lane, [...(lanes.get(lane) ?? []), delivery]);
+  }
+  const queue = [...lanes.values()];
+  const sendLane = async (): Promise<void> => {
+    for (let lane = queue.shift(); lane; lane = queue.shift()) {
+      for (const delivery of lane) {
+        if (signal?.aborted) return;
+        await send(delivery);
+      }
+    }
+  };
+  const send = async (delivery: (typeof due)[number]): Promise<void> => {
     const body = JSON.stringify(delivery.payload);
     const result = await postWebhook({
       url: delivery.url,
@@ -336,7 +357,8 @@ export async function sendDueDeliveries(
       })
       .where('delivery_id', '=', delivery.delivery_id)
       .execute();
-  }
+  };
+  await Promise.all(Array.from({ length: Math.min(sendConcurrency, queue.length) }, sendLane));
   const next = await db
     .selectFrom('webhook_deliveries as d')
     .innerJoin('webhooks as w', 'w.webhook_id', 'd.webhook_id')
