@@ -1,4 +1,5 @@
 import type { EtaEstimate } from './job-eta.ts';
+import type { ConditionName } from '../schema/events.ts';
 import { recentFailureRate } from './job-progress.ts';
 import type { JobProgressState } from './job-progress.ts';
 import { isFinished } from './job-status.ts';
@@ -85,6 +86,14 @@ export interface JobConditions {
   late: LateCondition | null;
   failureRate: FailureRateCondition | null;
 }
+
+/** Which `JobConditions` field holds each condition the log records. */
+export const conditionFields = {
+  stalled: 'stalled',
+  at_risk: 'atRisk',
+  late: 'late',
+  failure_rate: 'failureRate',
+} as const satisfies Record<ConditionName, keyof JobConditions>;
 
 /** No condition holds. */
 export const noConditions: JobConditions = {

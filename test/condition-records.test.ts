@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ledger } from '../src/ledger.ts';
 import { describeEvent } from '../projections/job-timeline.ts';
 import type { ConditionWatcher } from '../src/alerts/condition-watcher.ts';
+import { createServer } from '../src/server/server.ts';
+import { listenOnLoopback } from './listen.ts';
 import { storesUnderTest } from './stores.ts';
 
 // The watcher records conditions in the log as facts: raised once when first seen, cleared
@@ -101,6 +103,22 @@ for (const store of storesUnderTest()) {
       );
     });
 
+    it('records a stall in the background once started, with no hooks given', async () => {
+      const jobId = await startJob(ledger, Date.now(), hour, { stallAfterMs: minute });
+      const running = ledger.watchConditions({ intervalMs: 50 });
+      try {
+        for (let round = 0; round < 200; round += 1) {
+          if ((await records(ledger, jobId)).length > 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+      } finally {
+        await running.stop();
+      }
+      expect(await records(ledger, jobId)).toEqual([
+        { type: 'condition.raised', condition: 'stalled' },
+      ]);
+    });
+
     it('records at risk, then late instead, from the deadline and the ETA', async () => {
       const now = Date.now();
       const jobId = randomUUID();
@@ -170,6 +188,27 @@ for (const store of storesUnderTest()) {
       expect(await records(ledger, jobId)).toEqual([
         { type: 'condition.raised', condition: 'failure_rate' },
       ]);
+
+      // Listed as failing, from the log's tail and from stored states (narrowed in SQL) alike;
+      // a job with as many outcomes, none failed, is not.
+      const healthy = randomUUID();
+      await ledger.append(healthy, [
+        {
+          type: 'job.started',
+          data: { name: 'fetch', kind: 'fetch', project: 'records', failureRateAbove: 0.2 },
+        },
+        ...Array.from({ length: 30 }, (_, index) => ({
+          type: 'item.completed' as const,
+          data: { itemId: `h${index}` },
+        })),
+      ]);
+      const failing = async () =>
+        (await ledger.jobs({ project: 'records', condition: ['failure_rate'], now })).map(
+          (job) => job.jobId,
+        );
+      expect(await failing()).toEqual([jobId]);
+      await ledger.catchUpProjections();
+      expect(await failing()).toEqual([jobId]);
     });
 
     it('writes each record once when two watchers judge the same state at once', async () => {
@@ -197,14 +236,58 @@ for (const store of storesUnderTest()) {
       const now = Date.now();
       const project = `list-${randomUUID()}`;
       const stalled = await startJob(ledger, now, hour, { project, stallAfterMs: minute });
-      const lively = await startJob(ledger, now, 0, { project, stallAfterMs: hour });
+      const lively = await startJob(ledger, now, 1_000, { project, stallAfterMs: hour });
+      // Stalled, and the most recently updated: first in the order a limit cuts.
+      const fresh = await startJob(ledger, now, 10, { project, stallAfterMs: 1 });
       const ids = async (query: object) =>
         (await ledger.jobs({ project, now, ...query })).map((job) => job.jobId);
-      expect(await ids({ stalled: true })).toEqual([stalled]);
+      expect(await ids({ stalled: true })).toEqual([fresh, stalled]);
       expect(await ids({ stalled: false })).toEqual([lively]);
-      expect(await ids({ condition: ['stalled', 'late'] })).toEqual([stalled]);
+      // Stored states too: the SQL narrows, the fold decides, and a limit cuts after that.
+      await ledger.catchUpProjections();
+      expect(await ids({ stalled: true })).toEqual([fresh, stalled]);
+      expect(await ids({ stalled: false, limit: 1 })).toEqual([lively]);
+      expect(await ids({ stalled: true, limit: 1 })).toEqual([fresh]);
+      expect(await ids({ condition: ['stalled', 'late'] })).toEqual([fresh, stalled]);
       const [listed] = await ledger.jobs({ project, now, jobId: stalled });
       expect(listed?.conditions.stalled?.basis).toBe('job');
     });
   });
 }
+
+describe('conditions in /metrics', () => {
+  const [store] = storesUnderTest();
+
+  it('counts the jobs in each condition by project and kind', async () => {
+    const ledger = await store!.open();
+    const server = await createServer({ ledger });
+    try {
+      const url = await listenOnLoopback(server);
+      const now = Date.now();
+      const project = `metrics-${randomUUID()}`;
+      await startJob(ledger, now, hour, { project, stallAfterMs: minute });
+      await startJob(ledger, now, hour, { project, stallAfterMs: minute });
+      await startJob(ledger, now, 0, { project, stallAfterMs: hour });
+      const text = await (await fetch(`${url}/metrics`)).text();
+      expect(text).toContain(`headway_jobs_stalled{project="${project}",kind="crawl"} 2`);
+      expect(text).not.toContain(`headway_jobs_late{project="${project}"`);
+      expect(text).toMatch(/^headway_webhook_deliveries\{status="dead"\} 0$/m);
+
+      // Producers cannot forge the server's records.
+      const forged = await fetch(`${url}/v1/jobs/${randomUUID()}/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          events: [{ type: 'condition.raised', data: { condition: 'stalled' } }],
+        }),
+      });
+      expect(forged.status).toBe(400);
+      expect(JSON.stringify(await forged.json())).toContain(
+        'condition.* events are recorded by the server',
+      );
+    } finally {
+      await server.close();
+      await ledger.close();
+    }
+  });
+});

@@ -144,6 +144,7 @@ CREATE INDEX projection_states_project_idx ON projection_states USING btree (pro
 CREATE UNIQUE INDEX streams_pkey ON streams USING btree (stream_id)
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries USING btree (webhook_id, created_at DESC)
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text)
+CREATE INDEX webhook_deliveries_pending_by_job ON webhook_deliveries USING btree (webhook_id, job_id, event_position) WHERE (status = 'pending'::text)
 CREATE UNIQUE INDEX webhook_deliveries_pkey ON webhook_deliveries USING btree (delivery_id)
 CREATE UNIQUE INDEX webhooks_pkey ON webhooks USING btree (webhook_id)
 

@@ -46,3 +46,6 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
   WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, created_at DESC);
+-- One job's deliveries to one receiver go in order: the earliest pending one first.
+CREATE INDEX webhook_deliveries_pending_by_job ON webhook_deliveries (webhook_id, job_id, event_position)
+  WHERE status = 'pending';

@@ -1,18 +1,12 @@
 import type { ConditionName, EventData } from '../../schema/events.ts';
+import { conditionFields } from '../../projections/job-conditions.ts';
 import type { JobConditions } from '../../projections/job-conditions.ts';
 import type { JobProgressState } from '../../projections/job-progress.ts';
 import { isFinished } from '../../projections/job-status.ts';
+import { limits } from '../../schema/limits.ts';
 
 // What the log records of a job's conditions: the difference between the conditions judged
 // now and those it records as raised (docs/architecture.md, "Conditions").
-
-/** Which `JobConditions` field holds each recorded condition. */
-const conditionFields = {
-  stalled: 'stalled',
-  at_risk: 'atRisk',
-  late: 'late',
-  failure_rate: 'failureRate',
-} as const satisfies Record<ConditionName, keyof JobConditions>;
 
 /** A record of the log to append: a condition newly seen, or one no longer holding. */
 export type ConditionChange =
@@ -59,7 +53,9 @@ function raisedData(
   condition: ConditionName,
   conditions: JobConditions,
 ): EventData<'condition.raised'> {
-  const iso = (ms: number) => new Date(ms).toISOString();
+  // An ETA can reach past the year 9999 (a huge total at a slow rate): the latest storable time.
+  const iso = (ms: number) =>
+    new Date(Math.min(Math.max(ms, limits.earliestTimeMs), limits.latestTimeMs)).toISOString();
   const { stalled, atRisk, late, failureRate } = conditions;
   switch (condition) {
     case 'stalled':

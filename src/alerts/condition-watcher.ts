@@ -5,12 +5,13 @@ import { jobConditions } from '../../projections/job-conditions.ts';
 import { estimateEta } from '../../projections/job-eta.ts';
 import type { JobEtaState } from '../../projections/job-eta.ts';
 import type { AppendResult, StreamAppend } from '../append/prepare-streams.ts';
-import { reconnectDelayMs, sleep } from '../backoff.ts';
-import { ConcurrencyError } from '../errors.ts';
+import { sleep } from '../backoff.ts';
+import { ConcurrencyError, IdempotencyConflictError, InvalidEventError } from '../errors.ts';
 import { readCurrentJobsGeneration, selectStoredJobs } from '../persisted/stored-jobs.ts';
 import type { JobViewsContext } from '../queries/job-state.ts';
 import { storedState, tailEvents, withTail } from '../queries/job-states.ts';
-import type { LedgerStore, RunnerLock } from '../store/ledger-store.ts';
+import type { LedgerStore } from '../store/ledger-store.ts';
+import { holdLockForever } from '../store/lock-holder.ts';
 import { conditionChanges } from './condition-changes.ts';
 import type { ConditionChange } from './condition-changes.ts';
 
@@ -61,9 +62,22 @@ export interface SweepReport {
   /** Conditions recorded as raised, and as cleared. */
   raised: number;
   cleared: number;
-  /** Jobs that moved while being judged; the next sweep judges them again. */
+  /** Jobs whose records were refused (most often: they moved while being judged); judged again next sweep. */
   moved: number;
   durationMs: number;
+}
+
+/**
+ * A refusal that concerns one job of a batch: it moved since it was judged (a concurrency
+ * error), another judge wrote the same ids with other figures (an idempotency conflict), or
+ * its records were refused (an invalid event).
+ */
+function isRefusalOfOneJob(error: unknown): boolean {
+  return (
+    error instanceof ConcurrencyError ||
+    error instanceof IdempotencyConflictError ||
+    error instanceof InvalidEventError
+  );
 }
 
 /** One job's condition records, appended at the version judged. */
@@ -160,15 +174,17 @@ export class ConditionWatcher {
       appends.forEach(count);
       return;
     } catch (error) {
-      if (!(error instanceof ConcurrencyError)) throw error;
+      if (!isRefusalOfOneJob(error)) throw error;
     }
     for (const stream of appends) {
       try {
         await this.context.appendMany([stream]);
         count(stream);
       } catch (error) {
-        if (!(error instanceof ConcurrencyError)) throw error;
+        if (!isRefusalOfOneJob(error)) throw error;
+        // Judged again next time; one job's refusal never holds back the others.
         report.moved += 1;
+        if (!(error instanceof ConcurrencyError)) this.options.onError?.(error);
       }
     }
   }
@@ -193,38 +209,21 @@ export class ConditionWatcher {
     return states;
   }
 
-  private async runForever(): Promise<void> {
-    let failures = 0;
-    const { signal } = this.stopping;
-    while (!signal.aborted) {
-      const lock = await this.tryLock();
-      if (!lock) {
-        await sleep(this.lockRetryMs * (0.5 + Math.random() / 2), signal);
-        continue;
+  private runForever(): Promise<void> {
+    const { store } = this.context;
+    const options = {
+      tryLock: () => store.tryLock(conditionsLockName),
+      lockRetryMs: this.lockRetryMs,
+      signal: this.stopping.signal,
+      ...(this.options.onError ? { onError: this.options.onError } : {}),
+    };
+    return holdLockForever(options, async (holding) => {
+      while (!holding.aborted) {
+        // Swept first: an optional call would skip evaluating its argument.
+        const report = await this.sweep();
+        this.options.onSweep?.(report);
+        await sleep(this.intervalMs, holding);
       }
-      try {
-        while (!signal.aborted && !lock.lost.aborted) {
-          const report = await this.sweep();
-          failures = 0;
-          this.options.onSweep?.(report);
-          await sleep(this.intervalMs, AbortSignal.any([signal, lock.lost]));
-        }
-      } catch (error) {
-        if (signal.aborted) break;
-        this.options.onError?.(error);
-        await sleep(reconnectDelayMs(failures++), signal);
-      } finally {
-        await lock.release();
-      }
-    }
-  }
-
-  private async tryLock(): Promise<RunnerLock | null> {
-    try {
-      return await this.context.store.tryLock(conditionsLockName);
-    } catch (error) {
-      this.options.onError?.(error);
-      return null;
-    }
+    });
   }
 }

@@ -161,8 +161,10 @@ function conditionMayHold(
     case 'late':
       return sql<boolean>`${number(progress('deadline'))} < ${now}`;
     case 'failure_rate': {
-      const outcomes = sql`value -> 'progress' -> 'recentOutcomes' ->> 'count'`;
-      return sql<boolean>`coalesce(${number(outcomes)}, 0) >= ${settings.failureRateMinOutcomes}`;
+      // As the fold judges it, with a hair of slack for rounding: failed / weight > threshold.
+      const outcome = (name: string) => sql`value -> 'progress' -> 'recentOutcomes' ->> ${name}`;
+      const threshold = sql`coalesce(${number(progress('failureRateAbove'))}, ${settings.defaultFailureRateAbove}::float8)`;
+      return sql<boolean>`(coalesce(${number(outcome('count'))}, 0) >= ${settings.failureRateMinOutcomes} and ${number(outcome('failed'))} >= ${threshold} * ${number(outcome('weight'))} * (1 - 1e-9))`;
     }
   }
 }

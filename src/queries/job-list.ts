@@ -31,7 +31,11 @@ export async function selectJobs(
   limit: number,
 ): Promise<JobView[]> {
   const states = await candidateStates(context, filter, limit);
-  const archived = await archivedCandidates(context, filter, limit, [...states.keys()]);
+  // Archived jobs are finished: in no condition, so a condition filter leaves them all out.
+  const archived =
+    wantedConditions(filter) === null
+      ? await archivedCandidates(context, filter, limit, [...states.keys()])
+      : new Map<string, ArchivedJob>();
   const views: JobView[] = [];
   for (const [jobId, state] of states) {
     if (archived.has(jobId) || !matchesJobsQuery(jobId, state.progress, filter)) continue;
@@ -124,10 +128,13 @@ async function candidateStates(
   if (!generation) return states;
   const changed = [...states.keys()];
   const wanted = wantedConditions(filter);
-  // Conditions are judged after the fold; SQL only narrows to jobs that may hold them.
-  const exact = changed.length <= maxExcludedKeys && wanted === null;
+  // The SQL filter may cut at the limit only when it drops nothing the fold would keep:
+  // conditions are judged after the fold (SQL narrows to jobs that may hold them, and
+  // cannot tell which do not), so with any condition filter every candidate is read.
+  const sqlFilterIsExact =
+    changed.length <= maxExcludedKeys && wanted === null && filter.stalled === undefined;
   const stored: StoredJobsFilter = {
-    ...(exact ? { except: changed, limit } : {}),
+    ...(sqlFilterIsExact ? { except: changed, limit } : {}),
     ...(filter.project === undefined ? {} : { project: filter.project }),
     ...(filter.kind === undefined ? {} : { kind: filter.kind }),
     ...(filter.status ? { statuses: filter.status } : {}),

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { conditionNames, storableText } from '../../schema/events.ts';
 import type { ConditionName } from '../../schema/events.ts';
+import { conditionFields } from '../../projections/job-conditions.ts';
 import type { JobConditions } from '../../projections/job-conditions.ts';
 import { limits } from '../../schema/limits.ts';
 import type { JobSnapshot } from '../../projections/job-rollup.ts';
@@ -72,14 +73,6 @@ export function parseJobsQuery(query: JobsQuery): JobsFilter {
     after: parsed.after === undefined ? null : parseJobsPageCursor(parsed.after),
   };
 }
-
-/** Which `JobConditions` field holds each condition. */
-export const conditionFields = {
-  stalled: 'stalled',
-  at_risk: 'atRisk',
-  late: 'late',
-  failure_rate: 'failureRate',
-} as const satisfies Record<ConditionName, keyof JobConditions>;
 
 /** The conditions a filter asks for, `stalled: true` included; null when it asks for none. */
 export function wantedConditions(filter: JobsFilter): ConditionName[] | null {

@@ -17,7 +17,10 @@ const conditionGauges = [
   ],
 ] as const satisfies readonly (readonly [string, keyof JobConditions, string])[];
 
-/** `read`, called at most once per scrape: the gauges of one scrape share its answer. */
+/**
+ * `read`, called at most once per scrape: the gauges of one scrape share its answer. This
+ * leans on prom-client starting every gauge's `collect` in the same tick of a scrape.
+ */
 function onePerScrape<T>(read: () => Promise<T>): () => Promise<T> {
   let pending: Promise<T> | null = null;
   return () => {
@@ -100,11 +103,16 @@ export class ServerMetrics {
         labelNames: ['project', 'kind'],
         registers: [this.registry],
         async collect() {
-          this.reset();
+          const counts = new Map<string, { project: string; kind: string; jobs: number }>();
           for (const job of await inCondition()) {
             if (job.conditions[field] === null) continue;
-            this.inc({ project: job.progress.project ?? '', kind: job.progress.kind ?? '' });
+            const labels = { project: job.progress.project ?? '', kind: job.progress.kind ?? '' };
+            const key = JSON.stringify(labels);
+            counts.set(key, { ...labels, jobs: (counts.get(key)?.jobs ?? 0) + 1 });
           }
+          // Reset and set with no await between: an overlapping scrape cannot add to these.
+          this.reset();
+          for (const { jobs, ...labels } of counts.values()) this.set(labels, jobs);
         },
       });
     }

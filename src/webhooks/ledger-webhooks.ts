@@ -61,13 +61,16 @@ export class LedgerWebhooks {
     return listDeliveries(this.db, webhookId, options);
   }
 
-  /** How many deliveries are pending (retries included) and dead-lettered, across subscriptions. */
+  /** Deliveries pending (retries included) and dead-lettered, across current subscriptions. */
   async deliveryCounts(): Promise<{ pending: number; dead: number }> {
+    // A removed subscription's pending deliveries will never be sent: not counted.
     const rows = await this.db
-      .selectFrom('webhook_deliveries')
-      .select(['status', (eb) => eb.fn.countAll<string>().as('count')])
-      .where('status', 'in', ['pending', 'dead'])
-      .groupBy('status')
+      .selectFrom('webhook_deliveries as d')
+      .innerJoin('webhooks as w', 'w.webhook_id', 'd.webhook_id')
+      .select(['d.status', (eb) => eb.fn.countAll<string>().as('count')])
+      .where('d.status', 'in', ['pending', 'dead'])
+      .where('w.removed_at', 'is', null)
+      .groupBy('d.status')
       .execute();
     const count = (status: string) => Number(rows.find((row) => row.status === status)?.count ?? 0);
     return { pending: count('pending'), dead: count('dead') };

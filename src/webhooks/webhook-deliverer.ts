@@ -1,5 +1,6 @@
-import { reconnectDelayMs, sleep } from '../backoff.ts';
-import type { LedgerStore, RunnerLock } from '../store/ledger-store.ts';
+import { sleep } from '../backoff.ts';
+import type { LedgerStore } from '../store/ledger-store.ts';
+import { holdLockForever } from '../store/lock-holder.ts';
 import {
   defaultDeliveryPolicy,
   enqueueDeliveries,
@@ -69,58 +70,32 @@ export class WebhookDeliverer {
     return { enqueued, ...sent };
   }
 
-  private async runForever(): Promise<void> {
-    const { signal } = this.stopping;
+  private runForever(): Promise<void> {
+    const { store } = this.context;
     const pollMs = this.options.pollIntervalMs ?? 1_000;
-    const lockRetryMs = this.options.lockRetryMs ?? 2_000;
-    let failures = 0;
-    while (!signal.aborted) {
-      const lock = await this.tryLock();
-      if (!lock) {
-        await sleep(lockRetryMs * (0.5 + Math.random() / 2), signal);
-        continue;
-      }
-      const woken = { flag: false, wake: () => undefined as void };
-      const subscription = this.context.store.wakeUps.subscribe(() => {
-        woken.flag = true;
-        woken.wake();
-      });
+    const options = {
+      tryLock: () => store.tryLock(webhooksLockName),
+      lockRetryMs: this.options.lockRetryMs ?? 2_000,
+      signal: this.stopping.signal,
+      ...(this.options.onError ? { onError: this.options.onError } : {}),
+    };
+    return holdLockForever(options, async (holding) => {
+      // An append wakes the loop early: it may call for deliveries. One made during a round
+      // has aborted `waiting` already, so the wait after the round ends at once.
+      let waiting = new AbortController();
+      const subscription = store.wakeUps.subscribe(() => waiting.abort());
       try {
-        const holding = AbortSignal.any([signal, lock.lost]);
         while (!holding.aborted) {
-          woken.flag = false;
+          waiting = new AbortController();
           const round = await this.deliverOnce(holding);
-          failures = 0;
           // Straight on while there is more due; else until an append, the next due, or the poll.
-          if (round.delivered + round.failed + round.dead > 0 || woken.flag) continue;
-          const untilDue = round.nextDueAt === null ? pollMs : round.nextDueAt - Date.now();
-          await new Promise<void>((resolve) => {
-            const waiting = new AbortController();
-            woken.wake = () => waiting.abort();
-            void sleep(
-              Math.max(0, Math.min(pollMs, untilDue)),
-              AbortSignal.any([holding, waiting.signal]),
-            ).then(resolve);
-          });
-          woken.wake = () => undefined;
+          if (round.delivered + round.failed + round.dead > 0) continue;
+          const wait = Math.min(pollMs, round.nextDueInMs ?? pollMs);
+          await sleep(wait, AbortSignal.any([holding, waiting.signal]));
         }
-      } catch (error) {
-        if (signal.aborted) break;
-        this.options.onError?.(error);
-        await sleep(reconnectDelayMs(failures++), signal);
       } finally {
         subscription.unsubscribe();
-        await lock.release();
       }
-    }
-  }
-
-  private async tryLock(): Promise<RunnerLock | null> {
-    try {
-      return await this.context.store.tryLock(webhooksLockName);
-    } catch (error) {
-      this.options.onError?.(error);
-      return null;
-    }
+    });
   }
 }

@@ -57,8 +57,12 @@ export interface WebhookDeliveryContext {
   progressOf(jobIds: readonly string[]): Promise<Map<string, JobSnapshot>>;
 }
 
-/** Events read per page while enqueuing. */
+/** Events read per page while enqueuing, at most. */
 const enqueuePage = 1_000;
+/** Delivery rows one page may make (events × subscriptions), bounding memory. */
+const rowsPerPage = 5_000;
+/** Rows per insert statement: 6 parameters each, well below PostgreSQL's 65,535. */
+const rowsPerInsert = 1_000;
 
 interface Subscription {
   id: string;
@@ -86,23 +90,34 @@ export async function enqueueDeliveries(
       (oldest, sub) => (compareLogCursors(sub.cursor, oldest) < 0 ? sub.cursor : oldest),
       subscriptions[0]!.cursor,
     );
+    // Taken before the read: every event a gap-safe read can see now precedes it.
+    const head = await context.log.liveCursor();
+    // Rows per page are events × subscriptions: the page shrinks as subscriptions grow.
+    const limit = Math.max(
+      1,
+      Math.min(enqueuePage, Math.floor(rowsPerPage / subscriptions.length)),
+    );
     const page = await context.log.readLog(
-      { after: from, types: webhookEventTypes, limit: enqueuePage },
+      { after: from, types: webhookEventTypes, limit },
       { gapSafe: true },
     );
+    const full = page.events.length === limit;
+    // A page that is not full read everything up to the head: the next read starts there,
+    // not at the last matching event, so it does not scan the same item events again.
+    const next = full || compareLogCursors(head, page.next) < 0 ? page.next : head;
     const rows = await deliveriesOf(context, subscriptions, page.events, publicUrl);
     await context.db.transaction().execute(async (trx) => {
-      if (rows.length > 0) {
+      for (let start = 0; start < rows.length; start += rowsPerInsert) {
         const inserted = await trx
           .insertInto('webhook_deliveries')
-          .values(rows)
+          .values(rows.slice(start, start + rowsPerInsert))
           .onConflict((conflict) => conflict.column('delivery_id').doNothing())
           .executeTakeFirst();
         enqueued += Number(inserted.numInsertedOrUpdatedRows ?? 0);
       }
-      if (page.events.length > 0) await moveCheckpoints(trx, subscriptions, page.next);
+      await moveCheckpoints(trx, subscriptions, next);
     });
-    if (page.events.length < enqueuePage) return enqueued;
+    if (!full) return enqueued;
   }
 }
 
@@ -235,12 +250,16 @@ export interface DeliveryPolicy {
   maxDelayMs: number;
 }
 
-/** The policy's defaults: 10 s per request, 8 attempts over about 4 minutes and up, 1 KiB kept. */
+/**
+ * The policy's defaults: 10 s per request; 16 attempts, the waits doubling from 1 s to 1 hour
+ * (about 2 to 4 hours in all, with jitter), so a receiver may be down that long and lose
+ * nothing; 1 KiB of each answer kept.
+ */
 export const defaultDeliveryPolicy: DeliveryPolicy = {
   allowHosts: [],
   timeoutMs: 10_000,
   maxResponseBytes: 1_024,
-  maxAttempts: 8,
+  maxAttempts: 16,
   baseDelayMs: 1_000,
   maxDelayMs: 60 * 60_000,
 };
@@ -270,8 +289,8 @@ export interface SendReport {
   delivered: number;
   failed: number;
   dead: number;
-  /** When the next pending delivery is due (epoch ms), or null when none is pending. */
-  nextDueAt: number | null;
+  /** How long until the next pending delivery is due (ms, by the database's clock); null for none. */
+  nextDueInMs: number | null;
 }
 
 /**
@@ -283,42 +302,33 @@ export async function sendDueDeliveries(
   policy: DeliveryPolicy,
   signal?: AbortSignal,
 ): Promise<SendReport> {
-  const report: SendReport = { delivered: 0, failed: 0, dead: 0, nextDueAt: null };
+  const report: SendReport = { delivered: 0, failed: 0, dead: 0, nextDueInMs: null };
   const due = await db
     .selectFrom('webhook_deliveries as d')
     .innerJoin('webhooks as w', 'w.webhook_id', 'd.webhook_id')
-    .select([
-      'd.delivery_id',
-      'd.webhook_id',
-      'd.job_id',
-      'd.condition',
-      'd.payload',
-      'd.attempts',
-      'w.url',
-      'w.secret',
-    ])
+    .select(['d.delivery_id', 'd.condition', 'd.payload', 'd.attempts', 'w.url', 'w.secret'])
     .where('d.status', '=', 'pending')
     .where('w.removed_at', 'is', null)
     .where('d.next_attempt_at', '<=', sql<Date>`now()`)
+    // One job's deliveries to one receiver go in order: a later one waits for the earlier
+    // one to be delivered or dead-lettered.
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('webhook_deliveries as e')
+            .select('e.delivery_id')
+            .whereRef('e.webhook_id', '=', 'd.webhook_id')
+            .whereRef('e.job_id', '=', 'd.job_id')
+            .where('e.status', '=', 'pending')
+            .whereRef('e.event_position', '<', 'd.event_position'),
+        ),
+      ),
+    )
     .orderBy('d.next_attempt_at')
     .orderBy('d.event_position')
     .limit(sendBatch)
     .execute();
-  // Receivers in parallel; one job's deliveries to one receiver in order, one at a time.
-  const lanes = new Map<string, typeof due>();
-  for (const delivery of due) {
-    const lane = `${delivery.webhook_id}\u0000${delivery.job_id}`;
-    lanes.set(lane, [...(lanes.get(lane) ?? []), delivery]);
-  }
-  const queue = [...lanes.values()];
-  const sendLane = async (): Promise<void> => {
-    for (let lane = queue.shift(); lane; lane = queue.shift()) {
-      for (const delivery of lane) {
-        if (signal?.aborted) return;
-        await send(delivery);
-      }
-    }
-  };
   const send = async (delivery: (typeof due)[number]): Promise<void> => {
     const body = JSON.stringify(delivery.payload);
     const result = await postWebhook({
@@ -345,28 +355,46 @@ export async function sendDueDeliveries(
     if (outcome === 'delivered') report.delivered += 1;
     else if (outcome === 'dead') report.dead += 1;
     else report.failed += 1;
+    // Times from the database's clock, as the due query reads them.
+    const retryMs = retryDelayMs(attempts, policy);
     await db
       .updateTable('webhook_deliveries')
       .set({
         attempts,
         attempt_log: sql`attempt_log || ${JSON.stringify([attempt])}::jsonb`,
         ...(outcome === 'pending'
-          ? { next_attempt_at: new Date(Date.now() + retryDelayMs(attempts, policy)) }
+          ? { next_attempt_at: sql<Date>`now() + ${retryMs} * interval '1 millisecond'` }
           : { status: outcome }),
-        ...(outcome === 'delivered' ? { delivered_at: new Date() } : {}),
+        ...(outcome === 'delivered' ? { delivered_at: sql<Date>`now()` } : {}),
       })
       .where('delivery_id', '=', delivery.delivery_id)
+      // Only the attempt this round read: never over a later one's record.
+      .where('status', '=', 'pending')
+      .where('attempts', '=', delivery.attempts)
       .execute();
   };
-  await Promise.all(Array.from({ length: Math.min(sendConcurrency, queue.length) }, sendLane));
+  // Up to `sendConcurrency` at once; every request ends (each is bounded) before this returns.
+  const queue = [...due];
+  const failures: unknown[] = [];
+  const worker = async (): Promise<void> => {
+    for (let next = queue.shift(); next && !signal?.aborted; next = queue.shift()) {
+      await send(next).catch((error: unknown) => failures.push(error));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(sendConcurrency, due.length) }, worker));
+  if (failures.length > 0) throw failures[0];
   const next = await db
     .selectFrom('webhook_deliveries as d')
     .innerJoin('webhooks as w', 'w.webhook_id', 'd.webhook_id')
-    .select((eb) => eb.fn.min('d.next_attempt_at').as('next'))
+    .select(
+      sql<number | string | null>`extract(epoch from (min(d.next_attempt_at) - now())) * 1000`.as(
+        'ms',
+      ),
+    )
     .where('d.status', '=', 'pending')
     .where('w.removed_at', 'is', null)
     .executeTakeFirst();
-  report.nextDueAt = next?.next ? new Date(next.next).getTime() : null;
+  report.nextDueInMs = next?.ms == null ? null : Math.max(0, Number(next.ms));
   return report;
 }
 

@@ -117,15 +117,46 @@ export async function createWebhook(
 
 /** Refuses a URL of the wrong shape, or whose host resolves where webhooks may not go. */
 async function checkTarget(url: string, policy: WebhookTargetPolicy): Promise<void> {
-  try {
-    const parsed = checkWebhookUrl(url, policy.allowHosts);
-    await resolveWebhookAddresses(parsed.hostname, policy.allowHosts, policy.lookup);
-  } catch (error) {
-    if (error instanceof WebhookTargetError) {
-      throw new InvalidInputError([{ path: 'url', message: error.message }]);
+  const parsed = (() => {
+    try {
+      return checkWebhookUrl(url, policy.allowHosts);
+    } catch (error) {
+      if (error instanceof WebhookTargetError) {
+        throw new InvalidInputError([{ path: 'url', message: error.message }]);
+      }
+      throw error;
     }
-    throw error;
+  })();
+  try {
+    await withTimeout(
+      resolveWebhookAddresses(parsed.hostname, policy.allowHosts, policy.lookup),
+      lookupTimeoutMs,
+    );
+  } catch (error) {
+    // A name that does not resolve (or not in time) is the caller's to fix, like a refused one.
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new InvalidInputError([
+      {
+        path: 'url',
+        message:
+          error instanceof WebhookTargetError
+            ? reason
+            : `expected a host that resolves, received ${JSON.stringify(parsed.hostname)} (${reason})`,
+      },
+    ]);
   }
+}
+
+/** How long resolving a new subscription's host may take. */
+const lookupTimeoutMs = 5_000;
+
+/** `promise`, or a rejection once `ms` have passed. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** The subscriptions, oldest first; removed ones too with `includeRemoved`. */

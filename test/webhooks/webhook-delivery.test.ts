@@ -95,6 +95,10 @@ for (const store of storesUnderTest()) {
       expect(ids).toHaveLength(2);
       // Each id: twice refused, then taken; never more.
       for (const id of ids) expect(calls.filter((call) => call.id === id)).toHaveLength(3);
+      // The recovery waited for the stall to be taken: one job's deliveries go in order.
+      const stallTaken = calls.findLastIndex((call) => call.payload.condition === 'stalled');
+      const firstRecovery = calls.findIndex((call) => call.payload.condition === 'recovered');
+      expect(firstRecovery).toBeGreaterThan(stallTaken);
       // The stall first, then the recovery.
       expect([...new Set(calls.map((call) => call.payload.condition))]).toEqual([
         'stalled',

@@ -51,6 +51,7 @@ export function appendRoutes(app: App, { appender }: AppendRoutesDeps): void {
     },
     async (request) => {
       const { events } = request.body;
+      refuseServerRecords(events);
       const expectedVersion = agreedVersion(request.body.expectedVersion, request.query);
       const result = await appender.append(
         request.params.id,
@@ -65,6 +66,25 @@ export function appendRoutes(app: App, { appender }: AppendRoutesDeps): void {
       };
     },
   );
+}
+
+/**
+ * Refuses `condition.*` events: the server records conditions itself, and a forged one would
+ * be signed and sent to every webhook that wants it.
+ */
+function refuseServerRecords(events: readonly { type: string }[]): void {
+  const issues = events.flatMap((event, index) =>
+    event.type.startsWith('condition.')
+      ? [
+          expectedIssue(
+            `body.events[${index}].type`,
+            "a producer's event type (condition.* events are recorded by the server)",
+            event.type,
+          ),
+        ]
+      : [],
+  );
+  if (issues.length > 0) throw new InvalidInputError(issues);
 }
 
 /** `POST /v1/jobs/:id/resume`: release a crashed job's expired leases, say what is left. */

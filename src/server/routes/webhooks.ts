@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { storableText } from '../../../schema/events.ts';
 import type { App } from '../app.ts';
 import { adminScope } from '../hooks.ts';
 import * as schemas from '../schemas.ts';
@@ -15,7 +16,7 @@ export interface WebhookRouteSettings {
   publicUrl: () => string | null;
 }
 
-const webhookParams = z.strictObject({ id: z.string().min(1).max(100) });
+const webhookParams = z.strictObject({ id: storableText(100) });
 
 const deliveriesQuery = z.strictObject({
   status: z.enum(['pending', 'delivered', 'dead']).optional(),

@@ -1,0 +1,56 @@
+import { reconnectDelayMs, sleep } from '../backoff.ts';
+import type { RunnerLock } from './ledger-store.ts';
+
+// The loop of a background task that one process at a time runs: the condition watcher and
+// the webhook deliverer (docs/architecture.md, "Effects").
+
+/** How `holdLockForever` takes its lock and recovers. */
+export interface LockHolderOptions {
+  /** Takes the lock, or null when another process holds it. */
+  tryLock(): Promise<RunnerLock | null>;
+  /** Longest wait between attempts while another holds it; each is drawn between half and all of it. */
+  lockRetryMs: number;
+  /** Stops the loop: `hold` returns, the lock is released. */
+  signal: AbortSignal;
+  /** Errors recovered from by releasing, waiting and trying again. */
+  onError?: (error: unknown) => void;
+}
+
+/**
+ * Runs `hold` whenever this process holds the lock, until `signal` aborts. `hold` gets a
+ * signal that aborts on stop or when the lock is lost, and should return then. An error
+ * releases the lock, backs off (longer after each error in a row), and tries again.
+ *
+ * @example
+ * await holdLockForever({ tryLock: () => store.tryLock('conditions'), lockRetryMs: 2_000, signal },
+ *   async (holding) => { while (!holding.aborted) await sweepOnce(); });
+ */
+export async function holdLockForever(
+  options: LockHolderOptions,
+  hold: (holding: AbortSignal) => Promise<void>,
+): Promise<void> {
+  const { signal } = options;
+  let failures = 0;
+  while (!signal.aborted) {
+    const lock = await options.tryLock().catch((error: unknown) => {
+      options.onError?.(error);
+      return null;
+    });
+    if (!lock) {
+      await sleep(options.lockRetryMs * (0.5 + Math.random() / 2), signal);
+      continue;
+    }
+    let failed = false;
+    try {
+      await hold(AbortSignal.any([signal, lock.lost]));
+      failures = 0;
+    } catch (error) {
+      failed = !signal.aborted;
+      if (failed) options.onError?.(error);
+    } finally {
+      await lock.release();
+    }
+    // Backing off without the lock: another process may take over meanwhile.
+    if (failed) await sleep(reconnectDelayMs(failures++), signal);
+  }
+}
