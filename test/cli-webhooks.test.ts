@@ -110,6 +110,11 @@ describe('headway webhooks', { timeout: 120_000 }, () => {
       new RegExp(`${deliveryId}\\s+test\\s+test\\s+delivered\\s+1\\s+200`),
     );
 
+    // A delivered one is not sent again.
+    const again = await remote('redeliver', webhookId, deliveryId!);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('not delivered yet');
+
     const removed = await remote('remove', webhookId);
     expect(removed.stderr).toBe('');
     expect(removed.code).toBe(0);

@@ -44,6 +44,7 @@ import {
   listWebhooks,
   readWebhook,
   removeWebhook,
+  redeliverWebhook,
   testWebhook,
 } from './webhook-calls.ts';
 import type { WebhookDeliveriesFilter } from './webhook-calls.ts';
@@ -288,6 +289,11 @@ export class HeadwayClient implements EventAppender<ClientAppendResult> {
   /** A subscription's deliveries and their attempts, newest first (admin scope). */
   webhookDeliveries(webhookId: string, filter: WebhookDeliveriesFilter = {}): Promise<Delivery[]> {
     return listWebhookDeliveries(this.http, webhookId, filter);
+  }
+
+  /** Sends a dead-lettered delivery again, with a fresh set of attempts. */
+  redeliverWebhook(webhookId: string, deliveryId: string): Promise<void> {
+    return redeliverWebhook(this.http, webhookId, deliveryId);
   }
 
   /** Enqueues a test delivery that the server sends and retries like the others. */

@@ -65,6 +65,18 @@ export function testWebhook(http: ClientHttp, webhookId: string): Promise<{ deli
   return http.request('POST', `${webhookPath(webhookId)}/test`);
 }
 
+/** `POST /v1/webhooks/:id/deliveries/:deliveryId/redeliver`: sends a dead letter again. */
+export async function redeliverWebhook(
+  http: ClientHttp,
+  webhookId: string,
+  deliveryId: string,
+): Promise<void> {
+  await http.request(
+    'POST',
+    `${webhookPath(webhookId)}/deliveries/${encodeURIComponent(deliveryId)}/redeliver`,
+  );
+}
+
 function webhookPath(webhookId: string): string {
   return `/v1/webhooks/${encodeURIComponent(webhookId)}`;
 }

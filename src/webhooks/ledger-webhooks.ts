@@ -1,8 +1,8 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../../schema/database.ts';
 import type { LogReader } from '../store/log-reads.ts';
-import { InvalidInputError } from '../errors.ts';
-import { enqueueTestDelivery, listDeliveries } from './webhook-deliveries.ts';
+import { InvalidInputError, NotFoundError } from '../errors.ts';
+import { enqueueTestDelivery, listDeliveries, redeliver } from './webhook-deliveries.ts';
 import type { Delivery } from './webhook-deliveries.ts';
 import {
   createWebhook,
@@ -74,6 +74,26 @@ export class LedgerWebhooks {
       .execute();
     const count = (status: string) => Number(rows.find((row) => row.status === status)?.count ?? 0);
     return { pending: count('pending'), dead: count('dead') };
+  }
+
+  /**
+   * Sends a dead-lettered delivery again, with a fresh set of attempts (its earlier ones
+   * stay in its log); throws `NotFoundError` when the subscription has no such delivery
+   * that is not delivered yet.
+   *
+   * @example
+   * for (const dead of await ledger.webhooks.deliveries(id, { status: 'dead' })) await ledger.webhooks.redeliver(id, dead.id);
+   */
+  async redeliver(webhookId: string, deliveryId: string): Promise<void> {
+    await readWebhook(this.db, webhookId);
+    const valid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(
+      deliveryId,
+    );
+    if (!valid || !(await redeliver(this.db, webhookId, deliveryId))) {
+      throw new NotFoundError(
+        `Delivery ${JSON.stringify(deliveryId)} of webhook ${webhookId}, not delivered yet,`,
+      );
+    }
   }
 
   /** Enqueues a test delivery, sent and retried like the others; returns its id. */

@@ -446,6 +446,35 @@ export async function listDeliveries(
   }));
 }
 
+/** Attempts a delivery's log keeps: the latest, when redeliveries add more. */
+const keptAttempts = 64;
+
+/**
+ * Sends a dead-lettered (or pending) delivery again from now, with a fresh set of attempts;
+ * its earlier attempts stay in its log. Returns false when the subscription has no such
+ * delivery, or it was delivered already.
+ */
+export async function redeliver(
+  db: Kysely<Database>,
+  webhookId: string,
+  deliveryId: string,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('webhook_deliveries')
+    .set({
+      status: sql<'dead'>`'pending'`,
+      attempts: 0,
+      next_attempt_at: sql<Date>`now()`,
+      // Bounded: only the latest attempts of a delivery sent again and again are kept.
+      attempt_log: sql`jsonb_path_query_array(attempt_log, ${`$[last - ${keptAttempts - 1} to last]`}::jsonpath)`,
+    })
+    .where('webhook_id', '=', webhookId)
+    .where('delivery_id', '=', deliveryId)
+    .where('status', '!=', 'delivered')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
 /**
  * Enqueues a test delivery to one subscription, sent like any other: the way to check a
  * receiver and its signature check. Returns its id.

@@ -67,6 +67,24 @@ const nonPublicRanges: ReadonlyArray<readonly [kind: string, subnets: readonly S
     ],
   ],
   ['broadcast', [['255.255.255.255', 32]]],
+  [
+    'reserved',
+    [
+      // IETF protocol assignments, benchmarking, and the old class E.
+      ['192.0.0.0', 24],
+      ['198.18.0.0', 15],
+      ['240.0.0.0', 4],
+    ],
+  ],
+  [
+    'translated (NAT64, 6to4)',
+    [
+      // IPv6 forms that carry an IPv4 address a gateway may turn into a private one.
+      ['64:ff9b::', 96],
+      ['64:ff9b:1::', 48],
+      ['2002::', 16],
+    ],
+  ],
 ];
 
 const blockLists = nonPublicRanges.map(([kind, subnets]) => {

@@ -284,6 +284,11 @@ describe('address classification', () => {
     ['::ffff:7f00:1', 'loopback'],
     ['::ffff:10.0.0.1', 'private'],
     ['::ffff:169.254.169.254', 'link-local'],
+    ['192.0.0.8', 'reserved'],
+    ['198.19.1.1', 'reserved'],
+    ['240.1.2.3', 'reserved'],
+    ['64:ff9b::a00:1', 'translated (NAT64, 6to4)'],
+    ['2002:a00:1::1', 'translated (NAT64, 6to4)'],
   ];
   const allowed = ['93.184.216.34', '2606:2800::1', '172.32.0.1', '100.128.0.1', '8.8.8.8'];
 

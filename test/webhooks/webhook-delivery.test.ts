@@ -159,6 +159,21 @@ for (const store of storesUnderTest()) {
         expect(deliveries[0]).toMatchObject({ status: 'dead', attempts: 3, condition: 'finished' });
         expect(deliveries[0]!.attemptLog.map((attempt) => attempt.status)).toEqual([500, 500, 500]);
         expect(refusing.calls).toHaveLength(3);
+
+        // Sent again on demand: a fresh set of attempts, the earlier ones kept.
+        const [dead] = deliveries;
+        await ledger.webhooks.redeliver(webhook.id, dead!.id);
+        const [again] = await ledger.webhooks.deliveries(webhook.id);
+        expect(again).toMatchObject({ status: 'pending', attempts: 0 });
+        expect(again!.attemptLog).toHaveLength(3);
+        await deliverer.deliverOnce();
+        expect(refusing.calls.map((call) => call.id)).toEqual(Array(4).fill(dead!.id));
+        const [retried] = await ledger.webhooks.deliveries(webhook.id);
+        expect(retried).toMatchObject({ status: 'pending', attempts: 1 });
+        expect(retried!.attemptLog).toHaveLength(4);
+        await expect(ledger.webhooks.redeliver(webhook.id, randomUUID())).rejects.toThrow(
+          /not delivered yet/,
+        );
       } finally {
         await refusing.close();
       }

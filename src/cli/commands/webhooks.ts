@@ -19,6 +19,7 @@ interface WebhookCalls {
   list(includeRemoved: boolean): Promise<Webhook[]>;
   remove(webhookId: string): Promise<Webhook>;
   test(webhookId: string): Promise<string>;
+  redeliver(webhookId: string, deliveryId: string): Promise<void>;
   deliveries(webhookId: string, filter: DeliveryFilter): Promise<Delivery[]>;
 }
 
@@ -115,6 +116,7 @@ function ledgerCalls(
     // No server here to know its own URL: the payload carries no link.
     test: (webhookId) => webhooks.test(webhookId, null),
     deliveries: (webhookId, filter) => webhooks.deliveries(webhookId, filter),
+    redeliver: (webhookId, deliveryId) => webhooks.redeliver(webhookId, deliveryId),
   };
 }
 
@@ -126,6 +128,7 @@ function serverCalls(source: Extract<CommandSource, { kind: 'server' }>): Webhoo
     remove: (webhookId) => client.removeWebhook(webhookId),
     test: async (webhookId) => (await client.testWebhook(webhookId)).deliveryId,
     deliveries: (webhookId, filter) => client.webhookDeliveries(webhookId, filter),
+    redeliver: (webhookId, deliveryId) => client.redeliverWebhook(webhookId, deliveryId),
   };
 }
 
@@ -282,6 +285,19 @@ export function registerWebhooks(program: Command): void {
     printLines([
       `Enqueued test delivery ${deliveryId} for webhook ${webhookId}.`,
       `The running Headway server (\`headway serve\`) sends it; \`headway webhooks deliveries ${webhookId}\` shows the attempts.`,
+    ]);
+  });
+
+  withAdminOptions(
+    webhooks
+      .command('redeliver')
+      .description('send a dead-lettered delivery again, with a fresh set of attempts')
+      .argument('<id>', 'the webhook id')
+      .argument('<delivery>', 'the delivery id (see `headway webhooks deliveries <id>`)'),
+  ).action(async (webhookId: string, deliveryId: string, _options: object, command: Command) => {
+    await withWebhooks(command, (calls) => calls.redeliver(webhookId, deliveryId));
+    printLines([
+      `Delivery ${deliveryId} of webhook ${webhookId} is pending again; the running Headway server sends it.`,
     ]);
   });
 

@@ -83,6 +83,21 @@ export function webhookRoutes(app: App, settings: WebhookRouteSettings): void {
   );
 
   app.post(
+    '/v1/webhooks/:id/deliveries/:deliveryId/redeliver',
+    {
+      config,
+      schema: {
+        params: z.strictObject({ id: storableText(100), deliveryId: storableText(100) }),
+        summary: 'Send a dead-lettered delivery again, with a fresh set of attempts',
+      },
+    },
+    async (request, reply) => {
+      await webhooks.redeliver(request.params.id, request.params.deliveryId);
+      return reply.code(202).send({ deliveryId: request.params.deliveryId, status: 'pending' });
+    },
+  );
+
+  app.post(
     '/v1/webhooks/:id/test',
     {
       config,
