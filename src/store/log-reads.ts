@@ -12,6 +12,7 @@ import { InvalidInputError } from '../errors.ts';
 import { expectedIssue, parseInput } from '../validation.ts';
 import { readAhead } from './read-ahead.ts';
 import { selectEventColumns, toRecordedEvent } from './recorded-row.ts';
+import type { EventRow } from './recorded-row.ts';
 
 /** Options of `readAll`. */
 export interface ReadAllOptions {
@@ -77,14 +78,14 @@ export class LogReader {
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > limits.readPage) {
       throw new InvalidInputError([expectedIssue('limit', `1 to ${limits.readPage}`, limit)]);
     }
-    const rows = await this.streamRows(this.db, id, fromVersion, limit, true);
-    if (rows.length < limit) {
-      // Versions have no gaps, so at a stream's end this finds nothing; were rows ever
-      // missing, it still returns the first `limit` events from `fromVersion`.
-      rows.push(
-        ...(await this.streamRows(this.db, id, fromVersion + limit, limit - rows.length, false)),
-      );
-    }
+    // One round trip: the versions [from, from + limit), which is the whole page since
+    // appends leave no gaps, then, should rows ever be missing (written around the API),
+    // those after, so the page is still the first `limit` events from `fromVersion`. At a
+    // stream's end the second part is one index probe that finds nothing.
+    const page = this.streamRows(this.db, id, fromVersion, limit, true);
+    const after = this.streamRows(this.db, id, fromVersion + limit, limit, false);
+    const { rows } = await sql<EventRow>`
+      (${page}) union all (${after}) order by version limit ${limit}`.execute(this.db);
     return rows.map((row) => this.toEvent(row));
   }
 
@@ -98,7 +99,7 @@ export class LogReader {
     fromVersion: number,
     limit: number,
   ): Promise<RecordedEvent[]> {
-    const rows = await this.streamRows(db, streamId, fromVersion, limit, false);
+    const rows = await this.streamRows(db, streamId, fromVersion, limit, false).execute();
     return rows.map((row) => this.toEvent(row));
   }
 
@@ -115,7 +116,7 @@ export class LogReader {
     // Without an upper bound the planner may sort the whole rest of a long stream for
     // every page.
     if (bounded) query = query.where('version', '<', (from + count) as never);
-    return query.orderBy('version').limit(count).execute();
+    return query.orderBy('version').limit(count);
   }
 
   /** One stream in pages, each next one requested while the caller works on the current. */
