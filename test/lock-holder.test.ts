@@ -37,7 +37,7 @@ describe('holdLockForever', () => {
         signal: stop.signal,
         onError: (error) => log.push(`error ${(error as Error).message}`),
       },
-      (holding) => {
+      ({ signal: holding }) => {
         holds += 1;
         if (holds === 1) return Promise.reject(new Error('the database went away'));
         log.push('holding');
@@ -66,7 +66,7 @@ describe('holdLockForever', () => {
         lockRetryMs: 1,
         signal: stop.signal,
       },
-      (holding) => {
+      ({ signal: holding }) => {
         if (locks.length === 1) {
           // Holding the first: it is lost (its connection died), and the hold must end.
           first.lose();

@@ -217,10 +217,11 @@ export class ConditionWatcher {
       signal: this.stopping.signal,
       ...(this.options.onError ? { onError: this.options.onError } : {}),
     };
-    return holdLockForever(options, async (holding) => {
+    return holdLockForever(options, async ({ signal: holding, recovered }) => {
       while (!holding.aborted) {
         // Swept first: an optional call would skip evaluating its argument.
         const report = await this.sweep();
+        recovered();
         this.options.onSweep?.(report);
         await sleep(this.intervalMs, holding);
       }

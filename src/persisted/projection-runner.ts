@@ -17,7 +17,7 @@ import {
 } from './projection-tables.ts';
 import type { Generation, StateRow } from './projection-tables.ts';
 import { readAhead } from '../store/read-ahead.ts';
-import { reconnectDelayMs, sleep } from '../backoff.ts';
+import { holdLockForever } from '../store/lock-holder.ts';
 import { RecentlyUsed } from '../recently-used.ts';
 
 /** How a runner reads, caches and retries. */
@@ -121,27 +121,18 @@ export class ProjectionRunner<S> {
     }
   }
 
-  private async runForever(): Promise<void> {
-    let failures = 0;
-    while (!this.stopping.signal.aborted) {
-      const lock = await this.tryLock();
-      if (!lock) {
-        const wait = this.options.lockRetryMs * (0.5 + Math.random() / 2);
-        await sleep(wait, this.stopping.signal);
-        continue;
-      }
-      try {
-        await this.catchUpHolding(lock);
-        failures = 0;
-        await this.followHolding(lock);
-      } catch (error) {
-        if (this.stopping.signal.aborted) break;
-        this.options.onError(error);
-        await sleep(reconnectDelayMs(failures++), this.stopping.signal);
-      } finally {
-        await lock.release();
-      }
-    }
+  private runForever(): Promise<void> {
+    const options = {
+      tryLock: () => this.tryLock(),
+      lockRetryMs: this.options.lockRetryMs,
+      signal: this.stopping.signal,
+      onError: this.options.onError,
+    };
+    return holdLockForever(options, async ({ lock, recovered }) => {
+      await this.catchUpHolding(lock);
+      recovered();
+      await this.followHolding(lock);
+    });
   }
 
   private async tryLock(): Promise<RunnerLock | null> {

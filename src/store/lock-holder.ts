@@ -1,8 +1,8 @@
 import { reconnectDelayMs, sleep } from '../backoff.ts';
 import type { RunnerLock } from './ledger-store.ts';
 
-// The loop of a background task that one process at a time runs: the condition watcher and
-// the webhook deliverer (docs/architecture.md, "Effects").
+// The loop of a background task that one process at a time runs: the projection runners,
+// the condition watcher and the webhook deliverer (docs/architecture.md, "Effects").
 
 /** How `holdLockForever` takes its lock and recovers. */
 export interface LockHolderOptions {
@@ -16,21 +16,32 @@ export interface LockHolderOptions {
   onError?: (error: unknown) => void;
 }
 
+/** What `hold` gets while this process holds the lock. */
+export interface Holding {
+  lock: RunnerLock;
+  /** Aborted on stop or when the lock is lost: `hold` should return then. */
+  signal: AbortSignal;
+  /** Says the work went well again: the next error backs off from the shortest wait. */
+  recovered: () => void;
+}
+
 /**
- * Runs `hold` whenever this process holds the lock, until `signal` aborts. `hold` gets a
- * signal that aborts on stop or when the lock is lost, and should return then. An error
- * releases the lock, backs off (longer after each error in a row), and tries again.
+ * Runs `hold` whenever this process holds the lock, until `signal` aborts. An error releases
+ * the lock, backs off (longer after each error with no recovery between), and tries again.
  *
  * @example
  * await holdLockForever({ tryLock: () => store.tryLock('conditions'), lockRetryMs: 2_000, signal },
- *   async (holding) => { while (!holding.aborted) await sweepOnce(); });
+ *   async ({ signal: holding, recovered }) => { while (!holding.aborted) { await sweepOnce(); recovered(); } });
  */
 export async function holdLockForever(
   options: LockHolderOptions,
-  hold: (holding: AbortSignal) => Promise<void>,
+  hold: (holding: Holding) => Promise<void>,
 ): Promise<void> {
   const { signal } = options;
   let failures = 0;
+  const recovered = () => {
+    failures = 0;
+  };
   while (!signal.aborted) {
     const lock = await options.tryLock().catch((error: unknown) => {
       options.onError?.(error);
@@ -42,8 +53,7 @@ export async function holdLockForever(
     }
     let failed = false;
     try {
-      await hold(AbortSignal.any([signal, lock.lost]));
-      failures = 0;
+      await hold({ lock, signal: AbortSignal.any([signal, lock.lost]), recovered });
     } catch (error) {
       failed = !signal.aborted;
       if (failed) options.onError?.(error);

@@ -79,7 +79,7 @@ export class WebhookDeliverer {
       signal: this.stopping.signal,
       ...(this.options.onError ? { onError: this.options.onError } : {}),
     };
-    return holdLockForever(options, async (holding) => {
+    return holdLockForever(options, async ({ signal: holding, recovered }) => {
       // An append wakes the loop early: it may call for deliveries. One made during a round
       // has aborted `waiting` already, so the wait after the round ends at once.
       let waiting = new AbortController();
@@ -88,6 +88,7 @@ export class WebhookDeliverer {
         while (!holding.aborted) {
           waiting = new AbortController();
           const round = await this.deliverOnce(holding);
+          recovered();
           // Straight on while there is more due; else until an append, the next due, or the poll.
           if (round.delivered + round.failed + round.dead > 0) continue;
           const wait = Math.min(pollMs, round.nextDueInMs ?? pollMs);
