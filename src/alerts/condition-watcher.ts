@@ -7,9 +7,9 @@ import type { JobEtaState } from '../../projections/job-eta.ts';
 import type { AppendResult, StreamAppend } from '../append/prepare-streams.ts';
 import { sleep } from '../backoff.ts';
 import { ConcurrencyError, IdempotencyConflictError, InvalidEventError } from '../errors.ts';
-import { readCurrentJobsGeneration, selectStoredJobs } from '../persisted/stored-jobs.ts';
+import { readCurrentJobsGeneration } from '../persisted/stored-jobs.ts';
 import type { JobViewsContext } from '../queries/job-state.ts';
-import { storedState, tailEvents, withTail } from '../queries/job-states.ts';
+import { tailAndStoredStates } from '../queries/job-states.ts';
 import type { LedgerStore } from '../store/ledger-store.ts';
 import { holdLockForever } from '../store/lock-holder.ts';
 import { conditionChanges } from './condition-changes.ts';
@@ -88,9 +88,6 @@ interface ConditionAppend extends StreamAppend {
 
 /** Jobs whose records go in one transaction. */
 const appendsPerTransaction = 500;
-
-/** Beyond this many jobs in the log's tail, stored rows are read without leaving them out. */
-const maxExcludedKeys = 5_000;
 
 /**
  * Judges unfinished jobs and records their conditions in the log, once each.
@@ -195,18 +192,12 @@ export class ConditionWatcher {
    */
   private async candidates(now: number): Promise<Map<string, JobEtaState>> {
     const { views } = this.context;
-    const { db } = views.log;
-    const generation = await readCurrentJobsGeneration(db);
-    const states = await withTail(views, new Map(), generation, tailEvents(views, generation));
-    if (!generation) return states;
-    const changed = [...states.keys()];
-    const rows = await selectStoredJobs(db, generation, {
-      ...(changed.length <= maxExcludedKeys ? { except: changed } : {}),
+    const generation = await readCurrentJobsGeneration(views.log.db);
+    return tailAndStoredStates(views, generation, ({ except }) => ({
+      ...except,
       mayHold: { conditions: conditionNames, now, settings: views.conditionSettings },
       orRaised: true,
-    });
-    for (const row of rows) if (!states.has(row.key)) states.set(row.key, storedState(row));
-    return states;
+    }));
   }
 
   private runForever(): Promise<void> {

@@ -3,11 +3,10 @@ import type { JobEtaState } from '../../projections/job-eta.ts';
 import type { JobView as FoldedJobView } from '../../projections/job-rollup.ts';
 import { unfinishedStatuses } from '../../projections/job-status.ts';
 import { formatJobsPageCursor } from '../cursors.ts';
-import { readCurrentJobsGeneration, selectStoredJobs } from '../persisted/stored-jobs.ts';
-import type { StoredJobsFilter } from '../persisted/stored-jobs.ts';
+import { readCurrentJobsGeneration } from '../persisted/stored-jobs.ts';
 import type { JobViewsContext } from './job-state.ts';
 import { childrenQuery } from './job-state.ts';
-import { readStatesOf, storedState, tailEvents, withTail } from './job-states.ts';
+import { readStatesOf, snapshotOf, tailAndStoredStates } from './job-states.ts';
 import { readArchivedJobs, selectArchivedJobs } from '../retention/archived-jobs.ts';
 import type { ArchivedJob, ArchivedMarker } from '../retention/archived-jobs.ts';
 import { jobConditions, noConditions } from '../../projections/job-conditions.ts';
@@ -20,9 +19,6 @@ import type { JobsFilter } from './jobs-query.ts';
  * when retention archived it (its view is frozen).
  */
 export type JobView = FoldedJobView & { conditions: JobConditions; archived?: ArchivedMarker };
-
-/** Beyond this many jobs in the tail, stored rows are read without a limit instead. */
-const maxExcludedKeys = 5_000;
 
 /** Jobs matching the filters, most recently updated first, at most `limit`. */
 export async function selectJobs(
@@ -122,19 +118,12 @@ async function candidateStates(
     const childIds = children.map((row) => row.stream_id);
     return readStatesOf(context, childIds, generation);
   }
-  // The tail first: jobs it changes are left out of the stored rows below, so a stale
-  // stored row can never take a place within the limit.
-  const states = await withTail(context, new Map(), generation, tailEvents(context, generation));
-  if (!generation) return states;
-  const changed = [...states.keys()];
   const wanted = wantedConditions(filter);
-  // The SQL filter may cut at the limit only when it drops nothing the fold would keep:
-  // conditions are judged after the fold (SQL narrows to jobs that may hold them, and
-  // cannot tell which do not), so with any condition filter every candidate is read.
-  const sqlFilterIsExact =
-    changed.length <= maxExcludedKeys && wanted === null && filter.stalled === undefined;
-  const stored: StoredJobsFilter = {
-    ...(sqlFilterIsExact ? { except: changed, limit } : {}),
+  return tailAndStoredStates(context, generation, ({ except, exclusive }) => ({
+    // The SQL filter may cut at the limit only when it drops nothing the fold would keep:
+    // conditions are judged after the fold (SQL narrows to jobs that may hold them, and
+    // cannot tell which do not), so with any condition filter every candidate is read.
+    ...(exclusive && wanted === null && filter.stalled === undefined ? { ...except, limit } : {}),
     ...(filter.project === undefined ? {} : { project: filter.project }),
     ...(filter.kind === undefined ? {} : { kind: filter.kind }),
     ...(filter.status ? { statuses: filter.status } : {}),
@@ -153,11 +142,7 @@ async function candidateStates(
           },
         }
       : {}),
-  };
-  for (const row of await selectStoredJobs(db, generation, stored)) {
-    if (!states.has(row.key)) states.set(row.key, storedState(row));
-  }
-  return states;
+  }));
 }
 
 /** Most recently updated first, then by id. */
@@ -171,6 +156,5 @@ export function sortByUpdate<V extends FoldedJobView>(views: V[]): V[] {
 
 /** A job as lists show it: its progress without items, and its ETA at `now`. */
 export function toView(jobId: string, state: JobEtaState, now: number): FoldedJobView {
-  const { items: _items, ...progress } = state.progress;
-  return { jobId, progress, eta: estimateEta(state, now) };
+  return { jobId, progress: snapshotOf(state), eta: estimateEta(state, now) };
 }

@@ -6,7 +6,12 @@ import type { JobEtaState } from '../../projections/job-eta.ts';
 import { fold } from '../../projections/projection.ts';
 import { jobsProjection, mainPart } from '../persisted/persisted-projection.ts';
 import { readStateParts } from '../persisted/projection-tables.ts';
-import { readCurrentJobsGeneration, readStoredJobs } from '../persisted/stored-jobs.ts';
+import {
+  readCurrentJobsGeneration,
+  readStoredJobs,
+  selectStoredJobs,
+} from '../persisted/stored-jobs.ts';
+import type { StoredJobsFilter } from '../persisted/stored-jobs.ts';
 import type { JobSnapshot } from '../../projections/job-rollup.ts';
 import type { Generation } from '../persisted/projection-tables.ts';
 import type { StoredJob } from '../persisted/stored-jobs.ts';
@@ -107,10 +112,39 @@ export async function readJobSnapshots(
 ): Promise<Map<string, JobSnapshot>> {
   const generation = await readCurrentJobsGeneration(context.log.db);
   const states = await readStatesOf(context, jobIds, generation);
-  const snapshots = new Map<string, JobSnapshot>();
-  for (const [jobId, state] of states) {
-    const { items: _items, ...progress } = state.progress;
-    snapshots.set(jobId, progress);
+  return new Map([...states].map(([jobId, state]) => [jobId, snapshotOf(state)]));
+}
+
+/** Beyond this many jobs in the tail, the stored rows are read without leaving them out. */
+const maxExcludedKeys = 5_000;
+
+/**
+ * Every job the log past the stored checkpoint touches, folded up to date, plus the stored
+ * jobs `stored` selects. The tail is read first and its jobs are left out of the stored
+ * rows (up to 5,000 of them; `exclusive` says whether they were), so a stale stored row
+ * never stands in for a job the tail changed, nor takes a place within a limit.
+ *
+ * @example
+ * await tailAndStoredStates(context, generation, ({ except }) => ({ ...except, statuses: ['running'] }));
+ */
+export async function tailAndStoredStates(
+  context: JobViewsContext,
+  generation: Generation | null,
+  stored: (tail: { except: StoredJobsFilter; exclusive: boolean }) => StoredJobsFilter,
+): Promise<Map<string, JobEtaState>> {
+  const states = await withTail(context, new Map(), generation, tailEvents(context, generation));
+  if (!generation) return states;
+  const changed = [...states.keys()];
+  const exclusive = changed.length <= maxExcludedKeys;
+  const filter = stored({ except: exclusive ? { except: changed } : {}, exclusive });
+  for (const row of await selectStoredJobs(context.log.db, generation, filter)) {
+    if (!states.has(row.key)) states.set(row.key, storedState(row));
   }
-  return snapshots;
+  return states;
+}
+
+/** A state's progress without its item table: what views and payloads show. */
+export function snapshotOf(state: JobEtaState): JobSnapshot {
+  const { items: _items, ...progress } = state.progress;
+  return progress;
 }
