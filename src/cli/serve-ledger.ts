@@ -8,6 +8,7 @@ import { runDemo } from '../demo/simulated-pipeline.ts';
 import { DatabaseReadiness } from '../store/database-readiness.ts';
 import { prepareSchema } from '../store/migrations.ts';
 import { advertiseServedUrl } from '../store/store-lock.ts';
+import { isTransient } from '../errors.ts';
 import { abortOnSignals } from './context.ts';
 import { listenOnPort } from './serve-port.ts';
 
@@ -81,13 +82,13 @@ export async function serveLedger(ledger: Ledger, settings: ServeSettings): Prom
       if (settings.conditionsIntervalMs !== null) {
         watcher = ledger.watchConditions({
           intervalMs: settings.conditionsIntervalMs,
-          onError: (error) => process.stderr.write(`Judging conditions failed: ${String(error)}\n`),
+          onError: reportUnlessTransient('Judging conditions failed'),
         });
       }
       deliverer = ledger.deliverWebhooks({
         allowHosts: settings.webhookAllowHosts,
         publicUrl: settings.publicUrl ?? address,
-        onError: (error) => process.stderr.write(`Delivering webhooks failed: ${String(error)}\n`),
+        onError: reportUnlessTransient('Delivering webhooks failed'),
       });
       if (settings.demo) await feedDemo(ledger, address, settings.demoItems, stop.signal);
     }
@@ -103,6 +104,16 @@ export async function serveLedger(ledger: Ledger, settings: ServeSettings): Prom
     await server.close();
     await Promise.all([runners?.stop(), watcher?.stop(), deliverer?.stop()]);
   }
+}
+
+/**
+ * An `onError` for a background task: a database that is down is said once by the readiness
+ * check and retried by the task, so only other errors are worth a line each.
+ */
+function reportUnlessTransient(what: string): (error: unknown) => void {
+  return (error) => {
+    if (!isTransient(error)) process.stderr.write(`${what}: ${String(error)}\n`);
+  };
 }
 
 /**
