@@ -2,6 +2,12 @@ import { performance } from 'node:perf_hooks';
 import { formatFaultTable, formatTable } from './report.ts';
 import { formatAlertTable, runAlertWorkloads } from './alert-workloads.ts';
 import { runFaultWorkloads } from './fault-suite.ts';
+import {
+  formatPeerTable,
+  fullPeerSizes,
+  quickPeerSizes,
+  runPeerWorkloads,
+} from './peer-workloads.ts';
 import { createScratchDatabase, defaultDatabaseUrl } from './scratch-database.ts';
 import { fullSizes, quickSizes } from './sizes.ts';
 import { runSuite } from './suite.ts';
@@ -26,12 +32,16 @@ import {
  *
  * `npm run bench -- --alerts`: the condition watcher's sweep with 10,000 running jobs, and
  * the latency of webhooks from a condition to a receiver on loopback (bench/alert-workloads.ts).
+ *
+ * `npm run bench -- --peers`: the workloads Headway shares with Emmett, on Headway, Emmett and
+ * plain `pg` in rotating rounds (bench/peer-workloads.ts; Emmett is installed on first use).
  */
 
 const quick = process.argv.includes('--quick');
 const faults = process.argv.includes('--faults');
 const topology = process.argv.includes('--scale') || process.argv.includes('--topology');
 const alerts = process.argv.includes('--alerts');
+const peers = process.argv.includes('--peers');
 const log = (message: string) => process.stderr.write(`bench: ${message}\n`);
 const started = performance.now();
 
@@ -68,6 +78,11 @@ try {
       notifications: quick ? 20 : 200,
     });
     process.stdout.write(`${formatAlertTable(result)}\n\n`);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } else if (peers) {
+    const sizes = quick ? quickPeerSizes : fullPeerSizes;
+    const result = await runPeerWorkloads(scratch.url, sizes, log, abort.signal);
+    process.stdout.write(`${formatPeerTable(result)}\n\n`);
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } else if (topology) {
     const settings = quick ? quickTopologySettings : topologySettings;
