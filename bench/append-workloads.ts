@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { EventInput } from '../schema/events.ts';
 import { CoalescingAppender } from '../src/append/coalescing-appender.ts';
 import type { Ledger } from '../src/ledger.ts';
+import { jobEvents, jobIds } from './generate-events.ts';
 import { perSecond, sequentialLatency } from './stats.ts';
 import type { LatencyFigures } from './stats.ts';
 
@@ -9,6 +10,11 @@ import type { LatencyFigures } from './stats.ts';
 export interface JobBatch {
   jobId: string;
   events: EventInput[];
+}
+
+/** `jobs` generated jobs named `<prefix>-0001`…, each with `eventsPerJob` events. */
+export function jobBatches(prefix: string, jobs: number, eventsPerJob: number): JobBatch[] {
+  return jobIds(prefix, jobs).map((jobId) => ({ jobId, events: jobEvents(jobId, eventsPerJob) }));
 }
 
 /** batchAppend: one `append` call per job, sequentially; events per second. */

@@ -6,9 +6,9 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { openLedger } from '../src/open-ledger.ts';
 import type { Ledger } from '../src/ledger.ts';
-import { batchAppend, singleAppend } from './append-workloads.ts';
-import { createRawTable, insertRawRows, rawSingleInsert } from './baselines.ts';
-import { jobEvents, jobIds, toRawRows } from './generate-events.ts';
+import { batchAppend, jobBatches, singleAppend } from './append-workloads.ts';
+import { createRawTable, insertRawRows, rawReadColumns, rawSingleInsert } from './baselines.ts';
+import { jobIds, toRawRows } from './generate-events.ts';
 import { peerEvolve, peerInitial } from './peer-evolve.ts';
 import { round } from './report.ts';
 import { median, perSecond } from './stats.ts';
@@ -134,46 +134,50 @@ class EmmettPeer {
   }
 }
 
+/**
+ * readStream or fold: each stream read once by `read`, and for a fold, folded with the
+ * shared evolve; events per second.
+ */
+async function readEach(
+  request: Extract<PeerRequest, { workload: 'readStream' | 'fold' }>,
+  read: (streamId: string) => Promise<readonly { type: string }[]>,
+): Promise<PeerFigure> {
+  let events = 0;
+  const started = performance.now();
+  for (const streamId of jobIds(request.prefix, request.streams)) {
+    const stream = await read(streamId);
+    events +=
+      request.workload === 'fold' ? stream.reduce(peerEvolve, peerInitial()).events : stream.length;
+  }
+  return { perSec: perSecond(events, performance.now() - started) };
+}
+
 /** Headway through its public API, on the events the generator gives every peer. */
 async function runHeadway(ledger: Ledger, request: PeerRequest): Promise<PeerFigure> {
   switch (request.workload) {
-    case 'batch': {
-      const jobs = jobIds(request.prefix, request.streams).map((jobId) => ({
-        jobId,
-        events: jobEvents(jobId, request.eventsPerStream),
-      }));
-      return { perSec: await batchAppend(ledger, jobs) };
-    }
-    case 'single': {
-      const [jobId] = jobIds(request.prefix, 1);
-      return singleAppend(ledger, { jobId: jobId!, events: jobEvents(jobId!, request.events) });
-    }
+    case 'batch':
+      return {
+        perSec: await batchAppend(
+          ledger,
+          jobBatches(request.prefix, request.streams, request.eventsPerStream),
+        ),
+      };
+    case 'single':
+      return singleAppend(ledger, jobBatches(request.prefix, 1, request.events)[0]!);
     case 'readStream':
-    case 'fold': {
-      let events = 0;
-      const started = performance.now();
-      for (const jobId of jobIds(request.prefix, request.streams)) {
-        const read = await ledger.readStream(jobId);
-        events +=
-          request.workload === 'fold' ? read.reduce(peerEvolve, peerInitial()).events : read.length;
-      }
-      return { perSec: perSecond(events, performance.now() - started) };
-    }
+    case 'fold':
+      return readEach(request, (streamId) => ledger.readStream(streamId));
   }
 }
 
-const streamQuery = `select position, transaction_id, stream_id, version, event_id, type,
-                            schema_version, data, metadata,
-                            (date_part('epoch', occurred_at) * 1000000)::int8 as occurred_us,
-                            (date_part('epoch', recorded_at) * 1000000)::int8 as recorded_us
-                       from raw_events where stream_id = $1 order by version`;
+const streamQuery = `select ${rawReadColumns} from raw_events where stream_id = $1 order by version`;
 
 /** The same work by hand: plain inserts and selects on a copy of the events table. */
 async function runPlain(client: pg.Client, request: PeerRequest): Promise<PeerFigure> {
   switch (request.workload) {
     case 'batch': {
-      const batches = jobIds(request.prefix, request.streams).map((jobId) =>
-        toRawRows(jobId, jobEvents(jobId, request.eventsPerStream)),
+      const batches = jobBatches(request.prefix, request.streams, request.eventsPerStream).map(
+        (job) => toRawRows(job.jobId, job.events),
       );
       const started = performance.now();
       // One statement per stream, as each peer makes one call per stream.
@@ -183,20 +187,15 @@ async function runPlain(client: pg.Client, request: PeerRequest): Promise<PeerFi
       };
     }
     case 'single': {
-      const [jobId] = jobIds(request.prefix, 1);
-      return rawSingleInsert(client, toRawRows(jobId!, jobEvents(jobId!, request.events)));
+      const [job] = jobBatches(request.prefix, 1, request.events);
+      return rawSingleInsert(client, toRawRows(job!.jobId, job!.events));
     }
     case 'readStream':
-    case 'fold': {
-      let events = 0;
-      const started = performance.now();
-      for (const jobId of jobIds(request.prefix, request.streams)) {
-        const { rows } = await client.query<{ type: string }>(streamQuery, [jobId]);
-        events +=
-          request.workload === 'fold' ? rows.reduce(peerEvolve, peerInitial()).events : rows.length;
-      }
-      return { perSec: perSecond(events, performance.now() - started) };
-    }
+    case 'fold':
+      return readEach(
+        request,
+        async (streamId) => (await client.query<{ type: string }>(streamQuery, [streamId])).rows,
+      );
   }
 }
 

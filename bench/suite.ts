@@ -2,7 +2,7 @@ import { cpus, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { openLedger } from '../src/open-ledger.ts';
-import { batchAppend, concurrentAppend, singleAppend } from './append-workloads.ts';
+import { batchAppend, concurrentAppend, jobBatches, singleAppend } from './append-workloads.ts';
 import type { JobBatch } from './append-workloads.ts';
 import {
   createRawTable,
@@ -11,7 +11,7 @@ import {
   rawKeysetRead,
   rawSingleInsert,
 } from './baselines.ts';
-import { jobEvents, jobIds, toRawRows } from './generate-events.ts';
+import { jobIds, toRawRows } from './generate-events.ts';
 import { pgliteWorkloads } from './pglite-workloads.ts';
 import { foldInMemory, jobSnapshot, loadJobs, seedJob } from './read-workloads.ts';
 import { httpAppendAndStatus } from './http-workloads.ts';
@@ -52,10 +52,6 @@ function roundPage(page: PageUnderLoad): PageUnderLoad {
     readsPerSec: round.ratio(page.readsPerSec),
     readP50Ms: round.ms(page.readP50Ms),
   };
-}
-
-function jobBatches(prefix: string, jobs: number, eventsPerJob: number): JobBatch[] {
-  return jobIds(prefix, jobs).map((jobId) => ({ jobId, events: jobEvents(jobId, eventsPerJob) }));
 }
 
 function rawRowsOf(jobs: readonly JobBatch[]) {
