@@ -327,7 +327,7 @@ BEGIN
   ), heads AS (
     UPDATE streams s SET version = h.version, updated_at = now()
       FROM (SELECT stream_id, max(version) AS version FROM inserted GROUP BY stream_id) h
-     WHERE s.stream_id = h.stream_id
+     WHERE s.stream_id = h.stream_id AND s.stream_id = ANY (p_stream_ids)
   )
   SELECT * FROM inserted;
   GET DIAGNOSTICS v_inserted = ROW_COUNT;
@@ -436,9 +436,12 @@ BEGIN
     RAISE EXCEPTION 'stream heads follow the log: stream % is archived', OLD.stream_id
       USING ERRCODE = 'HW004';
   END IF;
-  SELECT coalesce(max(e.version), 0) INTO v_head
-    FROM events e
-   WHERE e.stream_id = NEW.stream_id AND e.stream_month = NEW.stream_month;
+  -- The top of the (stream_id, version) index: one probe. max(version) read every entry
+  -- of the stream, so each append cost as much as the stream was long.
+  SELECT coalesce((SELECT e.version FROM events e
+                    WHERE e.stream_id = NEW.stream_id AND e.stream_month = NEW.stream_month
+                    ORDER BY e.version DESC LIMIT 1), 0)
+    INTO v_head;
   IF NEW.version IS DISTINCT FROM v_head THEN
     RAISE EXCEPTION 'stream heads follow the log: stream % has events up to version %, so its head must be %, received %',
                     NEW.stream_id, v_head, v_head, NEW.version
