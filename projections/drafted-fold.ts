@@ -1,5 +1,5 @@
 import type { RecordedEvent } from '../schema/recorded-event.ts';
-import { isEmptyTable, itemWriter, mapItemWriter } from './item-table.ts';
+import { isEmptyTable, itemWriter, numberedItemWriter } from './item-table.ts';
 import type { ItemTable, ItemWriter } from './item-table.ts';
 import type { Projection } from './projection.ts';
 
@@ -50,10 +50,10 @@ export function draftedFold<S, V>(
     },
     accumulate(state) {
       const draft = spec.draftOf(state);
-      // A fold from nothing keeps items in a Map; one that goes on from a stored state
+      // A fold from nothing numbers its items; one that goes on from a stored state
       // copies only the buckets it touches, once each.
       const source = core(state).items;
-      const items = isEmptyTable(source) ? mapItemWriter(source) : itemWriter(source);
+      const items = isEmptyTable(source) ? numberedItemWriter(source) : itemWriter(source);
       return {
         add(event) {
           if (event.version > core(draft).version) step(draft, items, event);

@@ -62,6 +62,13 @@ export function fold<S>(
   state: S = projection.initial(),
 ): S {
   const accumulator = accumulatorFor(projection, state);
-  for (const event of events) accumulator.add(event);
+  if (Array.isArray(events)) {
+    // Indexed: a long fold runs in on-stack-replaced code, where for-of over an array can
+    // allocate an iterator result per event.
+    const list = events as readonly RecordedEvent[];
+    for (let index = 0; index < list.length; index += 1) accumulator.add(list[index]!);
+  } else {
+    for (const event of events) accumulator.add(event);
+  }
   return accumulator.result();
 }
