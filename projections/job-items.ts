@@ -2,8 +2,9 @@ import type { FailureError } from '../schema/events.ts';
 import { isCustomEvent } from '../schema/recorded-event.ts';
 import type { RecordedEvent } from '../schema/recorded-event.ts';
 import { draftedFold } from './drafted-fold.ts';
-import { emptyItemTable, getItem, itemEntries } from './item-table.ts';
+import { bucketOf, emptyItemTable, getItem, itemBucketCount, itemEntries } from './item-table.ts';
 import type { ItemTable } from './item-table.ts';
+import { setOwn } from './own.ts';
 import type { Projection } from './projection.ts';
 
 /** Items by status; planned = pending + inFlight + completed + failed + skipped. */
@@ -54,6 +55,11 @@ export interface JobItemsState {
   /** Items known so far: the next `seenIndex`. */
   seen: number;
   items: ItemTable<ItemRecord>;
+  /**
+   * The ids of the items pending or in flight, so that listing them walks the open items
+   * only, not every item of the job (half a million in a job of a million events).
+   */
+  open: ItemTable<true>;
 }
 
 /**
@@ -266,19 +272,59 @@ export function itemUpdates(
 /** Per-item status, stage, attempts, place in plan order and last error of one job. */
 export const jobItems: Projection<JobItemsState> = {
   name: 'job-items',
-  // 2: records carry their stage and their places in plan order.
-  version: 2,
-  initial: () => ({ version: 0, stage: null, planned: 0, seen: 0, items: emptyItemTable() }),
+  // 2: records carry their stage and their places in plan order. 3: the open items apart.
+  version: 3,
+  initial: () => ({
+    version: 0,
+    stage: null,
+    planned: 0,
+    seen: 0,
+    items: emptyItemTable(),
+    open: emptyItemTable(),
+  }),
   // Bulk folds write items through one writer, copying each touched bucket once, not per event.
   ...draftedFold<JobItemsState, ItemRecord>({
     draftOf: (state) => ({ ...state }),
     apply(draft, items, event) {
       for (const [itemId, record] of itemUpdates((id) => items.get(id), event, draft)) {
+        const wasOpen = isOpenStatus(items.get(itemId)?.status);
         items.set(itemId, record);
+        const isOpen = isOpenStatus(record.status);
+        if (wasOpen !== isOpen) setOpen(draft, itemId, isOpen);
       }
     },
+    // A state handed out shares the open buckets: the draft copies them again before a change.
+    settle: (draft) => void ownedOpenBuckets.delete(draft),
   }),
 };
+
+function isOpenStatus(status: ItemStatus | undefined): boolean {
+  return status === 'pending' || status === 'inFlight';
+}
+
+/**
+ * The open buckets a draft has copied and may change in place, until it hands a state out
+ * (`settle`): a bulk fold copies each bucket once, not once per event.
+ */
+const ownedOpenBuckets = new WeakMap<JobItemsState, boolean[]>();
+
+function setOpen(draft: JobItemsState, itemId: string, open: boolean): void {
+  let owned = ownedOpenBuckets.get(draft);
+  if (!owned) {
+    owned = new Array<boolean>(itemBucketCount).fill(false);
+    ownedOpenBuckets.set(draft, owned);
+    draft.open = draft.open.slice();
+  }
+  const index = bucketOf(itemId);
+  if (!owned[index]) {
+    draft.open[index] = { ...draft.open[index] };
+    owned[index] = true;
+  }
+  const bucket = draft.open[index]!;
+  // setOwn and delete: an item id may be "__proto__".
+  if (open) setOwn(bucket, itemId, true);
+  else delete bucket[itemId];
+}
 
 /** An item record with its id. */
 export type ItemEntry = ItemRecord & { itemId: string };
@@ -296,18 +342,21 @@ export function comparePlanOrder(a: ItemRecord, b: ItemRecord): number {
   return a.seenIndex - b.seenIndex;
 }
 
-/** The items whose record passes `keep`, in plan order. */
-function itemsWhere(state: JobItemsState, keep: (record: ItemRecord) => boolean): ItemEntry[] {
+/** The open items of one status, in plan order: as many steps as open items. */
+function openItemsWith(state: JobItemsState, status: 'pending' | 'inFlight'): ItemEntry[] {
   const entries: ItemEntry[] = [];
-  for (const [itemId, record] of itemEntries(state.items)) {
-    if (keep(record)) entries.push({ itemId, ...record });
+  for (const [itemId] of itemEntries(state.open)) {
+    const record = getItem(state.items, itemId)!;
+    if (record.status === status) entries.push({ itemId, ...record });
   }
   return entries.sort(comparePlanOrder);
 }
 
 /** Every item with its record, in plan order. */
 export function allItems(state: JobItemsState): ItemEntry[] {
-  return itemsWhere(state, () => true);
+  const entries: ItemEntry[] = [];
+  for (const [itemId, record] of itemEntries(state.items)) entries.push({ itemId, ...record });
+  return entries.sort(comparePlanOrder);
 }
 
 /**
@@ -315,12 +364,12 @@ export function allItems(state: JobItemsState): ItemEntry[] {
  * an item gives its place, and a released item keeps it.
  */
 export function pendingItems(state: JobItemsState): ItemEntry[] {
-  return itemsWhere(state, (item) => item.status === 'pending');
+  return openItemsWith(state, 'pending');
 }
 
 /** Items started and not finished, in plan order. */
 export function inFlightItems(state: JobItemsState): ItemEntry[] {
-  return itemsWhere(state, (item) => item.status === 'inFlight');
+  return openItemsWith(state, 'inFlight');
 }
 
 /** Items in flight for longer than their lease (or `defaultLeaseMs`) as of `now`. */

@@ -5,7 +5,7 @@ import type { EventInput } from '../../schema/events.ts';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
 import { estimateEta, historyLimit, jobEta } from '../../projections/job-eta.ts';
 import { failureGroups, jobFailures, retryCandidates } from '../../projections/job-failures.ts';
-import { allItems, jobItems } from '../../projections/job-items.ts';
+import { allItems, inFlightItems, jobItems, pendingItems } from '../../projections/job-items.ts';
 import { jobProgress } from '../../projections/job-progress.ts';
 import { stageProgress } from '../../projections/job-stages.ts';
 import { jobSummary, summarize } from '../../projections/job-summary.ts';
@@ -169,6 +169,27 @@ describe('job progress invariants', () => {
             state.counts[status],
           );
         }
+      }),
+    );
+  });
+
+  it('lists pending and in-flight items from the open ones alone, as a walk of every item would', () => {
+    fc.assert(
+      fc.property(jobHistory, fc.nat(), (events, cut) => {
+        // Step by step to a point, then in bulk: both paths keep the open items.
+        const split = cut % (events.length + 1);
+        let state = jobItems.initial();
+        for (const event of events.slice(0, split)) state = jobItems.evolve(state, event);
+        state = fold(jobItems, events.slice(split), state);
+        const all = allItems(state);
+        const openIds = state.open.flatMap((bucket) => Object.keys(bucket)).sort();
+        const expectedOpen = all
+          .filter((item) => item.status === 'pending' || item.status === 'inFlight')
+          .map((item) => item.itemId)
+          .sort();
+        expect(openIds).toEqual(expectedOpen);
+        expect(pendingItems(state)).toEqual(all.filter((item) => item.status === 'pending'));
+        expect(inFlightItems(state)).toEqual(all.filter((item) => item.status === 'inFlight'));
       }),
     );
   });
