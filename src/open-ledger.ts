@@ -76,8 +76,8 @@ export interface OpenLedgerOptions {
    */
   applicationName?: string;
   /**
-   * Jobs per projection whose last `project` fold is kept, so reading them again folds
-   * only new events (default 32; 0 keeps none).
+   * Jobs per projection whose last `project` fold, and whose last status read's state, is
+   * kept, so reading them again folds only new events (default 32; 0 keeps none).
    */
   foldCacheJobs?: number;
   /**

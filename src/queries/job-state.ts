@@ -14,6 +14,7 @@ import { readItemSubset } from '../persisted/projection-tables.ts';
 import { readJobHead } from '../persisted/stored-jobs.ts';
 import type { Generation } from '../persisted/projection-tables.ts';
 import type { ConditionSettings } from '../../projections/job-conditions.ts';
+import type { FoldCache } from '../fold-cache.ts';
 
 /** What the views need of the ledger: its log reader, and the states its runner holds. */
 export interface JobViewsContext {
@@ -22,6 +23,11 @@ export interface JobViewsContext {
   cachedState(jobId: string): JobEtaState | undefined;
   /** How conditions (stalled, at risk, late, failure rate) are judged where a job sets none. */
   conditionSettings: ConditionSettings;
+  /**
+   * Whole states that reads folded past the runner's, so the next read of a job folds only
+   * what was appended since the last read, however far the runner lags.
+   */
+  readFolds?: FoldCache;
 }
 
 /** One job's state, its children's ids, and the generation its stored part came from. */
@@ -47,7 +53,7 @@ export async function readJobState(
   itemIds: readonly string[],
   withChildren: boolean,
 ): Promise<JobStateAndChildren> {
-  const cached = context.cachedState(jobId);
+  const cached = newestWholeState(context, jobId);
   if (cached) return foldPastCached(context, jobId, cached, withChildren);
   return context.log.db
     .transaction()
@@ -67,7 +73,15 @@ export async function readJobState(
     });
 }
 
-/** A whole state the runner holds, items included: one statement for what came after it. */
+/** The newer of the runner's state of a job and the last one a read folded, if any. */
+function newestWholeState(context: JobViewsContext, jobId: string): JobEtaState | undefined {
+  const runner = context.cachedState(jobId);
+  const read = context.readFolds?.get(jobEta, jobId)?.state;
+  if (!read) return runner;
+  return runner && runner.progress.version >= read.progress.version ? runner : read;
+}
+
+/** A whole state, items included: one statement for what came after it. */
 async function foldPastCached(
   context: JobViewsContext,
   jobId: string,
@@ -86,6 +100,10 @@ async function foldPastCached(
     const page = await context.log.readStreamTail(db, jobId, version, limits.readPage);
     state = fold(jobEta, page, state);
     if (page.length < limits.readPage) break;
+  }
+  // Folded from a whole state, so whole too: a later read may start from it.
+  if (state.progress.version > cached.progress.version) {
+    context.readFolds?.set(jobEta, jobId, { state, version: state.progress.version });
   }
   return { state, children: children ?? [] };
 }

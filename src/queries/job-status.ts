@@ -41,13 +41,18 @@ export async function readJobStatus(
   jobId: string,
   now: number,
 ): Promise<JobStatusView | null> {
-  // Looked up first: the stored projection may still hold an archived job's state.
-  const archived = (await readArchivedJobs<JobStatusView>(context.log.db, [jobId])).get(jobId);
+  // Both at once: one round trip's wait, not two. The archived view wins, since the
+  // stored projection may still hold an archived job's state.
+  const [archivedJobs, current] = await Promise.all([
+    readArchivedJobs<JobStatusView>(context.log.db, [jobId]),
+    readJobState(context, jobId, [], true),
+  ]);
+  const archived = archivedJobs.get(jobId);
   // Archived jobs are finished: no condition holds.
   if (archived) {
     return { ...archived.view, conditions: noConditions, archived: archived.archived };
   }
-  const { state, generation, children } = await readJobState(context, jobId, [], true);
+  const { state, generation, children } = current;
   if (!state) return null;
   let rolledUp: JobRollUp | null = null;
   if (children.length > 0) {

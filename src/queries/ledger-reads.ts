@@ -15,6 +15,7 @@ import type {
   ReadAllPage,
   ReadStreamOptions,
 } from '../store/log-reads.ts';
+import { FoldCache } from '../fold-cache.ts';
 import { JobFolds, type ReplayResult } from './job-folds.ts';
 import { JobViews } from './job-views.ts';
 import type { JobViewsContext } from './job-state.ts';
@@ -42,7 +43,9 @@ export class LedgerReads {
   ) {
     this.log = log;
     this.folds = new JobFolds(log, foldCacheJobs);
-    this.views = new JobViews({ log, cachedState, conditionSettings });
+    // Status reads keep their latest folds in the same bound as `project`.
+    const readFolds = new FoldCache(foldCacheJobs);
+    this.views = new JobViews({ log, cachedState, conditionSettings, readFolds });
   }
 
   // Reading the log
