@@ -588,6 +588,51 @@ for (const store of storesUnderTest()) {
         ]);
         expect(next.nextCursor).toBeNull();
       });
+
+      it("pages one job among others by its own events, from any cursor, like the log's order", async () => {
+        // Two jobs appended in turns, so each job's positions have the other's between them.
+        await ledger.append('weave-a', [started('weave-a')]);
+        await ledger.append('weave-b', [started('weave-b')]);
+        for (let round = 0; round < 6; round += 1) {
+          for (const jobId of ['weave-a', 'weave-b']) {
+            await ledger.append(jobId, [
+              { type: 'log.written', data: { level: 'info', message: `${jobId} ${round}` } },
+            ]);
+          }
+        }
+        const log = (await ledger.timeline({ limit: 1_000 })).events.filter((event) =>
+          event.streamId.startsWith('weave-'),
+        );
+        const positionsOf = (jobId: string) =>
+          log.filter((event) => event.streamId === jobId).map((event) => event.position);
+        for (const order of ['asc', 'desc'] as const) {
+          const expected = positionsOf('weave-a');
+          if (order === 'desc') expected.reverse();
+          const paged: bigint[] = [];
+          let cursor: string | undefined;
+          do {
+            const page = await ledger.timeline({ jobId: 'weave-a', limit: 3, order, cursor });
+            paged.push(...page.events.map((event) => event.position));
+            cursor = page.nextCursor ?? undefined;
+          } while (cursor !== undefined);
+          expect(paged).toEqual(expected);
+
+          // A cursor may be any position: another job's, or one past either end.
+          const cursors = [...positionsOf('weave-b'), 0n, log.at(-1)!.position + 100n];
+          for (const from of cursors) {
+            const page = await ledger.timeline({
+              jobId: 'weave-a',
+              limit: 1_000,
+              order,
+              cursor: String(from),
+            });
+            const after = expected.filter((position) =>
+              order === 'asc' ? position > from : position < from,
+            );
+            expect(page.events.map((event) => event.position)).toEqual(after);
+          }
+        }
+      });
     });
 
     describe('jobs', () => {

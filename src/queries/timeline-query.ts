@@ -83,18 +83,43 @@ export async function queryTimeline(log: LogReader, input: TimelineQuery): Promi
       sql<boolean>`concat_ws(' ', data->>'message', data->'error'->>'message', data->>'reason', data->>'note') ilike ${pattern}`,
     );
   }
-  if (cursor !== undefined) {
-    query = query.where(
-      sql<boolean>`position ${sql.raw(order === 'asc' ? '>' : '<')} ${cursor}::bigint`,
-    );
+  const after = sql.raw(order === 'asc' ? '>' : '<');
+  if (jobId !== undefined) {
+    // One job is read by (stream_id, version): by position, a page walks the log's position
+    // index from the log's start (or end) past every other job's events. A stream's versions
+    // follow its positions (its appends are serialised and insert in version order), so
+    // the order is the same, and a cursor becomes its event's version.
+    if (cursor !== undefined) {
+      query = query.where(sql<boolean>`version ${after} ${cursorVersion(jobId, cursor, order)}`);
+    }
+    query = query.orderBy('version', order);
+  } else {
+    if (cursor !== undefined) {
+      query = query.where(sql<boolean>`position ${after} ${cursor}::bigint`);
+    }
+    query = query.orderBy('position', order);
   }
-  const rows = await query
-    .orderBy('position', order)
-    .limit(limit + 1)
-    .execute();
+  const rows = await query.limit(limit + 1).execute();
   const page = rows.slice(0, limit).map((row) => log.toEvent(row));
   return {
     events: page,
     nextCursor: rows.length > limit ? formatTimelineCursor(page.at(-1)!.position) : null,
   };
+}
+
+/**
+ * The version a timeline cursor stands for in one job: its event's, found by position (the
+ * position index, one probe per partition). A cursor that is not one of the job's positions
+ * stands between the job's events around it, found by a scan of the job's versions.
+ */
+function cursorVersion(jobId: string, cursor: string, order: 'asc' | 'desc') {
+  const between =
+    order === 'asc'
+      ? sql`(select coalesce(max(version), 0) from events
+               where stream_id = ${jobId} and position <= ${cursor}::bigint)`
+      : sql`(select coalesce(min(version), ${Number.MAX_SAFE_INTEGER}::bigint) from events
+               where stream_id = ${jobId} and position >= ${cursor}::bigint)`;
+  return sql`coalesce(
+    (select version from events where position = ${cursor}::bigint and stream_id = ${jobId}),
+    ${between})`;
 }
