@@ -1,19 +1,27 @@
 import { performance } from 'node:perf_hooks';
-import type pg from 'pg';
 import type { RawRow } from './generate-events.ts';
 import { perSecond, sequentialLatency } from './stats.ts';
 import type { LatencyFigures } from './stats.ts';
 
 /**
  * What PostgreSQL itself can do on this machine, through `pg` with no library in
- * between: the yardstick every figure of ours is divided by.
+ * between: the yardstick every figure of ours is divided by. The PGlite figures use the
+ * same statements on the embedded store.
  */
+
+/**
+ * What a baseline needs of a connection: a `pg` client, or PGlite through the ledger's own
+ * Kysely (bench/pglite-workloads.ts), so one copy of each statement serves both stores.
+ */
+export interface RawSql {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+}
 
 /**
  * The same columns, defaults, identity, constraints and indexes as `events`, taken from
  * the migrated table itself so the two cannot drift; `LIKE` copies no triggers.
  */
-export async function createRawTable(client: pg.ClientBase): Promise<void> {
+export async function createRawTable(client: RawSql): Promise<void> {
   await client.query('create table raw_events (like events including all)');
 }
 
@@ -26,7 +34,7 @@ const unnestInsert = `
 
 /** Inserts rows with one `insert ... select from unnest(...)` statement per chunk. */
 export async function insertRawRows(
-  client: pg.ClientBase,
+  client: RawSql,
   rows: readonly RawRow[],
   perStatement: number,
 ): Promise<void> {
@@ -46,20 +54,14 @@ export async function insertRawRows(
 }
 
 /** (a) Raw batched insert, 1,000 rows per autocommit statement: rows per second. */
-export async function rawBatchInsert(
-  client: pg.ClientBase,
-  rows: readonly RawRow[],
-): Promise<number> {
+export async function rawBatchInsert(client: RawSql, rows: readonly RawRow[]): Promise<number> {
   const started = performance.now();
   await insertRawRows(client, rows, 1_000);
   return perSecond(rows.length, performance.now() - started);
 }
 
 /** (b) Raw single-row autocommit inserts on one connection: throughput and latency. */
-export function rawSingleInsert(
-  client: pg.ClientBase,
-  rows: readonly RawRow[],
-): Promise<LatencyFigures> {
+export function rawSingleInsert(client: RawSql, rows: readonly RawRow[]): Promise<LatencyFigures> {
   const text = `insert into raw_events (${columns}) values ($1, $2, $3, $4, $5, $6, $7, $8)`;
   return sequentialLatency(rows.length, (index) => {
     const row = rows[index]!;
@@ -92,16 +94,16 @@ export const rawReadColumns = `position, transaction_id, stream_id, version, eve
  * decoding of timestamps; `select *` with `Date`s is about a third slower still.
  */
 export async function rawKeysetRead(
-  client: pg.ClientBase,
+  client: RawSql,
   maxRows = Number.POSITIVE_INFINITY,
 ): Promise<{ perSec: number; rows: number }> {
   const text = `select ${rawReadColumns} from raw_events
                  where position > $1 order by position limit 10000`;
   const started = performance.now();
-  let after = '0';
+  let after: unknown = '0';
   let rows = 0;
   while (rows < maxRows) {
-    const page = await client.query<{ position: string }>(text, [after]);
+    const page = (await client.query(text, [after])) as { rows: { position: unknown }[] };
     rows += page.rows.length;
     if (page.rows.length < 10_000) break;
     after = page.rows.at(-1)!.position;

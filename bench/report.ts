@@ -1,5 +1,6 @@
 import type { FaultBenchResult } from './fault-suite.ts';
 import type { PageUnderLoad } from './dashboard-workloads.ts';
+import type { CostCurveResult, ReadCurve } from './cost-curve.ts';
 
 /** The last line of the output, in the shape issue 3 fixes for scripts to read. */
 export interface BenchResult {
@@ -25,11 +26,42 @@ export interface BenchResult {
   };
   fold: { eventsPerSec: number };
   jobSnapshot: { events: number; ms: number };
-  pglite: { batchAppendPerSec: number; replayPerSec: number };
+  /** The embedded store in memory; each baseline is the same raw SQL on the same PGlite. */
+  pglite: {
+    batchAppendPerSec: number;
+    batchAppendBaselinePerSec: number;
+    batchAppendRatio: number;
+    singleAppendPerSec: number;
+    singleAppendP50Ms: number;
+    singleAppendP99Ms: number;
+    singleAppendBaselinePerSec: number;
+    singleAppendBaselineP50Ms: number;
+    singleAppendBaselineP99Ms: number;
+    singleAppendRatio: number;
+    replayPerSec: number;
+    replayBaselinePerSec: number;
+    replayRatio: number;
+    replayEvents: number;
+  };
   liveLatency: { p50Ms: number; p99Ms: number; eventsPerSec: number; subscribers: number };
   rebuild: { eventsPerSec: number; events: number; baselinePerSec: number; ratio: number };
   httpAppend: { eventsPerSec: number; clients: number; batchSize: number; vsBatchAppend: number };
-  httpStatus: { p50Ms: number; p99Ms: number; queries: number };
+  /** `GET /v1/jobs/:id` while `clients` post batches of 100 at a steady `targetPerSec` in all. */
+  httpStatus: {
+    p50Ms: number;
+    p99Ms: number;
+    queries: number;
+    clients: number;
+    targetPerSec: number;
+    /** The append rate achieved, and how late batches left behind their schedule (p99). */
+    eventsPerSec: number;
+    sendLagP99Ms: number;
+  };
+  /**
+   * `GET /v1/jobs/:id` during httpAppend, with the server saturated; beside it, the server's
+   * event-loop delay p99, the part of the wait spent behind other work in the server.
+   */
+  httpStatusSaturated: { p50Ms: number; p99Ms: number; queries: number; loopDelayP99Ms: number };
   /** Append call to the change in the page, p95 over `appends` (the target is on p95). */
   dashboardLatency: {
     p50Ms: number;
@@ -48,6 +80,8 @@ export interface BenchResult {
     searchP95Ms: number;
     jobPage: PageUnderLoad;
   };
+  /** One job read at 10k, 100k and 1M events (bench/cost-curve.ts). */
+  costCurve: CostCurveResult;
   statusQuery: {
     p50Ms: number;
     p99Ms: number;
@@ -88,7 +122,7 @@ const mark = (met: boolean) => (met ? 'yes' : 'NO');
 /** The readable table: workload, our figure, the raw baseline, the ratio, the target. */
 export function formatTable(result: BenchResult, extras: TableExtras): string {
   const { batchAppend, singleAppend, concurrentAppend, replay, fold, jobSnapshot, pglite } = result;
-  const { liveLatency, rebuild, statusQuery, httpAppend, httpStatus } = result;
+  const { liveLatency, rebuild, statusQuery, httpAppend, httpStatus, httpStatusSaturated } = result;
   const { dashboardLatency, dashboardLoad } = result;
   const rows: string[][] = [
     ['workload', 'figure', 'baseline (raw SQL, same run)', 'ratio', 'target', 'met'],
@@ -121,8 +155,8 @@ export function formatTable(result: BenchResult, extras: TableExtras): string {
       `${rate(replay.eventsPerSec, 'events')}, ${number(replay.events)} events, peak RSS ${replay.peakRssMb} MB (${extras.replayStartRssMb} MB before; heap cap ${replay.heapCapMb} MB)`,
       `keyset x10000: ${rate(replay.baselinePerSec, 'rows')}`,
       String(replay.ratio),
-      '>= 0.7, RSS <= 300 MB',
-      mark(replay.ratio >= 0.7 && replay.peakRssMb <= 300),
+      '>= 0.8, RSS <= 300 MB',
+      mark(replay.ratio >= 0.8 && replay.peakRssMb <= 300),
     ],
     [
       'fold',
@@ -153,8 +187,8 @@ export function formatTable(result: BenchResult, extras: TableExtras): string {
       `${rate(rebuild.eventsPerSec, 'events')}, ${number(rebuild.events)} events`,
       `keyset x10000: ${rate(rebuild.baselinePerSec, 'rows')}`,
       String(rebuild.ratio),
-      '>= 0.5',
-      mark(rebuild.ratio >= 0.5),
+      '>= 0.6',
+      mark(rebuild.ratio >= 0.6),
     ],
     [
       'statusQuery',
@@ -169,16 +203,24 @@ export function formatTable(result: BenchResult, extras: TableExtras): string {
       `${rate(httpAppend.eventsPerSec, 'events')}, ${httpAppend.clients} clients posting batches of ${httpAppend.batchSize}`,
       `batchAppend: ${rate(result.batchAppend.eventsPerSec, 'events')}`,
       String(httpAppend.vsBatchAppend),
-      '>= 0.5',
-      mark(httpAppend.vsBatchAppend >= 0.5),
+      '>= 0.7',
+      mark(httpAppend.vsBatchAppend >= 0.7),
     ],
     [
       'httpStatus',
-      `p50 ${httpStatus.p50Ms} ms, p99 ${httpStatus.p99Ms} ms over ${number(httpStatus.queries)} GET /v1/jobs/:id during httpAppend`,
+      `p50 ${httpStatus.p50Ms} ms, p99 ${httpStatus.p99Ms} ms over ${number(httpStatus.queries)} GET /v1/jobs/:id while ${httpStatus.clients} clients post ${rate(httpStatus.targetPerSec, 'events')} (achieved ${rate(httpStatus.eventsPerSec, 'events')}, send lag p99 ${httpStatus.sendLagP99Ms} ms)`,
       '',
       '',
       'p99 <= 10 ms',
       mark(httpStatus.p99Ms <= 10),
+    ],
+    [
+      'httpStatus saturated',
+      `p50 ${httpStatusSaturated.p50Ms} ms, p99 ${httpStatusSaturated.p99Ms} ms over ${number(httpStatusSaturated.queries)} GET /v1/jobs/:id during httpAppend; server event-loop delay p99 ${httpStatusSaturated.loopDelayP99Ms} ms`,
+      '',
+      '',
+      '',
+      '',
     ],
     [
       'dashboardLatency',
@@ -200,8 +242,31 @@ export function formatTable(result: BenchResult, extras: TableExtras): string {
         ),
       ),
     ],
-    ['pglite batchAppend', rate(pglite.batchAppendPerSec, 'events'), '', '', '', ''],
-    ['pglite replay', rate(pglite.replayPerSec, 'events'), '', '', '', ''],
+    ...costCurveRows(result.costCurve),
+    [
+      'pglite batchAppend',
+      rate(pglite.batchAppendPerSec, 'events'),
+      `unnest x1000: ${rate(pglite.batchAppendBaselinePerSec, 'rows')}`,
+      String(pglite.batchAppendRatio),
+      '',
+      '',
+    ],
+    [
+      'pglite singleAppend',
+      `${rate(pglite.singleAppendPerSec, 'events')}, p50 ${pglite.singleAppendP50Ms} ms, p99 ${pglite.singleAppendP99Ms} ms`,
+      `insert: ${rate(pglite.singleAppendBaselinePerSec, 'rows')}, p50 ${pglite.singleAppendBaselineP50Ms} ms, p99 ${pglite.singleAppendBaselineP99Ms} ms`,
+      String(pglite.singleAppendRatio),
+      '',
+      '',
+    ],
+    [
+      'pglite replay',
+      `${rate(pglite.replayPerSec, 'events')}, ${number(pglite.replayEvents)} events`,
+      `keyset x10000: ${rate(pglite.replayBaselinePerSec, 'rows')}`,
+      String(pglite.replayRatio),
+      '',
+      '',
+    ],
   ];
   return [
     `Headway benchmark${extras.quick ? ' (--quick: smaller counts; targets are for the full run)' : ''}`,
@@ -209,6 +274,46 @@ export function formatTable(result: BenchResult, extras: TableExtras): string {
     '',
     ...alignRows(rows),
   ].join('\n');
+}
+
+/** "10k", "100k", "1M": the sizes of the cost curve as the table names them. */
+const shortCount = (value: number) =>
+  value >= 1_000_000
+    ? `${value / 1_000_000}M`
+    : value >= 1_000
+      ? `${value / 1_000}k`
+      : String(value);
+
+/**
+ * A row per read of the cost curve: "statusRead 10k -> 1M", p50 and p99 at each size, the
+ * ratio of the p50 at the largest size to a job of the smallest, and whether it is within 2x.
+ */
+function costCurveRows(costCurve: CostCurveResult): string[][] {
+  const sizes = costCurve.events.map(shortCount);
+  const span = `${sizes[0]} -> ${sizes.at(-1)}`;
+  // The ratio is against the reference job read in turn at the largest size: the drift of a
+  // shared machine between sizes would otherwise pass for growth (or hide it).
+  const row = (name: string, curve: ReadCurve, note: string) => [
+    `${name} ${span}`,
+    `p50 ${curve.p50Ms.join(' / ')} ms, p99 ${curve.p99Ms.join(' / ')} ms at ${sizes.join(' / ')} events (x${curve.curveRatio} over the first)${note}`,
+    `a ${sizes[0]}-event job in turn: p50 ${curve.refP50Ms.join(' / ')} ms`,
+    String(curve.ratio),
+    '<= 2x',
+    mark(curve.ratio <= 2),
+  ];
+  const { dashboardRead } = costCurve;
+  const routes = Object.entries(dashboardRead.routeP50Ms)
+    .map(([route, p50Ms]) => `${route} ${p50Ms.join(' / ')}`)
+    .join(', ');
+  return [
+    row('statusRead', costCurve.statusRead, ''),
+    row('timelinePage', costCurve.timelinePage, ''),
+    row(
+      'dashboardRead',
+      dashboardRead,
+      `; first load after growing ${dashboardRead.firstLoadMs.join(' / ')} ms; each request alone, p50 ms: ${routes}`,
+    ),
+  ];
 }
 
 /** Rows as aligned text columns, a rule under the first. */

@@ -16,6 +16,7 @@ import { pgliteWorkloads } from './pglite-workloads.ts';
 import { foldInMemory, jobSnapshot, loadJobs, seedJob } from './read-workloads.ts';
 import { httpAppendAndStatus } from './http-workloads.ts';
 import { dashboardWorkloads } from './dashboard-workloads.ts';
+import { costCurve } from './cost-curve.ts';
 import type { PageUnderLoad } from './dashboard-workloads.ts';
 import { liveLatency, rebuildAll, statusUnderLoad } from './live-workloads.ts';
 import { replayHeapCapMb, replayInChild } from './replay.ts';
@@ -168,8 +169,21 @@ export async function runSuite(context: SuiteContext): Promise<{
       }),
     );
 
-    const http = await step('http appends and status', () =>
-      httpAppendAndStatus(ledger, { clients: 32, batches: sizes.httpBatchesPerClient, signal }),
+    const http = await step('http appends and status, saturated', () =>
+      httpAppendAndStatus(
+        ledger,
+        { kind: 'saturated', clients: 32, batches: sizes.httpBatchesPerClient },
+        signal,
+      ),
+    );
+
+    // 10 clients, each one batch of 100 every 100 ms: 10,000 events/s, below saturation.
+    const httpSteady = await step('http status at a steady 10,000 events/s', () =>
+      httpAppendAndStatus(
+        ledger,
+        { kind: 'steady', clients: 10, intervalMs: 100, durationMs: sizes.httpSteadyMs },
+        signal,
+      ),
     );
 
     const dashboard = await step('dashboard in Chromium', () =>
@@ -179,6 +193,9 @@ export async function runSuite(context: SuiteContext): Promise<{
         log,
       }),
     );
+
+    // Last on PostgreSQL: it adds up to a million events that no later workload should read.
+    const curve = await step('cost curve', () => costCurve(ledger, sizes.costCurve, signal, log));
 
     const pglite = await step('pglite', () => pgliteWorkloads(sizes));
 
@@ -214,7 +231,19 @@ export async function runSuite(context: SuiteContext): Promise<{
       jobSnapshot: { events: sizes.snapshotEvents, ms: round.ms(snapshotMs) },
       pglite: {
         batchAppendPerSec: round.rate(pglite.batchAppendPerSec),
+        batchAppendBaselinePerSec: round.rate(pglite.rawBatchPerSec),
+        batchAppendRatio: round.ratio(pglite.batchAppendPerSec / pglite.rawBatchPerSec),
+        singleAppendPerSec: round.rate(pglite.single.perSec),
+        singleAppendP50Ms: round.ms(pglite.single.p50Ms),
+        singleAppendP99Ms: round.ms(pglite.single.p99Ms),
+        singleAppendBaselinePerSec: round.rate(pglite.rawSingle.perSec),
+        singleAppendBaselineP50Ms: round.ms(pglite.rawSingle.p50Ms),
+        singleAppendBaselineP99Ms: round.ms(pglite.rawSingle.p99Ms),
+        singleAppendRatio: round.ratio(pglite.single.perSec / pglite.rawSingle.perSec),
         replayPerSec: round.rate(pglite.replayPerSec),
+        replayBaselinePerSec: round.rate(pglite.rawReadPerSec),
+        replayRatio: round.ratio(pglite.replayPerSec / pglite.rawReadPerSec),
+        replayEvents: pglite.replayEvents,
       },
       liveLatency: {
         p50Ms: round.ms(live.p50Ms),
@@ -235,9 +264,19 @@ export async function runSuite(context: SuiteContext): Promise<{
         vsBatchAppend: round.ratio(http.appendPerSec / batchPerSec),
       },
       httpStatus: {
+        p50Ms: round.ms(httpSteady.statusP50Ms),
+        p99Ms: round.ms(httpSteady.statusP99Ms),
+        queries: httpSteady.statusQueries,
+        clients: 10,
+        targetPerSec: 10_000,
+        eventsPerSec: round.rate(httpSteady.appendPerSec),
+        sendLagP99Ms: round.ms(httpSteady.sendLagP99Ms ?? 0),
+      },
+      httpStatusSaturated: {
         p50Ms: round.ms(http.statusP50Ms),
         p99Ms: round.ms(http.statusP99Ms),
         queries: http.statusQueries,
+        loopDelayP99Ms: round.ms(http.serverLoopDelayP99Ms ?? 0),
       },
       dashboardLatency: {
         p50Ms: round.ms(dashboard.overviewLatency.p50Ms),
@@ -254,6 +293,7 @@ export async function runSuite(context: SuiteContext): Promise<{
         searchP95Ms: round.ms(dashboard.load.search.p95Ms),
         jobPage: roundPage(dashboard.load.jobPage),
       },
+      costCurve: curve,
       statusQuery: {
         p50Ms: round.ms(status.p50Ms),
         p99Ms: round.ms(status.p99Ms),
