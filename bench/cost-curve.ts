@@ -5,7 +5,8 @@ import type { Ledger } from '../src/ledger.ts';
 import { createServer } from '../src/server/server.ts';
 import { jobHistory } from './generate-events.ts';
 import { round } from './report.ts';
-import { percentile, sequentialLatency } from './stats.ts';
+import { percentileFigures, sequentialLatency } from './stats.ts';
+import type { PercentileFigures } from './stats.ts';
 
 /** How far the one job grows, and how many reads are timed at each size. */
 export interface CostCurveSizes {
@@ -143,15 +144,10 @@ export async function costCurve(
   };
 }
 
-interface Figures {
-  p50Ms: number;
-  p99Ms: number;
-}
-
 /** The growing job's figures, and the reference job's from the same rounds. */
 interface Pair {
-  job: Figures;
-  ref: Figures;
+  job: PercentileFigures;
+  ref: PercentileFigures;
 }
 
 function curve(points: readonly Pair[]): ReadCurve {
@@ -187,12 +183,7 @@ async function readsInTurn(count: number, read: (id: string) => Promise<void>): 
       times[which].push(performance.now() - started);
     }
   }
-  return { job: figures(times.job), ref: figures(times.ref) };
-}
-
-function figures(samples: number[]): Figures {
-  const sorted = samples.sort((a, b) => a - b);
-  return { p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99) };
+  return { job: percentileFigures(times.job), ref: percentileFigures(times.ref) };
 }
 
 /**

@@ -11,7 +11,7 @@ import { createRawTable, insertRawRows, rawReadColumns, rawSingleInsert } from '
 import { jobIds, toRawRows } from './generate-events.ts';
 import { peerEvolve, peerInitial } from './peer-evolve.ts';
 import { round } from './report.ts';
-import { median, perSecond } from './stats.ts';
+import { median, perSecond, rotation } from './stats.ts';
 
 /**
  * `npm run bench -- --peers`: the workloads Headway shares with Emmett (emmett-postgresql,
@@ -257,8 +257,9 @@ export async function runPeerWorkloads(
 
     const figures = new Map<string, PeerFigure[]>();
     for (let roundIndex = 0; roundIndex < sizes.rounds; roundIndex++) {
-      // Each round starts with another peer, so drift on a shared machine hits all alike.
-      const order = peers.map((_, index) => peers[(index + roundIndex) % peers.length]!);
+      // Each round starts with another peer, so drift on a shared machine hits all alike;
+      // within a round the peers take each workload in turn, so this is not rotatingRounds.
+      const order = rotation(peers.length, roundIndex).map((index) => peers[index]!);
       const perPeer = new Map(order.map((peer) => [peer, requestsOf(peer, roundIndex, sizes)]));
       for (let workload = 0; workload < 4; workload++) {
         for (const peer of order) {

@@ -16,7 +16,7 @@ import { jobIds, toRawRows } from './generate-events.ts';
 import { replayProjection } from './replay-projection.ts';
 import { seedJob } from './read-workloads.ts';
 import type { BenchSizes } from './sizes.ts';
-import { median } from './stats.ts';
+import { median, rotatingRounds } from './stats.ts';
 import type { LatencyFigures } from './stats.ts';
 
 /** The embedded store's figures beside the same raw SQL on the same PGlite, same run. */
@@ -48,26 +48,12 @@ function rawRowsOf(jobs: readonly JobBatch[]) {
   return jobs.flatMap((job) => toRawRows(job.jobId, job.events));
 }
 
-/** Rounds of each baseline and its workload; every figure is the median of its rounds. */
-const rounds = 3;
-
 /**
- * Runs a baseline and its workload `rounds` times, alternating which goes first. On a
- * busy shared machine one pair measured back to back gave ratios from 0.3 to 0.8 from run
- * to run; alternating and taking medians lets drift hit both sides alike.
+ * Rounds of each baseline and its workload, alternating which goes first; every figure is
+ * the median of its rounds. On a busy shared machine one pair measured back to back gave
+ * ratios from 0.3 to 0.8 from run to run.
  */
-async function alternating<B, W>(
-  baseline: (round: number) => Promise<B>,
-  workload: (round: number) => Promise<W>,
-): Promise<{ baseline: B[]; workload: W[] }> {
-  const results = { baseline: [] as B[], workload: [] as W[] };
-  for (let round = 0; round < rounds; round++) {
-    if (round % 2 === 0) results.baseline.push(await baseline(round));
-    results.workload.push(await workload(round));
-    if (round % 2 === 1) results.baseline.push(await baseline(round));
-  }
-  return results;
-}
+const rounds = 3;
 
 /** Each figure's median over the rounds. */
 function medianLatency(figures: readonly LatencyFigures[]): LatencyFigures {
@@ -101,12 +87,12 @@ export async function pgliteWorkloads(sizes: BenchSizes): Promise<PgliteFigures>
     const projection = replayProjection();
     // Warm-up: one page through the same query and reducers.
     fold(projection, (await ledger.readAll({ limit: 10_000 })).events);
-    const reads = await alternating(
+    const [rawReads, replays] = await rotatingRounds(rounds, [
       () => rawKeysetRead(raw),
       () => ledger.replay(projection),
-    );
-    const replayEvents = reads.workload[0]!.events;
-    const rawRows = reads.baseline.map((read) => read.rows);
+    ]);
+    const replayEvents = replays[0]!.events;
+    const rawRows = rawReads.map((read) => read.rows);
     if (rawRows.some((rows) => rows !== replayEvents)) {
       throw new Error(
         `pglite replay saw ${replayEvents} events, the raw reads ${rawRows.join(', ')} rows`,
@@ -117,28 +103,28 @@ export async function pgliteWorkloads(sizes: BenchSizes): Promise<PgliteFigures>
       jobBatches(`pglite-batch-${round}`, sizes.pgliteBatchJobs, sizes.eventsPerBatch);
     await rawBatchInsert(raw, rawRowsOf(jobBatches('pglite-warm-raw', 2, sizes.eventsPerBatch)));
     await batchAppend(ledger, jobBatches('pglite-warm', 2, sizes.eventsPerBatch));
-    const appends = await alternating(
+    const [rawBatches, batchAppends] = await rotatingRounds(rounds, [
       (round) => rawBatchInsert(raw, rawRowsOf(batches(round))),
       (round) => batchAppend(ledger, batches(round)),
-    );
+    ]);
 
     const single = (round: number) =>
       jobBatches(`pglite-single-${round}`, 1, sizes.pgliteSingleCalls)[0]!;
     await rawSingleInsert(raw, rawRowsOf(jobBatches('pglite-warm-raw-single', 1, 200)));
     await singleAppend(ledger, jobBatches('pglite-warm-single', 1, 200)[0]!);
-    const singles = await alternating(
+    const [rawSingles, singleAppends] = await rotatingRounds(rounds, [
       (round) => rawSingleInsert(raw, rawRowsOf([single(round)])),
       (round) => singleAppend(ledger, single(round)),
-    );
+    ]);
 
     return {
-      batchAppendPerSec: median(appends.workload),
-      rawBatchPerSec: median(appends.baseline),
-      replayPerSec: median(reads.workload.map((replay) => replay.eventsPerSecond)),
+      batchAppendPerSec: median(batchAppends),
+      rawBatchPerSec: median(rawBatches),
+      replayPerSec: median(replays.map((replay) => replay.eventsPerSecond)),
       replayEvents,
-      rawReadPerSec: median(reads.baseline.map((read) => read.perSec)),
-      single: medianLatency(singles.workload),
-      rawSingle: medianLatency(singles.baseline),
+      rawReadPerSec: median(rawReads.map((read) => read.perSec)),
+      single: medianLatency(singleAppends),
+      rawSingle: medianLatency(rawSingles),
     };
   } finally {
     await ledger.close();

@@ -27,11 +27,21 @@ export async function timed<T>(work: () => Promise<T>): Promise<{ result: T; ms:
   return { result, ms: performance.now() - started };
 }
 
-/** A throughput with per-call latencies, from `count` sequential calls. */
-export interface LatencyFigures {
-  perSec: number;
+/** The median and the 99th percentile of a set of latencies. */
+export interface PercentileFigures {
   p50Ms: number;
   p99Ms: number;
+}
+
+/** The p50 and p99 of unsorted latency samples (nearest rank); the samples are left as they are. */
+export function percentileFigures(samples: readonly number[]): PercentileFigures {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99) };
+}
+
+/** A throughput with per-call latencies, from `count` sequential calls. */
+export interface LatencyFigures extends PercentileFigures {
+  perSec: number;
 }
 
 /** Calls `call(i)` for i in 0..count-1, one at a time, timing each. */
@@ -47,10 +57,29 @@ export async function sequentialLatency(
     latencies.push(performance.now() - before);
   }
   const elapsed = performance.now() - started;
-  latencies.sort((a, b) => a - b);
-  return {
-    perSec: perSecond(count, elapsed),
-    p50Ms: percentile(latencies, 0.5),
-    p99Ms: percentile(latencies, 0.99),
-  };
+  return { perSec: perSecond(count, elapsed), ...percentileFigures(latencies) };
+}
+
+/**
+ * Runs every side once a round for `rounds` rounds, each round starting one side further
+ * along, and returns each side's results in round order. On a busy shared machine drift
+ * between back-to-back runs swamps the difference measured; rotating lets it hit every side
+ * alike. With two sides this alternates which goes first.
+ */
+export async function rotatingRounds<Results extends readonly unknown[]>(
+  rounds: number,
+  sides: { readonly [Side in keyof Results]: (round: number) => Promise<Results[Side]> },
+): Promise<{ -readonly [Side in keyof Results]: Results[Side][] }> {
+  const results = sides.map((): unknown[] => []);
+  for (let round = 0; round < rounds; round++) {
+    for (const side of rotation(sides.length, round)) {
+      results[side]!.push(await sides[side]!(round));
+    }
+  }
+  return results as { -readonly [Side in keyof Results]: Results[Side][] };
+}
+
+/** The side indices 0..count-1 in the order round `round` runs them: starting at `round % count`. */
+export function rotation(count: number, round: number): number[] {
+  return Array.from({ length: count }, (_, offset) => (offset + round) % count);
 }
