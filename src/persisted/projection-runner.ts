@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../schema/database.ts';
 import { limits } from '../../schema/limits.ts';
 import type { RecordedEvent } from '../../schema/recorded-event.ts';
-import { fold } from '../../projections/projection.ts';
+import { accumulatorFor } from '../../projections/projection.ts';
 import type { LogCursor } from '../cursors.ts';
 import type { LedgerStore, RunnerLock } from '../store/ledger-store.ts';
 import { isTransient } from '../errors.ts';
@@ -19,6 +19,7 @@ import type { Generation, StateRow } from './projection-tables.ts';
 import { readAhead } from '../store/read-ahead.ts';
 import { holdLockForever } from '../store/lock-holder.ts';
 import { RecentlyUsed } from '../recently-used.ts';
+import { TimeSlice } from '../time-slice.ts';
 
 /** How a runner reads, caches and retries. */
 export interface ProjectionRunnerOptions {
@@ -32,6 +33,13 @@ export interface ProjectionRunnerOptions {
   /** Longest wait between polls when no wake-up arrives (default 1,000 ms). */
   pollIntervalMs?: number;
   /**
+   * While following, how long new events gather after a wake-up before the next batch is
+   * read (default 200 ms). A batch copies and writes each item part it touches once, however
+   * many of its events touched it, so under a steady stream of appends fewer, larger batches
+   * cost less; status reads fold what the runner has not applied yet, so they stay current.
+   */
+  gatherMs?: number;
+  /**
    * Longest wait between attempts to take the lock another process holds (default 2,000
    * ms). Each wait is drawn between half and all of it, so many servers spread their attempts.
    */
@@ -41,6 +49,9 @@ export interface ProjectionRunnerOptions {
   /** Runs inside each batch's transaction just before it commits; a throw rolls it back. */
   beforeCommit?: (batch: { generation: Generation; events: number }) => void | Promise<void>;
 }
+
+/** How long a batch's fold holds the event loop before it lets other work run. */
+const foldSliceMs = 5;
 
 /** A page of the log to fold. */
 interface LogPage {
@@ -81,6 +92,7 @@ export class ProjectionRunner<S> {
       batchSize: options.batchSize ?? 50_000,
       cacheSize: options.cacheSize ?? 1_000,
       pollIntervalMs: options.pollIntervalMs ?? 1_000,
+      gatherMs: options.gatherMs ?? 200,
       lockRetryMs: options.lockRetryMs ?? 2_000,
       onError: options.onError ?? (() => undefined),
       ...(options.beforeCommit ? { beforeCommit: options.beforeCommit } : {}),
@@ -213,6 +225,7 @@ export class ProjectionRunner<S> {
         after: generation.cursor,
         batchSize: Math.min(this.options.batchSize, limits.readPage),
         pollIntervalMs: this.options.pollIntervalMs,
+        gatherMs: this.options.gatherMs,
         readPage: (cursor, limit) => this.context.readPage(cursor, limit),
         wakeUps: this.context.store.wakeUps,
         signal: AbortSignal.any([this.stopping.signal, lock.lost, restart.signal]),
@@ -244,17 +257,25 @@ export class ProjectionRunner<S> {
     const loaded = await readStateParts(this.db, definition.name, generation.generation, missing);
     const next = new Map<string, S>();
     const rows: StateRow[] = [];
+    // The server's requests are served between slices of the fold, not after all of it.
+    const slice = new TimeSlice(foldSliceMs);
     for (const [key, events] of byKey) {
       const before =
         cache.get(key) ??
         (loaded.has(key) ? definition.join(loaded.get(key)!) : definition.projection.initial());
       // The accumulator copies each touched item bucket once per batch, not once per event.
-      const after = fold(definition.projection, events, before);
+      const accumulator = accumulatorFor(definition.projection, before);
+      for (let index = 0; index < events.length; index += 1) {
+        accumulator.add(events[index]!);
+        if (index % 1_024 === 1_023) await slice.yieldIfDue();
+      }
+      const after = accumulator.result();
       if (after === before) continue;
       next.set(key, after);
       for (const [part, value] of definition.changedParts(after, events)) {
         rows.push({ key, part, value });
       }
+      await slice.yieldIfDue();
     }
     try {
       await this.db.transaction().execute(async (trx) => {
