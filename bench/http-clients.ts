@@ -24,8 +24,6 @@ export interface HttpClientsResult {
   appendP99Ms?: number;
   /** CPU this process used over the timed window, in ms: the clients' share of the machine. */
   clientCpuMs: number;
-  /** The server's event-loop delay over the run, p99 (filled in by the server's side). */
-  serverLoopDelayP99Ms?: number;
 }
 
 const batchSize = 100;

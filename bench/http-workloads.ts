@@ -5,8 +5,20 @@ import type { Ledger } from '../src/ledger.ts';
 import { createServer } from '../src/server/server.ts';
 import { runBenchChild } from './child.ts';
 import type { HttpClientsResult } from './http-clients.ts';
+import { machineBusyShare, machineCpuTicks, startRoundTripProbe } from './round-trips.ts';
 
 const clientsPath = fileURLToPath(new URL('./http-clients.ts', import.meta.url));
+
+/** What the clients measured, with what bounds it on the server's side. */
+export interface HttpStatusFigures extends HttpClientsResult {
+  /** The server's event-loop delay over the run, p99: waits behind other work in the server. */
+  serverLoopDelayP99Ms: number;
+  /** `select 1` from a thread of its own meanwhile: the database's round trip on this machine. */
+  roundTripP50Ms: number;
+  roundTripP99Ms: number;
+  /** The share of all the machine's cores busy meanwhile (0 to 1); null where unknown. */
+  machineBusy: number | null;
+}
 
 /** How the clients post: flat out, or each one batch per interval for a while. */
 export type HttpLoad =
@@ -25,9 +37,10 @@ export type HttpLoad =
  */
 export async function httpAppendAndStatus(
   ledger: Ledger,
+  databaseUrl: string,
   load: HttpLoad,
   signal: AbortSignal,
-): Promise<HttpClientsResult> {
+): Promise<HttpStatusFigures> {
   // What earlier workloads left unfolded (the saturated run's backlog, for the steady one)
   // is folded before the clock starts, so the runner follows only this run's appends.
   await ledger.catchUpProjections();
@@ -53,12 +66,26 @@ export async function httpAppendAndStatus(
       timed = true;
       loopDelay.reset();
     });
-    const result = await runBenchChild<HttpClientsResult>(clientsPath, {
-      env: { BENCH_HTTP_URL: url, BENCH_HTTP_CLIENTS: String(load.clients), ...env },
-      signal,
-    });
-    loopDelay.disable();
-    return { ...result, serverLoopDelayP99Ms: loopDelay.percentile(99) / 1e6 };
+    const probe = await startRoundTripProbe(databaseUrl);
+    try {
+      const cpuBefore = machineCpuTicks();
+      const result = await runBenchChild<HttpClientsResult>(clientsPath, {
+        env: { BENCH_HTTP_URL: url, BENCH_HTTP_CLIENTS: String(load.clients), ...env },
+        signal,
+      });
+      const machineBusy = machineBusyShare(cpuBefore, machineCpuTicks());
+      loopDelay.disable();
+      const roundTrip = await probe.stop();
+      return {
+        ...result,
+        serverLoopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+        roundTripP50Ms: roundTrip.p50Ms,
+        roundTripP99Ms: roundTrip.p99Ms,
+        machineBusy,
+      };
+    } finally {
+      await probe.stop();
+    }
   } finally {
     await server.close();
     await runners.stop();

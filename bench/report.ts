@@ -3,6 +3,17 @@ import type { PageUnderLoad } from './dashboard-workloads.ts';
 import type { CostCurveResult, ReadCurve } from './cost-curve.ts';
 
 /** The last line of the output, in the shape issue 3 fixes for scripts to read. */
+/** Beside an HTTP status figure: the parts of its wait that are not the read itself. */
+export interface WhatBoundsStatus {
+  /** The server's event-loop delay p99: waits behind other work in the server. */
+  loopDelayP99Ms: number;
+  /** `select 1` from a thread of its own meanwhile: the database's round trip on the machine. */
+  roundTripP50Ms: number;
+  roundTripP99Ms: number;
+  /** Percent of all the machine's cores busy meanwhile; null where unknown. */
+  machineBusyPercent: number | null;
+}
+
 export interface BenchResult {
   machine: string;
   postgres: string;
@@ -47,7 +58,7 @@ export interface BenchResult {
   rebuild: { eventsPerSec: number; events: number; baselinePerSec: number; ratio: number };
   httpAppend: { eventsPerSec: number; clients: number; batchSize: number; vsBatchAppend: number };
   /** `GET /v1/jobs/:id` while `clients` post batches of 100 at a steady `targetPerSec` in all. */
-  httpStatus: {
+  httpStatus: WhatBoundsStatus & {
     p50Ms: number;
     p99Ms: number;
     queries: number;
@@ -61,7 +72,7 @@ export interface BenchResult {
    * `GET /v1/jobs/:id` during httpAppend, with the server saturated; beside it, the server's
    * event-loop delay p99, the part of the wait spent behind other work in the server.
    */
-  httpStatusSaturated: { p50Ms: number; p99Ms: number; queries: number; loopDelayP99Ms: number };
+  httpStatusSaturated: WhatBoundsStatus & { p50Ms: number; p99Ms: number; queries: number };
   /** Append call to the change in the page, p95 over `appends` (the target is on p95). */
   dashboardLatency: {
     p50Ms: number;
@@ -208,7 +219,7 @@ export function formatTable(result: BenchResult, extras: TableExtras): string {
     ],
     [
       'httpStatus',
-      `p50 ${httpStatus.p50Ms} ms, p99 ${httpStatus.p99Ms} ms over ${number(httpStatus.queries)} GET /v1/jobs/:id while ${httpStatus.clients} clients post ${rate(httpStatus.targetPerSec, 'events')} (achieved ${rate(httpStatus.eventsPerSec, 'events')}, send lag p99 ${httpStatus.sendLagP99Ms} ms)`,
+      `p50 ${httpStatus.p50Ms} ms, p99 ${httpStatus.p99Ms} ms over ${number(httpStatus.queries)} GET /v1/jobs/:id while ${httpStatus.clients} clients post ${rate(httpStatus.targetPerSec, 'events')} (achieved ${rate(httpStatus.eventsPerSec, 'events')}, send lag p99 ${httpStatus.sendLagP99Ms} ms); ${statusBounds(httpStatus)}`,
       '',
       '',
       'p99 <= 10 ms',
@@ -216,7 +227,7 @@ export function formatTable(result: BenchResult, extras: TableExtras): string {
     ],
     [
       'httpStatus saturated',
-      `p50 ${httpStatusSaturated.p50Ms} ms, p99 ${httpStatusSaturated.p99Ms} ms over ${number(httpStatusSaturated.queries)} GET /v1/jobs/:id during httpAppend; server event-loop delay p99 ${httpStatusSaturated.loopDelayP99Ms} ms`,
+      `p50 ${httpStatusSaturated.p50Ms} ms, p99 ${httpStatusSaturated.p99Ms} ms over ${number(httpStatusSaturated.queries)} GET /v1/jobs/:id during httpAppend; ${statusBounds(httpStatusSaturated)}`,
       '',
       '',
       '',
@@ -370,4 +381,11 @@ export function formatFaultTable(result: FaultBenchResult): string {
     ],
   ];
   return ['Headway fault soak', result.date, '', ...alignRows(rows)].join('\n');
+}
+
+/** What bounds an HTTP status figure, in a line. */
+function statusBounds(bounds: WhatBoundsStatus): string {
+  const busy =
+    bounds.machineBusyPercent === null ? '' : `, machine ${bounds.machineBusyPercent}% busy`;
+  return `server event-loop delay p99 ${bounds.loopDelayP99Ms} ms, select 1 p50 ${bounds.roundTripP50Ms} ms, p99 ${bounds.roundTripP99Ms} ms${busy}`;
 }

@@ -15,13 +15,14 @@ import { jobIds, toRawRows } from './generate-events.ts';
 import { pgliteWorkloads } from './pglite-workloads.ts';
 import { foldInMemory, jobSnapshot, loadJobs, seedJob } from './read-workloads.ts';
 import { httpAppendAndStatus } from './http-workloads.ts';
+import type { HttpStatusFigures } from './http-workloads.ts';
 import { dashboardWorkloads } from './dashboard-workloads.ts';
 import { costCurve } from './cost-curve.ts';
 import type { PageUnderLoad } from './dashboard-workloads.ts';
 import { liveLatency, rebuildAll, statusUnderLoad } from './live-workloads.ts';
 import { replayHeapCapMb, replayInChild } from './replay.ts';
 import { round } from './report.ts';
-import type { BenchResult, TableExtras } from './report.ts';
+import type { BenchResult, TableExtras, WhatBoundsStatus } from './report.ts';
 import type { BenchSizes } from './sizes.ts';
 
 /** Where the suite runs and how it reports progress. */
@@ -172,6 +173,7 @@ export async function runSuite(context: SuiteContext): Promise<{
     const http = await step('http appends and status, saturated', () =>
       httpAppendAndStatus(
         ledger,
+        databaseUrl,
         { kind: 'saturated', clients: 32, batches: sizes.httpBatchesPerClient },
         signal,
       ),
@@ -181,6 +183,7 @@ export async function runSuite(context: SuiteContext): Promise<{
     const httpSteady = await step('http status at a steady 10,000 events/s', () =>
       httpAppendAndStatus(
         ledger,
+        databaseUrl,
         { kind: 'steady', clients: 10, intervalMs: 100, durationMs: sizes.httpSteadyMs },
         signal,
       ),
@@ -271,12 +274,13 @@ export async function runSuite(context: SuiteContext): Promise<{
         targetPerSec: 10_000,
         eventsPerSec: round.rate(httpSteady.appendPerSec),
         sendLagP99Ms: round.ms(httpSteady.sendLagP99Ms ?? 0),
+        ...whatBoundsStatus(httpSteady),
       },
       httpStatusSaturated: {
         p50Ms: round.ms(http.statusP50Ms),
         p99Ms: round.ms(http.statusP99Ms),
         queries: http.statusQueries,
-        loopDelayP99Ms: round.ms(http.serverLoopDelayP99Ms ?? 0),
+        ...whatBoundsStatus(http),
       },
       dashboardLatency: {
         p50Ms: round.ms(dashboard.overviewLatency.p50Ms),
@@ -318,4 +322,13 @@ export async function runSuite(context: SuiteContext): Promise<{
     await ledger.close();
     await raw.end();
   }
+}
+
+function whatBoundsStatus(figures: HttpStatusFigures): WhatBoundsStatus {
+  return {
+    loopDelayP99Ms: round.ms(figures.serverLoopDelayP99Ms),
+    roundTripP50Ms: round.ms(figures.roundTripP50Ms),
+    roundTripP99Ms: round.ms(figures.roundTripP99Ms),
+    machineBusyPercent: figures.machineBusy === null ? null : Math.round(figures.machineBusy * 100),
+  };
 }
