@@ -286,12 +286,7 @@ for (const store of storesUnderTest()) {
         // Small batches, committed often, so the runner moves the stored state between
         // the reads of one status query; items come back (released, retried) so that
         // folding an event onto the wrong item status would miscount.
-        const runner = ledger.runProjections({
-          batchSize: 7,
-          pollIntervalMs: 5,
-          gatherMs: 0,
-          cacheSize,
-        });
+        const runner = ledger.runProjections({ batchSize: 7, pollIntervalMs: 5, cacheSize });
         let appending = true;
         const producer = (async () => {
           for (let round = 0; appending && round < 200; round += 1) {

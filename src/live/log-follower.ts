@@ -1,4 +1,3 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import type { LogCursor } from '../cursors.ts';
 import { isTransient } from '../errors.ts';
 import { reconnectDelayMs } from '../backoff.ts';
@@ -16,11 +15,6 @@ export interface FollowSettings<E> {
   batchSize: number;
   /** Longest wait between polls when no wake-up arrives. */
   pollIntervalMs: number;
-  /**
-   * After a page that was not full, how long new events gather before the next read, a
-   * wake-up or not (default 0): for a follower whose cost is per page more than per event.
-   */
-  gatherMs?: number;
   readPage(after: LogCursor, limit: number): Promise<FollowedPage<E>>;
   wakeUps: WakeUps;
   signal: AbortSignal;
@@ -56,11 +50,7 @@ export async function* followLog<E>(settings: FollowSettings<E>): AsyncGenerator
         cursor = page.next;
         yield page;
       }
-      if (page.events.length < settings.batchSize) {
-        await wake.wait(settings.pollIntervalMs);
-        if (settings.gatherMs)
-          await delay(settings.gatherMs, undefined, { signal }).catch(() => {});
-      }
+      if (page.events.length < settings.batchSize) await wake.wait(settings.pollIntervalMs);
     }
   } finally {
     subscription.unsubscribe();

@@ -33,13 +33,6 @@ export interface ProjectionRunnerOptions {
   /** Longest wait between polls when no wake-up arrives (default 1,000 ms). */
   pollIntervalMs?: number;
   /**
-   * While following, how long new events gather after a wake-up before the next batch is
-   * read (default 200 ms). A batch copies and writes each item part it touches once, however
-   * many of its events touched it, so under a steady stream of appends fewer, larger batches
-   * cost less; status reads fold what the runner has not applied yet, so they stay current.
-   */
-  gatherMs?: number;
-  /**
    * Longest wait between attempts to take the lock another process holds (default 2,000
    * ms). Each wait is drawn between half and all of it, so many servers spread their attempts.
    */
@@ -92,7 +85,6 @@ export class ProjectionRunner<S> {
       batchSize: options.batchSize ?? 50_000,
       cacheSize: options.cacheSize ?? 1_000,
       pollIntervalMs: options.pollIntervalMs ?? 1_000,
-      gatherMs: options.gatherMs ?? 200,
       lockRetryMs: options.lockRetryMs ?? 2_000,
       onError: options.onError ?? (() => undefined),
       ...(options.beforeCommit ? { beforeCommit: options.beforeCommit } : {}),
@@ -225,7 +217,6 @@ export class ProjectionRunner<S> {
         after: generation.cursor,
         batchSize: Math.min(this.options.batchSize, limits.readPage),
         pollIntervalMs: this.options.pollIntervalMs,
-        gatherMs: this.options.gatherMs,
         readPage: (cursor, limit) => this.context.readPage(cursor, limit),
         wakeUps: this.context.store.wakeUps,
         signal: AbortSignal.any([this.stopping.signal, lock.lost, restart.signal]),
