@@ -1,13 +1,14 @@
-import type { AddressInfo } from 'node:net';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { Ledger } from '../src/ledger.ts';
-import { createServer } from '../src/server/server.ts';
 import { runBenchChild } from './child.ts';
 import type { HttpClientsResult } from './http-clients.ts';
+import type { HttpServerFigures } from './http-server.ts';
 import { machineBusyShare, machineCpuTicks, startRoundTripProbe } from './round-trips.ts';
 
 const clientsPath = fileURLToPath(new URL('./http-clients.ts', import.meta.url));
+const serverPath = fileURLToPath(new URL('./http-server.ts', import.meta.url));
 
 /** What the clients measured, with what bounds it on the server's side. */
 export interface HttpStatusFigures extends HttpClientsResult {
@@ -28,7 +29,7 @@ export type HttpLoad =
 /**
  * `clients` clients, each posting batches of 100 events of its own job to
  * `POST /v1/jobs/:id/events` over keep-alive HTTP on loopback, against a server (with its
- * projection runner) in this process, while `GET /v1/jobs/:id` of one of those jobs is
+ * projection runner) in a process of its own (bench/http-server.ts), while `GET /v1/jobs/:id` of one of those jobs is
  * timed one request after another. Saturated (httpAppend, and httpStatus during
  * saturation): each client posts `batches` batches back to back. Steady (httpStatus at a
  * steady rate): each client posts one batch every `intervalMs` for `durationMs`, so 10
@@ -36,21 +37,24 @@ export type HttpLoad =
  * services would.
  */
 export async function httpAppendAndStatus(
-  ledger: Ledger,
   databaseUrl: string,
   load: HttpLoad,
   signal: AbortSignal,
 ): Promise<HttpStatusFigures> {
-  // What earlier workloads left unfolded (the saturated run's backlog, for the steady one)
-  // is folded before the clock starts, so the runner follows only this run's appends.
-  await ledger.catchUpProjections();
-  const server = await createServer({ ledger });
-  const runners = ledger.runProjections();
-  // Status waits behind whatever holds the server's event loop: reported beside its p99.
-  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  const server = spawn(process.execPath, ['--import', 'tsx', serverPath], {
+    env: { ...process.env, BENCH_DATABASE_URL: databaseUrl },
+    stdio: ['pipe', 'pipe', 'inherit'],
+    signal,
+  });
+  server.on('error', () => undefined);
+  const lines = createInterface({ input: server.stdout })[Symbol.asyncIterator]();
+  const nextLine = async <T>(): Promise<T> => {
+    const line = await lines.next();
+    if (line.done) throw new Error(`bench/http-server.ts ended early (exit ${server.exitCode})`);
+    return JSON.parse(line.value) as T;
+  };
   try {
-    await server.listen({ host: '127.0.0.1', port: 0 });
-    const url = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+    const { url } = await nextLine<{ url: string }>();
     const env =
       load.kind === 'saturated'
         ? { BENCH_HTTP_BATCHES: String(load.batches) }
@@ -58,14 +62,6 @@ export async function httpAppendAndStatus(
             BENCH_HTTP_INTERVAL_MS: String(load.intervalMs),
             BENCH_HTTP_DURATION_MS: String(load.durationMs),
           };
-    loopDelay.enable();
-    // The first status request starts the timed window: the clients' set-up is left out.
-    let timed = false;
-    server.server.on('request', (request: { method?: string }) => {
-      if (timed || request.method !== 'GET') return;
-      timed = true;
-      loopDelay.reset();
-    });
     const probe = await startRoundTripProbe(databaseUrl);
     try {
       const cpuBefore = machineCpuTicks();
@@ -74,11 +70,12 @@ export async function httpAppendAndStatus(
         signal,
       });
       const machineBusy = machineBusyShare(cpuBefore, machineCpuTicks());
-      loopDelay.disable();
+      server.stdin.end();
+      const { loopDelayP99Ms } = await nextLine<HttpServerFigures>();
       const roundTrip = await probe.stop();
       return {
         ...result,
-        serverLoopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+        serverLoopDelayP99Ms: loopDelayP99Ms,
         roundTripP50Ms: roundTrip.p50Ms,
         roundTripP99Ms: roundTrip.p99Ms,
         machineBusy,
@@ -87,7 +84,7 @@ export async function httpAppendAndStatus(
       await probe.stop();
     }
   } finally {
-    await server.close();
-    await runners.stop();
+    server.stdin.end();
+    if (server.exitCode === null && server.signalCode === null) await once(server, 'exit');
   }
 }

@@ -172,7 +172,6 @@ export async function runSuite(context: SuiteContext): Promise<{
 
     const http = await step('http appends and status, saturated', () =>
       httpAppendAndStatus(
-        ledger,
         databaseUrl,
         { kind: 'saturated', clients: 32, batches: sizes.httpBatchesPerClient },
         signal,
@@ -182,7 +181,6 @@ export async function runSuite(context: SuiteContext): Promise<{
     // 10 clients, each one batch of 100 every 100 ms: 10,000 events/s, below saturation.
     const httpSteady = await step('http status at a steady 10,000 events/s', () =>
       httpAppendAndStatus(
-        ledger,
         databaseUrl,
         { kind: 'steady', clients: 10, intervalMs: 100, durationMs: sizes.httpSteadyMs },
         signal,
