@@ -29,44 +29,55 @@ export async function liveLatency(
   const deliveredAt: { eventId: string; at: number }[] = [];
   const after = await reader.liveCursor();
   const subscriptions: Subscription[] = [];
-  for (let index = 0; index < options.subscribers; index += 1) {
-    subscriptions.push(
-      reader.subscribe({ after, streamIds: ['live-0001'], pollIntervalMs: 1_000 }).subscribe({
-        next: (event) => deliveredAt.push({ eventId: event.eventId, at: performance.now() }),
-      }),
+  // A subscription's error is kept and reported; unhandled, rxjs would throw it out of band.
+  let failed: unknown;
+  let expected = 0;
+  try {
+    for (let index = 0; index < options.subscribers; index += 1) {
+      subscriptions.push(
+        reader.subscribe({ after, streamIds: ['live-0001'], pollIntervalMs: 1_000 }).subscribe({
+          next: (event) => deliveredAt.push({ eventId: event.eventId, at: performance.now() }),
+          error: (error: unknown) => (failed ??= error),
+        }),
+      );
+    }
+    // Give every subscription time to open its LISTEN connection and first read.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const events = jobEvents(
+      'live-0001',
+      Math.ceil((options.durationMs / tickMs) * perTick) + perTick,
     );
+    const started = performance.now();
+    let sent = 0;
+    const appends: Promise<void>[] = [];
+    for (let tick = 0; performance.now() - started < options.durationMs; tick += 1) {
+      const batch = events.slice(sent, sent + perTick).map((event) => ({
+        ...event,
+        eventId: crypto.randomUUID(),
+      }));
+      sent += batch.length;
+      const append = writer.append('live-0001', batch).then(() => {
+        committedAt.set(batch.at(-1)!.eventId, performance.now());
+      });
+      appends.push(append);
+      // The first batch starts the job, so no later one may reach the database before it.
+      if (tick === 0) await append;
+      const next = started + (tick + 1) * tickMs;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - performance.now())));
+    }
+    await Promise.all(appends);
+    expected = sent * options.subscribers;
+    const deadline = performance.now() + 10_000;
+    while (deliveredAt.length < expected && failed === undefined && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    // Also when an append fails: the ledger closes next, under the subscriptions' reads.
+    for (const subscription of subscriptions) subscription.unsubscribe();
   }
-  // Give every subscription time to open its LISTEN connection and first read.
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  const events = jobEvents(
-    'live-0001',
-    Math.ceil((options.durationMs / tickMs) * perTick) + perTick,
-  );
-  const started = performance.now();
-  let sent = 0;
-  const appends: Promise<void>[] = [];
-  for (let tick = 0; performance.now() - started < options.durationMs; tick += 1) {
-    const batch = events.slice(sent, sent + perTick).map((event) => ({
-      ...event,
-      eventId: crypto.randomUUID(),
-    }));
-    sent += batch.length;
-    const append = writer.append('live-0001', batch).then(() => {
-      committedAt.set(batch.at(-1)!.eventId, performance.now());
-    });
-    appends.push(append);
-    // The first batch starts the job, so no later one may reach the database before it.
-    if (tick === 0) await append;
-    const next = started + (tick + 1) * tickMs;
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - performance.now())));
+  if (failed !== undefined) {
+    throw failed instanceof Error ? failed : new Error(`liveLatency: ${JSON.stringify(failed)}`);
   }
-  await Promise.all(appends);
-  const expected = sent * options.subscribers;
-  const deadline = performance.now() + 10_000;
-  while (deliveredAt.length < expected && performance.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  for (const subscription of subscriptions) subscription.unsubscribe();
   if (deliveredAt.length < expected) {
     throw new Error(`liveLatency: ${deliveredAt.length} of ${expected} deliveries arrived`);
   }
