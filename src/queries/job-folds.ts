@@ -22,14 +22,10 @@ export interface ReplayResult<S> {
  * whole log.
  */
 export class JobFolds {
-  private readonly cache: FoldCache;
-
   constructor(
     private readonly log: LogReader,
-    cachedJobs = 32,
-  ) {
-    this.cache = new FoldCache(cachedJobs);
-  }
+    private readonly cache: FoldCache = new FoldCache(32),
+  ) {}
 
   /** One job's events through a projection; the state is shared with later reads, read-only. */
   project<S>(jobId: string, projection: Projection<S>): Promise<S> {

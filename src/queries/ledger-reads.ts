@@ -42,10 +42,11 @@ export class LedgerReads {
     readonly conditionSettings: ConditionSettings = defaultConditionSettings,
   ) {
     this.log = log;
-    this.folds = new JobFolds(log, foldCacheJobs);
-    // Status reads keep their latest folds in the same bound as `project`.
-    const readFolds = new FoldCache(foldCacheJobs);
-    this.views = new JobViews({ log, cachedState, conditionSettings, readFolds });
+    // `project` and status reads keep their latest folds in one cache: a job's status read
+    // and its `project(jobId, jobEta)` go on from each other's folds.
+    const folds = new FoldCache(foldCacheJobs);
+    this.folds = new JobFolds(log, folds);
+    this.views = new JobViews({ log, cachedState, conditionSettings, readFolds: folds });
   }
 
   // Reading the log

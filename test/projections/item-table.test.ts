@@ -65,6 +65,13 @@ function runAgainstModel(writer: ItemWriter<number>, base: ItemTable<number>, op
 }
 
 /** Same items, values and order in every bucket. */
+/** A table holding what `ops` leave, as a fold would hand it to the next one. */
+function tableAfter(ops: Operation[]): ItemTable<number> {
+  const writer = numberedItemWriter<number>(emptyItemTable());
+  runAgainstModel(writer, emptyItemTable(), ops);
+  return writer.table();
+}
+
 const entriesOf = (table: ItemTable<number>) => table.map((bucket) => Object.entries(bucket));
 
 describe('item ids', () => {
@@ -109,9 +116,7 @@ describe('the numbered writer of accumulators', () => {
   it('starts from a table it is given', () => {
     fc.assert(
       fc.property(operations, operations, (seed, ops) => {
-        const seeded = numberedItemWriter<number>(emptyItemTable());
-        runAgainstModel(seeded, emptyItemTable(), seed);
-        const base = seeded.table();
+        const base = tableAfter(seed);
         const writer = numberedItemWriter(base);
         const model = runAgainstModel(writer, base, ops);
         // Given items keep their places; new ones follow in the order first set.
@@ -125,9 +130,7 @@ describe('the copy-on-write writer', () => {
   it('agrees with a Map and leaves its source as it was', () => {
     fc.assert(
       fc.property(operations, operations, (seed, ops) => {
-        const seeded = numberedItemWriter<number>(emptyItemTable());
-        runAgainstModel(seeded, emptyItemTable(), seed);
-        const base = seeded.table();
+        const base = tableAfter(seed);
         const frozen = JSON.stringify(base);
         const writer = itemWriter(base);
         const model = runAgainstModel(writer, base, ops);
